@@ -1,0 +1,1 @@
+"""Crowdlab web application."""

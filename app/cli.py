@@ -1,0 +1,123 @@
+"""The ``crowdlab`` command."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import logging
+import sys
+
+from app.settings import get_settings
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from app.db.migrate import upgrade
+
+    settings = get_settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    upgrade()
+    print(f"Crowdlab on http://{args.host}:{args.port}  (data: {settings.data_dir.resolve()})")
+    uvicorn.run(
+        "app.main:create_app",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        reload=args.reload,
+        workers=1,
+        log_level="info",
+    )
+    return 0
+
+
+def _worker(args: argparse.Namespace) -> int:
+    from huey.consumer import Consumer
+
+    from workers.queue import get_huey
+
+    huey = get_huey()
+    if huey.immediate:
+        print("CROWDLAB_JOBS_IMMEDIATE is set: there is nothing to consume.", file=sys.stderr)
+        return 2
+    Consumer(huey, workers=args.threads, worker_type="thread", periodic=True).run()
+    return 0
+
+
+def _db(args: argparse.Namespace) -> int:
+    from app.db.migrate import upgrade
+
+    upgrade(revision=args.revision)
+    print(f"Database upgraded to {args.revision}: {get_settings().resolved_database_url}")
+    return 0
+
+
+def _create_user(args: argparse.Namespace) -> int:
+    from app.db.engine import session_scope
+    from app.db.migrate import upgrade
+    from app.errors import ValidationFailed
+    from app.services.users import create_user
+
+    upgrade()
+    password = args.password or getpass.getpass("Password: ")
+    with session_scope() as session:
+        try:
+            user = create_user(
+                session, email=args.email, password=password, role=args.role, name=args.name or ""
+            )
+        except ValidationFailed as exc:
+            details = "; ".join(f"{k}: {v}" for k, v in exc.errors.items())
+            print(f"error: {exc.message} {details}", file=sys.stderr)
+            return 2
+        print(f"Created {user.role} {user.email} (id {user.id})")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every sub-command; extension modules add theirs."""
+    parser = argparse.ArgumentParser(prog="crowdlab", description="Crowdlab labeling marketplace")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log more")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = sub.add_parser("serve", help="apply migrations and run the web server (and jobs)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--reload", action="store_true")
+    serve.set_defaults(func=_serve)
+
+    worker = sub.add_parser("worker", help="run a background job consumer")
+    worker.add_argument("--threads", type=int, default=get_settings().worker_threads)
+    worker.set_defaults(func=_worker)
+
+    db = sub.add_parser("db", help="database maintenance")
+    db_sub = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
+    db_upgrade = db_sub.add_parser("upgrade", help="apply migrations")
+    db_upgrade.add_argument("revision", nargs="?", default="head")
+    db_upgrade.set_defaults(func=_db)
+
+    create = sub.add_parser("create-user", help="create an account")
+    create.add_argument("--email", required=True)
+    create.add_argument("--role", choices=["requester", "labeler", "admin"], required=True)
+    create.add_argument("--name", default="")
+    create.add_argument("--password", help="prompted when omitted")
+    create.set_defaults(func=_create_user)
+
+    from app import cli_commands
+
+    cli_commands.register_all(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``crowdlab`` console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

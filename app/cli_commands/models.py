@@ -1,0 +1,288 @@
+"""``crowdlab collection import``, ``crowdlab train`` and ``crowdlab predict``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import threading
+
+from app.errors import CrowdlabError
+
+
+def _owner(session, email: str | None):
+    """The requester named by ``--owner``, or the only requester there is."""
+    from sqlmodel import select
+
+    from app.db.models import Role, User
+
+    if email:
+        user = session.exec(select(User).where(User.email == email.strip().lower())).first()
+        if user is None or user.role not in (Role.REQUESTER, Role.ADMIN):
+            raise CrowdlabError(f"No requester with the email {email!r}.")
+        return user
+    users = session.exec(
+        select(User).where(User.role.in_((Role.REQUESTER, Role.ADMIN)), User.is_active)
+    ).all()
+    if len(users) != 1:
+        raise CrowdlabError(
+            "Pass --owner EMAIL: "
+            + ("there is no requester yet." if not users else f"there are {len(users)} requesters.")
+        )
+    return users[0]
+
+
+def _fail(exc: CrowdlabError) -> int:
+    details = ""
+    errors = getattr(exc, "errors", None)
+    if errors:
+        details = " (" + "; ".join(f"{k}: {v}" for k, v in errors.items()) + ")"
+    print(f"error: {exc.message}{details}", file=sys.stderr)
+    return 2
+
+
+def _collection_import(args: argparse.Namespace) -> int:
+    from app.db.engine import session_scope
+    from app.db.migrate import upgrade
+    from app.services import collections
+
+    upgrade()
+    with session_scope() as session:
+        try:
+            owner = _owner(session, args.owner)
+            with open(args.zip, "rb") as handle:
+                collection = collections.create_collection_from_zip(
+                    session,
+                    requester=owner,
+                    file=handle,
+                    name=args.name,
+                    description=args.description,
+                    val_fraction=args.val_fraction,
+                    seed=args.seed,
+                    background=False,
+                )
+        except OSError as exc:
+            print(f"error: cannot read {args.zip}: {exc.strerror}", file=sys.stderr)
+            return 2
+        except CrowdlabError as exc:
+            return _fail(exc)
+        counts = collections.class_counts(session, collection_ids=[collection.id])[collection.id]
+    total = sum(c["total"] for c in counts.values())
+    print(
+        f"Created collection {collection.name!r} (id {collection.id}): {total} images, "
+        f"{len(counts)} classes"
+    )
+    for label, c in counts.items():
+        print(f"  {label}\ttrain {c['train']}\tval {c['val']}")
+    return 0
+
+
+def _bar(fraction: float, message: str, width: int = 30) -> str:
+    filled = int(round(fraction * width))
+    return f"\r[{'#' * filled}{'.' * (width - filled)}] {fraction * 100:5.1f}% {message[:90]:<90}"
+
+
+def _run_with_progress(job_id: int) -> None:
+    """Run the job in a thread here, drawing every progress update it records; Ctrl-C cancels.
+
+    On a terminal the bar is redrawn in place; otherwise each update is its own line.
+    """
+    from app.db.engine import session_scope
+    from app.db.models import Job
+    from workers.registry import execute_job
+
+    tty = sys.stderr.isatty()
+    shown = ""
+
+    def draw(fraction: float, message: str) -> None:
+        nonlocal shown
+        line = _bar(fraction, message)
+        if line == shown:
+            return
+        shown = line
+        if tty:
+            sys.stderr.write(line)
+            sys.stderr.flush()
+        else:
+            print(line.strip(), file=sys.stderr)
+
+    worker = threading.Thread(target=execute_job, args=(job_id, draw), daemon=True)
+    worker.start()
+    try:
+        while worker.is_alive():
+            worker.join(timeout=0.5)
+    except KeyboardInterrupt:
+        print("\nCancelling…", file=sys.stderr)
+        with session_scope() as session:
+            job = session.get(Job, job_id)
+            job.cancel_requested = True
+            session.add(job)
+            session.commit()
+        worker.join()
+    if tty:
+        sys.stderr.write("\n")
+
+
+def _print_metrics(model) -> None:
+    metrics = model.metrics
+    print(
+        f"Model {model.id}: {model.name} ({model.arch}) on {metrics.get('device', '?')}, "
+        f"{metrics.get('duration_seconds', 0):.1f} s"
+    )
+    if model.message:
+        print(f"note: {model.message}")
+    if not metrics.get("per_class"):
+        print("No validation images: no metrics.")
+        return
+
+    def pct(value):
+        return "-" if value is None else f"{value * 100:.1f}%"
+
+    print(f"validation images: {metrics.get('num_samples')}")
+    for key in (
+        "accuracy",
+        "macro_precision",
+        "macro_recall",
+        "macro_f1",
+        "mean_average_precision",
+    ):
+        print(f"{key}\t{pct(metrics.get(key))}")
+    print("class\tprecision\trecall\tf1\tAP\tsupport")
+    for row in metrics["per_class"]:
+        print(
+            f"{row['class']}\t{pct(row['precision'])}\t{pct(row['recall'])}\t{pct(row['f1'])}"
+            f"\t{pct(row['average_precision'])}\t{row['support']}"
+        )
+
+
+def _train(args: argparse.Namespace) -> int:
+    from app.db.engine import session_scope
+    from app.db.migrate import upgrade
+    from app.db.models import TrainedModel
+    from app.services import collections, trained_models
+
+    upgrade()
+    settings = {
+        "arch": args.arch,
+        "epochs": args.epochs,
+        "batch_size": args.batch_size,
+        "lr": args.lr,
+        "image_size": args.image_size,
+        "augmentation": args.augmentation,
+        "pretrained": not args.no_pretrained,
+        "device": args.device,
+        "seed": args.seed,
+    }
+    with session_scope() as session:
+        try:
+            owner = _owner(session, args.owner)
+            collection = collections.get_collection_by_name(
+                session, requester=owner, name=args.collection
+            )
+            model = trained_models.start_training(
+                session,
+                requester=owner,
+                collection_id=collection.id,
+                settings={k: v for k, v in settings.items() if v is not None},
+                dispatch=False,
+            )
+        except CrowdlabError as exc:
+            return _fail(exc)
+        model_id, job_id, owner_id = model.id, model.job_id, owner.id
+    print(
+        f"Training iteration {model.iteration} of {args.collection!r} "
+        f"({args.arch}, model id {model_id})",
+        file=sys.stderr,
+    )
+    _run_with_progress(job_id)
+    with session_scope() as session:
+        model = session.get(TrainedModel, model_id)
+        if model.status != "completed":
+            print(f"error: training {model.status}: {model.message}", file=sys.stderr)
+            return 1
+        _print_metrics(model)
+        if args.publish:
+            from app.db.models import User
+
+            try:
+                _, key = trained_models.publish_model(
+                    session,
+                    requester=session.get(User, owner_id),
+                    model_id=model_id,
+                    name=args.publish,
+                )
+            except CrowdlabError as exc:
+                return _fail(exc)
+            print(f"Published as {args.publish!r}; prediction key (shown once): {key}")
+    return 0
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from app.db.engine import session_scope
+    from app.services import inference, trained_models
+
+    status = 0
+    with session_scope(write=False) as session:
+        try:
+            owner = _owner(session, args.owner)
+            model = trained_models.get_published_model(session, requester=owner, name=args.model)
+        except CrowdlabError as exc:
+            return _fail(exc)
+    for path in args.images:
+        try:
+            with open(path, "rb") as handle:
+                data = handle.read()
+            label, probability = inference.predict_bytes(model, data=data, name=path, top_k=1)[0]
+        except OSError as exc:
+            print(f"error: cannot read {path}: {exc.strerror}", file=sys.stderr)
+            status = 1
+            continue
+        except CrowdlabError as exc:
+            print(f"error: {exc.message}", file=sys.stderr)
+            status = 1
+            continue
+        print(f"{path}\t{label}\t{probability:.4f}")
+    return status
+
+
+def register(sub) -> None:
+    """Add the collection, train and predict sub-commands."""
+    collection = sub.add_parser("collection", help="image collections")
+    collection_sub = collection.add_subparsers(
+        dest="collection_command", required=True, metavar="ACTION"
+    )
+    imp = collection_sub.add_parser("import", help="import a ZIP of class folders")
+    imp.add_argument("zip", metavar="DATASET.zip")
+    imp.add_argument("--name", required=True)
+    imp.add_argument("--description", default="")
+    imp.add_argument("--owner", metavar="EMAIL", help="the requester (default: the only one)")
+    imp.add_argument("--val-fraction", type=float, default=0.2)
+    imp.add_argument("--seed", type=int, default=0)
+    imp.set_defaults(func=_collection_import)
+
+    train = sub.add_parser(
+        "train",
+        help="train a model on a collection (foreground, with a progress bar)",
+        description="Train a model. For several GPUs run `torchrun --nproc_per_node=N -m "
+        "model.ddp_train` on an exported items file (see model/ddp_train.py).",
+    )
+    train.add_argument("--collection", required=True, metavar="NAME")
+    train.add_argument("--arch", default="resnet18")
+    train.add_argument("--epochs", type=int)
+    train.add_argument("--image-size", type=int)
+    train.add_argument("--batch-size", type=int)
+    train.add_argument("--lr", type=float)
+    train.add_argument("--augmentation", choices=["none", "light", "medium", "heavy"])
+    train.add_argument("--no-pretrained", action="store_true", help="train from scratch")
+    train.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    train.add_argument("--seed", type=int)
+    train.add_argument("--publish", metavar="NAME", help="publish the model under this name")
+    train.add_argument("--owner", metavar="EMAIL")
+    train.set_defaults(func=_train)
+
+    predict = sub.add_parser("predict", help="classify images with a published model")
+    predict.add_argument(
+        "--model", required=True, metavar="NAME", help="published name (or #<model id>)"
+    )
+    predict.add_argument("images", nargs="+", metavar="IMAGE")
+    predict.add_argument("--owner", metavar="EMAIL")
+    predict.set_defaults(func=_predict)

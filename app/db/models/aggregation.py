@@ -1,0 +1,81 @@
+"""Aggregation runs, their per-task labels and per-worker quality."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import JSON, Column, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from app.db.types import UTCDateTime, utcnow
+
+
+class AggregationRun(SQLModel, table=True):
+    """One aggregation of a pool's answers with one method."""
+
+    __tablename__ = "aggregation_run"
+
+    id: int | None = Field(default=None, primary_key=True)
+    pool_id: int = Field(
+        sa_column=Column(
+            Integer, ForeignKey("pool.id", ondelete="CASCADE"), nullable=False, index=True
+        )
+    )
+    owner_id: int = Field(
+        sa_column=Column(Integer, ForeignKey("user_account.id", ondelete="CASCADE"), nullable=False)
+    )
+    method: str = Field(sa_column=Column(String(32), nullable=False))
+    params: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    status: str = Field(default="queued", sa_column=Column(String(16), nullable=False))
+    job_id: int | None = Field(
+        default=None,
+        sa_column=Column(Integer, ForeignKey("job.id", ondelete="SET NULL"), nullable=True),
+    )
+    task_count: int = Field(default=0)
+    unanswered_count: int = Field(default=0)
+    answer_count: int = Field(default=0)
+    mean_confidence: float | None = Field(default=None)
+    error: str | None = Field(default=None)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+    started_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    finished_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class AggregatedLabel(SQLModel, table=True):
+    """The aggregated answer of one task; ``value`` is None when nobody answered."""
+
+    __tablename__ = "aggregated_label"
+    __table_args__ = (UniqueConstraint("run_id", "task_id", name="uq_aggregated_label"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: int = Field(
+        sa_column=Column(
+            Integer, ForeignKey("aggregation_run.id", ondelete="CASCADE"), nullable=False
+        )
+    )
+    task_id: int = Field(
+        sa_column=Column(Integer, ForeignKey("task.id", ondelete="CASCADE"), nullable=False)
+    )
+    value: str | None = Field(default=None, max_length=200)
+    confidence: float | None = Field(default=None)
+    answer_count: int = Field(default=0)
+
+
+class WorkerQuality(SQLModel, table=True):
+    """A labeler's estimated accuracy and confusion matrix from one run."""
+
+    __tablename__ = "worker_quality"
+    __table_args__ = (Index("ix_worker_quality_run", "run_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: int = Field(
+        sa_column=Column(
+            Integer, ForeignKey("aggregation_run.id", ondelete="CASCADE"), nullable=False
+        )
+    )
+    labeler_id: int = Field(
+        sa_column=Column(Integer, ForeignKey("user_account.id", ondelete="CASCADE"), nullable=False)
+    )
+    accuracy: float | None = Field(default=None)
+    answer_count: int = Field(default=0)
+    confusion: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))

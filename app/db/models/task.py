@@ -1,0 +1,47 @@
+"""Tasks: one image to label, general, control (known answer) or training (with a hint)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import JSON, CheckConstraint, Column, ForeignKey, Index, Integer, String
+from sqlmodel import Field, SQLModel
+
+from app.db.types import UTCDateTime, utcnow
+
+
+class TaskKind(StrEnum):
+    GENERAL = "general"
+    CONTROL = "control"
+    TRAINING = "training"
+
+
+class Task(SQLModel, table=True):
+    """``taken_count`` counts live slots (active, submitted, accepted); it never exceeds overlap."""
+
+    __table_args__ = (
+        CheckConstraint("taken_count >= 0", name="ck_task_taken"),
+        CheckConstraint("overlap IS NULL OR overlap >= 1", name="ck_task_overlap"),
+        Index("ix_task_pool_kind_taken", "pool_id", "kind", "taken_count"),
+        Index("ix_task_media", "media_id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    pool_id: int = Field(
+        sa_column=Column(Integer, ForeignKey("pool.id", ondelete="CASCADE"), nullable=False)
+    )
+    kind: str = Field(default=TaskKind.GENERAL, sa_column=Column(String(16), nullable=False))
+    image: str = Field(max_length=2000)
+    input_values: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    media_id: int | None = Field(
+        default=None,
+        sa_column=Column(Integer, ForeignKey("media_file.id", ondelete="SET NULL"), nullable=True),
+    )
+    known_answer: str | None = Field(default=None, max_length=200)
+    hint: str | None = Field(default=None, max_length=2000)
+    overlap: int | None = Field(default=None)
+    taken_count: int = Field(default=0)
+    submitted_count: int = Field(default=0)
+    position: int = Field(default=0)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
