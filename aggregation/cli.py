@@ -1,0 +1,81 @@
+"""File-to-file aggregation behind ``crowdlab aggregate RESULTS.tsv --method ds -o OUT.tsv``."""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+from aggregation.base import ProgressFn
+from aggregation.registry import get_method
+from aggregation.tsv import known_answers, read_assignments_tsv, write_aggregated_tsv
+
+_READ, _FIT = 0.1, 0.85  # shares of the progress bar: reading, then fitting, then writing
+
+
+def aggregate_file(
+    input_path: str | os.PathLike[str],
+    output_path: str | os.PathLike[str],
+    method: str = "ds",
+    on_progress: ProgressFn | None = None,
+    output_field: str = "result",
+    **params: Any,
+) -> dict[str, Any]:
+    """Aggregates a Toloka-style raw results TSV into an aggregated TSV.
+
+    Reads answers with :func:`~aggregation.tsv.read_assignments_tsv` (rejected assignments
+    skipped), uses ``GOLDEN:<output_field>`` values as known answers, fits the method and writes
+    ``INPUT:<f>  OUTPUT:<output_field>  CONFIDENCE:<output_field>`` with one row per task in
+    order of first appearance (the INPUT header names are taken from the input file).
+
+    Args:
+        input_path: Raw results TSV.
+        output_path: Where to write the aggregated TSV.
+        method: A name accepted by :func:`~aggregation.registry.get_method`.
+        on_progress: Called as ``on_progress(fraction, message)``: after reading, after every
+            EM iteration, and when done.
+        output_field: OUTPUT field holding the labels.
+        **params: Hyper-parameters of the method (e.g. ``n_iter``).
+
+    Returns:
+        Summary: ``method, answers, tasks, workers, labels, known, iterations`` (None for
+        non-iterative methods), ``mean_confidence``, ``seconds`` and ``output``.
+
+    Raises:
+        TsvError: The input cannot be read (names the row).
+        ValueError: Unknown method or bad parameters.
+    """
+    started = time.perf_counter()
+    model = get_method(method)(**params)
+
+    def report(fraction: float, message: str) -> None:
+        if on_progress is not None:
+            on_progress(fraction, message)
+
+    answers = read_assignments_tsv(input_path, output_field=output_field)
+    known = known_answers(answers)
+    report(_READ, f"read {len(answers)} answers")
+
+    def fitting(fraction: float, message: str) -> None:
+        report(_READ + (_FIT - _READ) * fraction, message)
+
+    model.fit(answers, known=known, on_progress=fitting)
+    result = model.result_frame()
+    write_aggregated_tsv(
+        result, output_path, input_field=answers.attrs["input_fields"], output_field=output_field
+    )
+    matrix = model.matrix_
+    summary: dict[str, Any] = {
+        "method": method,
+        "answers": matrix.n_answers,
+        "tasks": matrix.n_tasks,
+        "workers": matrix.n_workers,
+        "labels": matrix.n_labels,
+        "known": int(known.index.isin(matrix.tasks).sum()),
+        "iterations": getattr(model, "n_iter_", None),
+        "mean_confidence": float(result["confidence"].mean()) if len(result) else None,
+        "seconds": round(time.perf_counter() - started, 3),
+        "output": os.fspath(output_path),
+    }
+    report(1.0, f"wrote {matrix.n_tasks} tasks to {os.fspath(output_path)}")
+    return summary
