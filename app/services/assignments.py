@@ -1,0 +1,235 @@
+"""The assignment engine: hand out task suites, skip, expire; submit lives in submissions.
+
+Concurrency: on PostgreSQL candidate general tasks are locked with
+``FOR NO KEY UPDATE SKIP LOCKED`` (so two labelers never take a task's last slot and never
+wait on each other), the labeler's row is locked while a suite is chosen (one active suite
+per pool even on a double click) and an assignment row is locked before it changes state
+(a repeated submit waits, then sees it was submitted). Task counters are always changed
+in task-id order. On SQLite the write session's ``BEGIN IMMEDIATE`` serialises writers.
+
+Speed: the statements are built once (``suite_sql``); on PostgreSQL a new suite (the
+assignment, its tasks and the taken counters) is written in one statement.
+bench/labeling_load.py drives this path over HTTP.
+"""
+
+from __future__ import annotations
+
+import random
+from datetime import timedelta
+
+from sqlalchemy import update
+from sqlmodel import Session, select
+
+from app.db.models import Assignment, AssignmentStatus, Pool, TaskKind, User
+from app.db.types import utcnow
+from app.errors import Conflict, NotFound
+from app.services import suite_sql as sql
+from app.services.assignment_locks import end_assignment, lock_own, on_pg, release_slots
+from app.services.labeler_pools import check_pool_access
+from app.services.quality import apply_rules_after_skip
+from app.services.submissions import (  # noqa: F401  (the engine's public surface)
+    SubmitResult,
+    TrainingCheck,
+    check_training_answer,
+    submit_assignment,
+)
+from app.services.suite_sql import pick
+from app.services.suite_views import SuiteView, build_view, image_url
+
+
+class NoSuiteAvailable(Conflict):
+    """The pool has no task left that this labeler may take."""
+
+    code = "NO_TASKS_AVAILABLE"
+
+
+def _picked(rows) -> list[tuple]:
+    """(id, position, kind, hint, image, sha256, content type) per picked task."""
+    return [tuple(row) for row in rows]
+
+
+def _pick_general(conn, *, labeler: User, pool: Pool, pg: bool) -> list[tuple]:
+    statement = pick(sql.PICK_GENERAL[bool(pool.keep_task_order)], pg)
+    params = {
+        "pool_id": pool.id,
+        "labeler_id": labeler.id,
+        "overlap": pool.overlap,
+        "n": pool.general_per_suite,
+    }
+    return _picked(conn.execute(statement, params))
+
+
+def _pick_unlimited(
+    conn, *, labeler: User, pool: Pool, kind: TaskKind, count: int, reuse: bool
+) -> list[tuple]:
+    """Control / training tasks: the ones this labeler has seen least often, at random."""
+    if count <= 0:
+        return []
+    params = {"pool_id": pool.id, "labeler_id": labeler.id, "kind": str(kind), "n": count}
+    unseen = _picked(conn.execute(sql.PICK_UNSEEN, params))
+    if len(unseen) == count or not reuse:
+        return unseen
+    return _picked(conn.execute(sql.PICK_LEAST_SEEN, params))
+
+
+def assign_next_suite(session: Session, *, labeler: User, pool: Pool) -> SuiteView:
+    """The labeler's active suite in the pool, or a new one (commits)."""
+    now = utcnow()
+    pg = on_pg(session)
+    conn = session.connection()
+    # one chooser per labeler at a time (row lock on PostgreSQL): no two active suites
+    active = conn.execute(
+        pick(sql.LOCK_LABELER_ACTIVE, pg), {"labeler_id": labeler.id, "pool_id": pool.id}
+    ).all()
+    check_pool_access(session, labeler=labeler, pool=pool)
+    for assignment_id, expires_at in active:
+        if assignment_id is None:
+            continue
+        assignment = session.get(Assignment, assignment_id)
+        if expires_at > now:
+            view = build_view(session, assignment=assignment, pool=pool)
+            session.commit()
+            return view
+        end_assignment(session, assignment, AssignmentStatus.EXPIRED)
+
+    general = (
+        _pick_general(conn, labeler=labeler, pool=pool, pg=pg) if pool.general_per_suite > 0 else []
+    )
+    reuse = pool.general_per_suite > 0
+    extra = _pick_unlimited(
+        conn,
+        labeler=labeler,
+        pool=pool,
+        kind=TaskKind.CONTROL,
+        count=pool.control_per_suite,
+        reuse=reuse,
+    ) + _pick_unlimited(
+        conn,
+        labeler=labeler,
+        pool=pool,
+        kind=TaskKind.TRAINING,
+        count=pool.training_per_suite,
+        reuse=reuse,
+    )
+    if (pool.general_per_suite > 0 and not general) or not (general or extra):
+        session.commit()  # keeps the expiry above
+        raise NoSuiteAvailable("There are no more tasks for you in this pool.")
+
+    picked = general + extra
+    if pool.keep_task_order:
+        picked.sort(key=lambda item: (item[1], item[0]))
+    else:
+        random.shuffle(picked)
+    expires_at = now + timedelta(seconds=pool.time_limit_seconds)
+    row = {
+        "pool_id": pool.id,
+        "labeler_id": labeler.id,
+        "reward_cents": pool.reward_cents,
+        "created_at": now,
+        "expires_at": expires_at,
+    }
+    general_ids = [task_id for task_id, *_ in general]
+    if pg:
+        assignment_id = conn.execute(
+            sql.CREATE_SUITE_PG,
+            {
+                **row,
+                "task_ids": [task_id for task_id, *_ in picked],
+                "positions": list(range(len(picked))),
+                "general_ids": general_ids,
+            },
+        ).scalar_one()
+    else:
+        row["status"] = AssignmentStatus.ACTIVE.value
+        assignment_id = conn.execute(sql.INSERT_ASSIGNMENT, row).scalar_one()
+        conn.execute(
+            sql.INSERT_SUITE_TASKS,
+            [
+                {"assignment_id": assignment_id, "task_id": task_id, "position": position}
+                for position, (task_id, *_) in enumerate(picked)
+            ],
+        )
+        if general_ids:
+            conn.execute(sql.BUMP["taken_count", False], {"ids": general_ids, "delta": 1})
+    inserted = Assignment(  # the row just written, for the view (not added to the session)
+        id=assignment_id,
+        status=AssignmentStatus.ACTIVE.value,
+        expires_at=expires_at,
+        **{k: row[k] for k in ("pool_id", "labeler_id", "reward_cents", "created_at")},
+    )
+    tasks = [
+        (position, tid, kind, None, hint, image_url(image, sha, ctype))
+        for position, (tid, _, kind, hint, image, sha, ctype) in enumerate(picked)
+    ]
+    view = build_view(session, assignment=inserted, pool=pool, tasks=tasks)
+    session.commit()
+    return view
+
+
+def get_assignment(session: Session, *, labeler: User, assignment_id: int) -> SuiteView:
+    """One of the labeler's suites (an overdue one is expired on the way)."""
+    assignment = session.get(Assignment, assignment_id)
+    if assignment is None or assignment.labeler_id != labeler.id:
+        raise NotFound("No such suite.")
+    if assignment.status == AssignmentStatus.ACTIVE and assignment.expires_at <= utcnow():
+        assignment = lock_own(session, labeler=labeler, assignment_id=assignment_id)
+        if assignment.status == AssignmentStatus.ACTIVE:
+            end_assignment(session, assignment, AssignmentStatus.EXPIRED)
+        session.commit()
+    return build_view(session, assignment=assignment, pool=session.get(Pool, assignment.pool_id))
+
+
+def list_assignments(
+    session: Session,
+    *,
+    labeler: User,
+    pool_id: int | None = None,
+    status: str | None = None,
+    limit: int = 100,
+) -> list[Assignment]:
+    """The labeler's suites, newest first."""
+    query = select(Assignment).where(Assignment.labeler_id == labeler.id)
+    if pool_id is not None:
+        query = query.where(Assignment.pool_id == pool_id)
+    if status:
+        query = query.where(Assignment.status == status)
+    return list(session.exec(query.order_by(Assignment.id.desc()).limit(limit)))
+
+
+def skip_assignment(session: Session, *, labeler: User, assignment_id: int) -> Assignment:
+    """Give an active suite back at once (idempotent for a skipped one)."""
+    assignment = lock_own(session, labeler=labeler, assignment_id=assignment_id)
+    if assignment.status == AssignmentStatus.ACTIVE:
+        end_assignment(session, assignment, AssignmentStatus.SKIPPED)
+        apply_rules_after_skip(session, assignment=assignment)
+        session.commit()
+    elif assignment.status != AssignmentStatus.SKIPPED:
+        session.rollback()
+        raise Conflict(f"This suite is {assignment.status} and cannot be skipped.")
+    return assignment
+
+
+def expire_overdue(session: Session, *, batch: int = 500) -> int:
+    """Expire every active suite past its time limit and free its slots (commits)."""
+    total = 0
+    while True:
+        query = (
+            select(Assignment.id)
+            .where(Assignment.status == AssignmentStatus.ACTIVE, Assignment.expires_at <= utcnow())
+            .order_by(Assignment.id)
+            .limit(batch)
+        )
+        if on_pg(session):
+            query = query.with_for_update(skip_locked=True, key_share=True)
+        ids = list(session.exec(query).all())
+        if ids:
+            session.execute(
+                update(Assignment.__table__)
+                .where(Assignment.id.in_(ids))
+                .values(status=AssignmentStatus.EXPIRED)
+            )
+            release_slots(session, ids)
+        session.commit()
+        total += len(ids)
+        if len(ids) < batch:
+            return total

@@ -1,0 +1,152 @@
+"""Media files: verified images stored content-addressed in a local folder or any fsspec URL."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import warnings
+from functools import lru_cache
+
+import fsspec
+from PIL import Image, UnidentifiedImageError
+from sqlmodel import Session, select
+
+from app.db.models import MediaFile, User
+from app.errors import NotFound, UploadRejected
+from app.settings import get_settings
+
+CONTENT_TYPES = {
+    "JPEG": "image/jpeg",
+    "PNG": "image/png",
+    "WEBP": "image/webp",
+    "GIF": "image/gif",
+    "BMP": "image/bmp",
+}
+EXTENSIONS = {
+    "image/jpeg": "jpg",
+    "image/png": "png",
+    "image/webp": "webp",
+    "image/gif": "gif",
+    "image/bmp": "bmp",
+}
+
+
+@lru_cache(maxsize=4)
+def _filesystem(url: str) -> tuple[fsspec.AbstractFileSystem, str]:
+    fs, root = fsspec.core.url_to_fs(url)
+    return fs, root.rstrip("/")
+
+
+def _store():
+    return _filesystem(get_settings().resolved_media_url)
+
+
+def inspect_image(data: bytes, *, name: str) -> tuple[str, int, int]:
+    """Check bytes are one real image within the limits; returns (content type, w, h).
+
+    Raises ``UploadRejected`` naming the file for non-images, truncated files,
+    oversized files and decompression bombs.
+    """
+    settings = get_settings()
+    if len(data) > settings.max_image_bytes:
+        raise UploadRejected(
+            f"{name}: the file is {len(data) / 1e6:.1f} MB; the limit is "
+            f"{settings.max_image_bytes / 1e6:.0f} MB.",
+            file=name,
+        )
+    if not data:
+        raise UploadRejected(f"{name}: the file is empty.", file=name)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as image:
+                fmt, (width, height) = image.format, image.size
+                if width * height > settings.max_image_pixels:
+                    raise UploadRejected(
+                        f"{name}: {width}×{height} pixels is more than the limit of "
+                        f"{settings.max_image_pixels:,} (possible decompression bomb).",
+                        file=name,
+                    )
+                image.verify()
+            with Image.open(io.BytesIO(data)) as image:
+                image.load()
+    except UploadRejected:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise UploadRejected(
+            f"{name}: the image is too large to decode safely (decompression bomb).", file=name
+        ) from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise UploadRejected(
+            f"{name}: not a readable image ({exc.__class__.__name__}).", file=name
+        ) from None
+    if fmt not in CONTENT_TYPES:
+        raise UploadRejected(
+            f"{name}: {fmt} images are not supported; use JPEG, PNG or WebP.", file=name
+        )
+    return CONTENT_TYPES[fmt], width, height
+
+
+def _storage_key(sha: str, content_type: str) -> str:
+    return f"{sha[:2]}/{sha[2:4]}/{sha}.{EXTENSIONS[content_type]}"
+
+
+def store_image(session: Session, *, owner: User, data: bytes, name: str) -> MediaFile:
+    """Verify and store an image (deduplicated per owner by SHA-256); flushes, no commit."""
+    content_type, width, height = inspect_image(data, name=name)
+    sha = hashlib.sha256(data).hexdigest()
+    existing = session.exec(
+        select(MediaFile).where(MediaFile.owner_id == owner.id, MediaFile.sha256 == sha)
+    ).first()
+    if existing is not None:
+        return existing
+    key = _storage_key(sha, content_type)
+    fs, root = _store()
+    path = f"{root}/{key}"
+    if not fs.exists(path):
+        fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
+        tmp = f"{path}.tmp"
+        with fs.open(tmp, "wb") as handle:
+            handle.write(data)
+        fs.mv(tmp, path)
+    media = MediaFile(
+        owner_id=owner.id,
+        sha256=sha,
+        size=len(data),
+        width=width,
+        height=height,
+        content_type=content_type,
+        original_name=name[-500:],
+        storage_key=key,
+    )
+    session.add(media)
+    session.flush()
+    return media
+
+
+def read_media(media: MediaFile) -> bytes:
+    """The stored bytes of a media file."""
+    fs, root = _store()
+    with fs.open(f"{root}/{media.storage_key}", "rb") as handle:
+        return handle.read()
+
+
+def local_path(media: MediaFile) -> str | None:
+    """A filesystem path for the file when the store is local (training reads from it)."""
+    fs, root = _store()
+    if "file" in (fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,)):
+        return f"{root}/{media.storage_key}"
+    return None
+
+
+def get_media_by_sha(session: Session, *, sha256: str) -> MediaFile:
+    """A media file by its hash (the public handle in image URLs)."""
+    media = session.exec(select(MediaFile).where(MediaFile.sha256 == sha256)).first()
+    if media is None:
+        raise NotFound("No such image.")
+    return media
+
+
+def media_url(media: MediaFile) -> str:
+    """The URL that serves a media file (opaque: its content hash, nothing about the task)."""
+    return f"/media/{media.sha256}.{EXTENSIONS.get(media.content_type, 'bin')}"

@@ -1,0 +1,404 @@
+"""Pools: settings, budget review, launch, close and archive.
+
+States: draft → open (launch reserves the budget) → closed (by hand or when complete;
+the unspent reservation is released) → open again, or archived.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+
+from sqlalchemy import func
+from sqlmodel import Session, select
+
+from app.db.models import Pool, PoolStatus, Project, ProjectStatus, Task, TaskKind, User
+from app.db.models.pool import PoolType
+from app.db.types import utcnow
+from app.errors import Conflict, InsufficientFunds, NotFound, ValidationFailed
+from app.services import ledger
+from app.services.pool_state import _close_pool
+from app.services.projects import get_project
+from app.services.quality.presets import image_classification_preset
+from app.services.quality.rules import dump_configs, parse_configs
+from app.settings import get_settings
+
+MAX_OVERLAP = 1000
+MAX_PER_SUITE = 100
+MAX_TIME_LIMIT = 24 * 3600
+LANGUAGE_RE = re.compile(r"^[A-Z]{2}$")
+
+# Settings that may change while a pool is open; the rest (price, overlap, suite
+# composition) would invalidate the reserved budget.
+EDITABLE_WHILE_OPEN = {
+    "name",
+    "public_description",
+    "private_comment",
+    "quality_rules",
+    "filter_languages",
+    "min_rating",
+    "adult_content",
+    "time_limit_seconds",
+    "auto_accept",
+    "review_period_days",
+    "expires_at",
+    "priority",
+    "keep_task_order",
+    "exclude_banned_answers",
+    "extra",
+}
+POOL_FIELDS = EDITABLE_WHILE_OPEN | {
+    "overlap",
+    "reward_cents",
+    "general_per_suite",
+    "control_per_suite",
+    "training_per_suite",
+    "pool_type",
+}
+
+
+def _validate(values: dict) -> dict:
+    """Check and normalise pool settings; raises ``ValidationFailed`` with every problem."""
+    errors: dict[str, str] = {}
+    settings = get_settings()
+    if "name" in values:
+        values["name"] = (values["name"] or "").strip()
+        if not values["name"]:
+            errors["name"] = "Give the pool a name."
+        elif len(values["name"]) > 200:
+            errors["name"] = "At most 200 characters."
+    if "pool_type" in values and values["pool_type"] not in (PoolType.GENERAL, PoolType.TRAINING):
+        errors["pool_type"] = "Pool type is general or training."
+    if "overlap" in values and not 1 <= int(values["overlap"]) <= MAX_OVERLAP:
+        errors["overlap"] = f"Overlap is between 1 and {MAX_OVERLAP}."
+    training = values.get("pool_type") == PoolType.TRAINING
+    if "reward_cents" in values:
+        minimum = 0 if training else settings.min_reward_cents
+        if int(values["reward_cents"]) < minimum:
+            errors["reward_cents"] = f"The price per suite is at least ${minimum / 100:.2f}."
+    for key in ("general_per_suite", "control_per_suite", "training_per_suite"):
+        if key in values and not 0 <= int(values[key]) <= MAX_PER_SUITE:
+            errors[key] = f"Between 0 and {MAX_PER_SUITE}."
+    if {"general_per_suite", "control_per_suite"} <= values.keys() and not errors:
+        total = sum(
+            int(values.get(k, 0))
+            for k in ("general_per_suite", "control_per_suite", "training_per_suite")
+        )
+        if total < 1:
+            errors["general_per_suite"] = "A suite needs at least one task."
+        elif total > MAX_PER_SUITE:
+            errors["general_per_suite"] = f"A suite has at most {MAX_PER_SUITE} tasks."
+    if (
+        "time_limit_seconds" in values
+        and not 10 <= int(values["time_limit_seconds"]) <= MAX_TIME_LIMIT
+    ):
+        errors["time_limit_seconds"] = f"Between 10 and {MAX_TIME_LIMIT} seconds."
+    if "review_period_days" in values and not 1 <= int(values["review_period_days"]) <= 21:
+        errors["review_period_days"] = "The review period is 1 to 21 days."
+    if values.get("min_rating") is not None and not 0 <= int(values["min_rating"]) <= 100:
+        errors["min_rating"] = "Minimum rating is between 0 and 100."
+    if "filter_languages" in values:
+        codes = [str(c).strip().upper() for c in values["filter_languages"] or [] if str(c).strip()]
+        bad = [c for c in codes if not LANGUAGE_RE.match(c)]
+        if bad:
+            errors["filter_languages"] = f"Use two-letter language codes (not {', '.join(bad)})."
+        values["filter_languages"] = list(dict.fromkeys(codes))
+    if "quality_rules" in values:
+        if not isinstance(values["quality_rules"], list):
+            errors["quality_rules"] = "Quality rules are a list of Toloka quality-control configs."
+        else:
+            try:
+                values["quality_rules"] = dump_configs(parse_configs(values["quality_rules"]))
+            except ValidationFailed as exc:
+                errors.update({f"quality_rules.{k}": v for k, v in exc.errors.items()})
+                errors.setdefault("quality_rules", exc.message)
+    if errors:
+        raise ValidationFailed("Please fix the highlighted fields.", errors=errors)
+    return values
+
+
+def create_pool(
+    session: Session,
+    *,
+    requester: User,
+    project_id: int,
+    name: str,
+    overlap: int = 3,
+    reward_cents: int = 1,
+    general_per_suite: int = 9,
+    control_per_suite: int = 1,
+    use_quality_preset: bool = False,
+    **settings_: object,
+) -> Pool:
+    """Create a draft pool in one of the requester's active projects.
+
+    Extra keyword settings are any of the pool's columns in ``POOL_FIELDS``
+    (time limit, filters, review, quality rules, ...).
+    """
+    project = get_project(session, requester=requester, project_id=project_id)
+    if project.status == ProjectStatus.ARCHIVED:
+        raise Conflict("This project is archived; new pools cannot be added.")
+    unknown = set(settings_) - POOL_FIELDS
+    if unknown:
+        raise TypeError(f"unknown pool settings: {sorted(unknown)}")
+    values = {
+        "name": name,
+        "overlap": overlap,
+        "reward_cents": reward_cents,
+        "general_per_suite": general_per_suite,
+        "control_per_suite": control_per_suite,
+        "pool_type": PoolType.GENERAL,
+        **settings_,
+    }
+    if use_quality_preset:
+        values["quality_rules"] = image_classification_preset()
+    values = _validate(values)
+    pool = Pool(project_id=project.id, owner_id=requester.id, **values)
+    session.add(pool)
+    session.commit()
+    session.refresh(pool)
+    return pool
+
+
+def get_pool(session: Session, *, requester: User, pool_id: int) -> Pool:
+    """One of the requester's pools (someone else's id → ``NotFound``)."""
+    pool = session.get(Pool, pool_id)
+    if pool is None or pool.owner_id != requester.id:
+        raise NotFound("No such pool.")
+    return pool
+
+
+def list_pools(
+    session: Session,
+    *,
+    requester: User,
+    project_id: int | None = None,
+    status: str | None = None,
+    id_gt: int | None = None,
+    limit: int | None = None,
+) -> list[Pool]:
+    """The requester's pools (optionally of one project / in one state), by id."""
+    query = select(Pool).where(Pool.owner_id == requester.id)
+    if project_id is not None:
+        query = query.where(Pool.project_id == project_id)
+    if status is not None:
+        query = query.where(Pool.status == status)
+    if id_gt is not None:
+        query = query.where(Pool.id > id_gt)
+    query = query.order_by(Pool.id)
+    if limit is not None:
+        query = query.limit(limit)
+    return list(session.exec(query))
+
+
+def update_pool(
+    session: Session,
+    *,
+    requester: User,
+    pool_id: int,
+    use_quality_preset: bool = False,
+    **changes: object,
+) -> Pool:
+    """Change pool settings; an open pool keeps its price, overlap and suite composition."""
+    pool = get_pool(session, requester=requester, pool_id=pool_id)
+    unknown = set(changes) - POOL_FIELDS
+    if unknown:
+        raise TypeError(f"unknown pool settings: {sorted(unknown)}")
+    if pool.status == PoolStatus.ARCHIVED:
+        raise Conflict("This pool is archived; it can no longer be edited.")
+    if use_quality_preset:
+        changes["quality_rules"] = image_classification_preset()
+    if pool.status == PoolStatus.OPEN:
+        frozen = sorted(
+            key
+            for key, value in changes.items()
+            if key not in EDITABLE_WHILE_OPEN and getattr(pool, key) != value
+        )
+        if frozen:
+            raise Conflict(
+                "Close the pool to change its price, overlap or suite composition "
+                f"({', '.join(frozen)}); rules, filters and the time limit can change while open.",
+                payload={"fields": frozen},
+            )
+    merged = {
+        "general_per_suite": pool.general_per_suite,
+        "control_per_suite": pool.control_per_suite,
+        "training_per_suite": pool.training_per_suite,
+        "pool_type": pool.pool_type,
+        **changes,
+    }
+    values = _validate(merged)
+    for key, value in values.items():
+        setattr(pool, key, value)
+    session.add(pool)
+    session.commit()
+    session.refresh(pool)
+    return pool
+
+
+def task_counts(session: Session, *, pool: Pool) -> dict[str, int]:
+    """Number of tasks of each kind in the pool (every kind present, zero or more)."""
+    rows = session.exec(
+        select(Task.kind, func.count(Task.id)).where(Task.pool_id == pool.id).group_by(Task.kind)
+    ).all()
+    counts = {kind.value: 0 for kind in TaskKind}
+    counts.update({kind: int(n) for kind, n in rows})
+    return counts
+
+
+@dataclass
+class BudgetReview:
+    """What launching costs: suites × price + the platform fee, against the balance."""
+
+    general_tasks: int
+    control_tasks: int
+    training_tasks: int
+    answers: int
+    suites: int
+    price_cents: int
+    task_cost_cents: int
+    fee_percent: float
+    fee_cents: int
+    total_cents: int
+    reserved_cents: int
+    spent_cents: int
+    to_reserve_cents: int
+    balance_cents: int
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def shortfall_cents(self) -> int:
+        """How much is missing from the balance to launch (0 when it is enough)."""
+        return max(0, self.to_reserve_cents - self.balance_cents)
+
+
+def _fee_per_suite(price_cents: int, fee_percent: float) -> int:
+    # The same rounding as the payment path (ledger._pay_assignment), so the reservation covers it.
+    return round(price_cents * (fee_percent or 0.0) / 100)
+
+
+def _review(session: Session, pool: Pool, fee_percent: float) -> BudgetReview:
+    counts = task_counts(session, pool=pool)
+    answers = session.exec(
+        select(func.coalesce(func.sum(func.coalesce(Task.overlap, pool.overlap)), 0)).where(
+            Task.pool_id == pool.id, Task.kind == TaskKind.GENERAL
+        )
+    ).one()
+    answers = int(answers)
+    suites = math.ceil(answers / pool.general_per_suite) if pool.general_per_suite else 0
+    task_cost = suites * pool.reward_cents
+    fee = suites * _fee_per_suite(pool.reward_cents, fee_percent)
+    total = task_cost + fee
+    reserved = ledger.get_pool_reserved(session, pool=pool)
+    spent = ledger.get_pool_spent(session, pool=pool)
+    warnings: list[str] = []
+    if not sum(counts.values()):
+        warnings.append("The pool has no tasks yet: upload images or a TSV first.")
+    if pool.control_per_suite and not counts[TaskKind.CONTROL]:
+        warnings.append(
+            f"Suites are set to include {pool.control_per_suite} control task(s) but none is "
+            "marked: labelers will get general tasks only and control accuracy stays unknown."
+        )
+    elif pool.control_per_suite and counts[TaskKind.CONTROL] and suites:
+        cap = counts[TaskKind.CONTROL] // pool.control_per_suite
+        if cap < suites / max(pool.overlap, 1):
+            warnings.append(
+                f"A labeler sees each control task once, so {counts[TaskKind.CONTROL]} control "
+                f"tasks cap every labeler at {cap} suites."
+            )
+    return BudgetReview(
+        general_tasks=counts[TaskKind.GENERAL],
+        control_tasks=counts[TaskKind.CONTROL],
+        training_tasks=counts[TaskKind.TRAINING],
+        answers=answers,
+        suites=suites,
+        price_cents=pool.reward_cents,
+        task_cost_cents=task_cost,
+        fee_percent=fee_percent,
+        fee_cents=fee,
+        total_cents=total,
+        reserved_cents=reserved,
+        spent_cents=spent,
+        to_reserve_cents=max(0, total - spent - reserved),
+        balance_cents=ledger.get_balance(session, user=pool.owner_id),
+        warnings=warnings,
+    )
+
+
+def review_budget(session: Session, *, requester: User, pool_id: int) -> BudgetReview:
+    """The budget review shown before launch (fee at today's platform rate)."""
+    pool = get_pool(session, requester=requester, pool_id=pool_id)
+    fee = (
+        pool.fee_percent if pool.status == PoolStatus.OPEN else get_settings().platform_fee_percent
+    )
+    return _review(session, pool, fee)
+
+
+def launch_pool(session: Session, *, requester: User, pool_id: int) -> Pool:
+    """Reserve the pool's budget and open it; ``InsufficientFunds`` names the shortfall."""
+    pool = get_pool(session, requester=requester, pool_id=pool_id)
+    if pool.status == PoolStatus.OPEN:
+        raise Conflict("The pool is already open.")
+    if pool.status == PoolStatus.ARCHIVED:
+        raise Conflict("An archived pool cannot be opened.")
+    project = session.get(Project, pool.project_id)
+    if project is None or project.status == ProjectStatus.ARCHIVED:
+        raise Conflict("The project is archived; its pools cannot be opened.")
+    fee_percent = get_settings().platform_fee_percent
+    review = _review(session, pool, fee_percent)
+    if not (review.general_tasks + review.control_tasks + review.training_tasks):
+        raise Conflict("The pool has no tasks. Upload images or a TSV before launching.")
+    if review.shortfall_cents:
+        short = review.shortfall_cents
+        raise InsufficientFunds(
+            f"Launching needs ${review.to_reserve_cents / 100:,.2f} ({review.suites} suites × "
+            f"${review.price_cents / 100:,.2f} + ${review.fee_cents / 100:,.2f} fee) but the "
+            f"balance is ${review.balance_cents / 100:,.2f}. Top up at least ${short / 100:,.2f}.",
+            payload={
+                "required": review.to_reserve_cents / 100,
+                "balance": review.balance_cents / 100,
+                "shortfall": short / 100,
+            },
+        )
+    pool.fee_percent = fee_percent
+    if review.to_reserve_cents:
+        ledger._reserve(
+            session, pool=pool, amount_cents=review.to_reserve_cents, memo=f"Launch of {pool.name}"
+        )
+    _mark_open(pool)
+    session.add(pool)
+    session.commit()
+    session.refresh(pool)
+    return pool
+
+
+def _mark_open(pool: Pool) -> None:
+    pool.status = PoolStatus.OPEN
+    pool.opened_at = utcnow()
+    pool.closed_at = None
+    pool.close_reason = None
+
+
+def close_pool(session: Session, *, requester: User, pool_id: int) -> int:
+    """Close an open pool by hand; returns the released (unspent) reservation in cents."""
+    pool = get_pool(session, requester=requester, pool_id=pool_id)
+    if pool.status != PoolStatus.OPEN:
+        raise Conflict(f"Only an open pool can be closed; this one is {pool.status}.")
+    released = _close_pool(session, pool=pool, reason="MANUAL")
+    session.commit()
+    session.refresh(pool)
+    return released
+
+
+def archive_pool(session: Session, *, requester: User, pool_id: int) -> Pool:
+    """Archive a draft or closed pool (an open pool must be closed first)."""
+    pool = get_pool(session, requester=requester, pool_id=pool_id)
+    if pool.status == PoolStatus.OPEN:
+        raise Conflict("Close the pool before archiving it.")
+    if pool.status != PoolStatus.ARCHIVED:
+        pool.status = PoolStatus.ARCHIVED
+        session.add(pool)
+        session.commit()
+        session.refresh(pool)
+    return pool

@@ -1,0 +1,226 @@
+"""Pool progress: the live figures, the per-labeler table and the raw answers TSV."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+
+from sqlalchemy import func, or_
+from sqlmodel import Session, select
+
+from app.db.models import (
+    Answer,
+    Assignment,
+    AssignmentStatus,
+    Ban,
+    BanScope,
+    Pool,
+    Task,
+    TaskKind,
+    User,
+)
+from app.db.types import utcnow
+from app.services import ledger
+from app.services.pools import get_pool
+from app.settings import get_settings
+
+DONE_STATUSES = (AssignmentStatus.SUBMITTED, AssignmentStatus.ACCEPTED, AssignmentStatus.REJECTED)
+RAW_COLUMNS = (
+    "INPUT:image",
+    "OUTPUT:result",
+    "GOLDEN:result",
+    "ASSIGNMENT:worker_id",
+    "ASSIGNMENT:assignment_id",
+    "ASSIGNMENT:started",
+    "ASSIGNMENT:submitted",
+)
+
+
+def public_id(number: int | None) -> str:
+    """An id as it appears on the wire: a fixed-width decimal string (sorts like the number)."""
+    return "" if number is None else f"{number:010d}"
+
+
+@dataclass
+class LabelerRow:
+    """One labeler's work in a pool."""
+
+    labeler_id: int
+    name: str
+    suites: int = 0
+    control_answers: int = 0
+    control_correct: int = 0
+    majority_answers: int = 0
+    majority_agree: int = 0
+    seconds: list[float] = field(default_factory=list)
+    status: str = "idle"
+
+    @property
+    def control_accuracy(self) -> float | None:
+        """Share of control answers that were right (None before any)."""
+        return self.control_correct / self.control_answers if self.control_answers else None
+
+    @property
+    def majority_agreement(self) -> float | None:
+        """Share of answers on tasks with a majority that agree with it."""
+        return self.majority_agree / self.majority_answers if self.majority_answers else None
+
+    @property
+    def average_seconds(self) -> float | None:
+        """Mean time per submitted suite."""
+        return sum(self.seconds) / len(self.seconds) if self.seconds else None
+
+
+@dataclass
+class PoolProgress:
+    """What the pool page shows live."""
+
+    tasks_total: int
+    tasks_done: int
+    answers: int
+    suites_submitted: int
+    spent_cents: int
+    reserved_cents: int
+    active_labelers: int
+    average_seconds: float | None
+    banned_labelers: int
+    labelers: list[LabelerRow]
+
+    @property
+    def fraction(self) -> float:
+        """Tasks done as a fraction of all general tasks."""
+        return self.tasks_done / self.tasks_total if self.tasks_total else 0.0
+
+
+def _active_bans(session: Session, pool: Pool) -> set[int]:
+    now = utcnow()
+    rows = session.exec(
+        select(Ban.labeler_id).where(
+            Ban.requester_id == pool.owner_id,
+            Ban.lifted_at.is_(None),
+            or_(Ban.expires_at.is_(None), Ban.expires_at > now),
+            or_(
+                Ban.scope == BanScope.ALL_PROJECTS,
+                (Ban.scope == BanScope.PROJECT) & (Ban.project_id == pool.project_id),
+                (Ban.scope == BanScope.POOL) & (Ban.pool_id == pool.id),
+            ),
+        )
+    )
+    return set(rows)
+
+
+def _seconds(assignment: Assignment) -> float | None:
+    if assignment.duration_seconds is not None:
+        return float(assignment.duration_seconds)
+    if assignment.submitted_at and assignment.created_at:
+        return (assignment.submitted_at - assignment.created_at).total_seconds()
+    return None
+
+
+def get_pool_progress(session: Session, *, requester: User, pool_id: int) -> PoolProgress:
+    """The pool's figures and per-labeler table (someone else's pool → ``NotFound``)."""
+    pool = get_pool(session, requester=requester, pool_id=pool_id)
+    general = (Task.pool_id == pool.id) & (Task.kind == TaskKind.GENERAL)
+    tasks_total = int(session.exec(select(func.count(Task.id)).where(general)).one())
+    tasks_done = int(
+        session.exec(
+            select(func.count(Task.id)).where(
+                general, Task.submitted_count >= func.coalesce(Task.overlap, pool.overlap)
+            )
+        ).one()
+    )
+    assignments = list(session.exec(select(Assignment).where(Assignment.pool_id == pool.id)))
+    banned = _active_bans(session, pool)
+    people: dict[int, LabelerRow] = {}
+    ids = {a.labeler_id for a in assignments}
+    names = (
+        dict(session.exec(select(User.id, User.name).where(User.id.in_(ids))).all()) if ids else {}
+    )
+    now = utcnow()
+    all_seconds: list[float] = []
+    for a in assignments:
+        row = people.setdefault(a.labeler_id, LabelerRow(a.labeler_id, names.get(a.labeler_id, "")))
+        if a.status in DONE_STATUSES:
+            row.suites += 1
+            seconds = _seconds(a)
+            if seconds is not None:
+                row.seconds.append(seconds)
+                all_seconds.append(seconds)
+        elif a.status == AssignmentStatus.ACTIVE and a.expires_at > now:
+            row.status = "working"
+    answers = session.exec(
+        select(Answer.labeler_id, Answer.task_id, Answer.value, Task.kind, Task.known_answer)
+        .join(Task, Task.id == Answer.task_id)
+        .where(Answer.pool_id == pool.id, Answer.excluded.is_(False))
+    ).all()
+    by_task: dict[int, list[tuple[int, str]]] = defaultdict(list)
+    for labeler_id, task_id, value, kind, known in answers:
+        row = people.setdefault(labeler_id, LabelerRow(labeler_id, names.get(labeler_id, "")))
+        if kind == TaskKind.CONTROL and known is not None:
+            row.control_answers += 1
+            row.control_correct += value == known
+        elif kind == TaskKind.GENERAL:
+            by_task[task_id].append((labeler_id, value))
+    for votes in by_task.values():
+        if len(votes) < 2:
+            continue
+        ranked = Counter(value for _, value in votes).most_common(2)
+        if len(ranked) > 1 and ranked[0][1] == ranked[1][1]:
+            continue
+        majority = ranked[0][0]
+        for labeler_id, value in votes:
+            people[labeler_id].majority_answers += 1
+            people[labeler_id].majority_agree += value == majority
+    for labeler_id in banned & people.keys():
+        people[labeler_id].status = "banned"
+    active = sum(1 for row in people.values() if row.status == "working")
+    return PoolProgress(
+        tasks_total=tasks_total,
+        tasks_done=tasks_done,
+        answers=len(answers),
+        suites_submitted=sum(row.suites for row in people.values()),
+        spent_cents=ledger.get_pool_spent(session, pool=pool),
+        reserved_cents=ledger.get_pool_reserved(session, pool=pool),
+        active_labelers=active,
+        average_seconds=sum(all_seconds) / len(all_seconds) if all_seconds else None,
+        banned_labelers=len(banned),
+        labelers=sorted(people.values(), key=lambda r: (-r.suites, r.labeler_id)),
+    )
+
+
+def _stamp(value) -> str:
+    return value.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] if value else ""
+
+
+def export_raw_answers(session: Session, *, requester: User, pool_id: int) -> str:
+    """Every submitted answer as a TSV in Toloka's raw-results columns."""
+    pool = get_pool(session, requester=requester, pool_id=pool_id)
+    base = get_settings().base_url.rstrip("/")
+    rows = session.exec(
+        select(Answer, Task, Assignment)
+        .join(Task, Task.id == Answer.task_id)
+        .join(Assignment, Assignment.id == Answer.assignment_id)
+        .where(Answer.pool_id == pool.id, Assignment.status.in_(DONE_STATUSES))
+        .order_by(Assignment.id, Task.position, Task.id)
+    ).all()
+    out = io.StringIO()
+    writer = csv.writer(out, delimiter="\t", lineterminator="\n")
+    writer.writerow(RAW_COLUMNS)
+    for answer, task, assignment in rows:
+        image = f"{base}{task.image}" if task.image.startswith("/") else task.image
+        writer.writerow(
+            [
+                image,
+                answer.first_value
+                if task.kind == TaskKind.TRAINING and answer.first_value
+                else answer.value,
+                task.known_answer if task.kind != TaskKind.GENERAL and task.known_answer else "",
+                public_id(answer.labeler_id),
+                public_id(assignment.id),
+                _stamp(assignment.created_at),
+                _stamp(assignment.submitted_at),
+            ]
+        )
+    return out.getvalue()

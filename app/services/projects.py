@@ -1,0 +1,374 @@
+"""Projects: the question, instructions and answer options labelers work with."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlmodel import Session, select
+
+from app.db.models import AnswerOption, Pool, PoolStatus, Project, ProjectStatus, User
+from app.errors import Conflict, NotFound, ValidationFailed
+
+MIN_OPTIONS = 2
+MAX_OPTIONS = 20
+MAX_HOTKEYS = 9
+
+
+@dataclass(frozen=True)
+class OptionInput:
+    """One answer option as entered: ``label`` is shown, ``value`` is written to results."""
+
+    label: str
+    value: str
+
+
+def _clean_options(options: Sequence[OptionInput | tuple[str, str] | dict]) -> list[OptionInput]:
+    cleaned: list[OptionInput] = []
+    for item in options:
+        if isinstance(item, dict):
+            label, value = str(item.get("label") or ""), str(item.get("value") or "")
+        elif isinstance(item, OptionInput):
+            label, value = item.label, item.value
+        else:
+            label, value = item
+        label, value = label.strip(), value.strip()
+        if not label and not value:
+            continue
+        cleaned.append(OptionInput(label=label or value, value=value))
+    return cleaned
+
+
+def validate_options(options: Sequence[OptionInput | tuple[str, str] | dict]) -> list[OptionInput]:
+    """Check 2..20 options with unique, non-empty values; returns the cleaned list."""
+    cleaned = _clean_options(options)
+    errors: list[str] = []
+    if any(not option.value for option in cleaned):
+        errors.append("Every option needs a value (written to results).")
+    values = [option.value for option in cleaned if option.value]
+    duplicates = sorted({value for value in values if values.count(value) > 1})
+    if duplicates:
+        errors.append(f"Option values must be unique; repeated: {', '.join(duplicates)}.")
+    if any(len(option.value) > 200 or len(option.label) > 200 for option in cleaned):
+        errors.append("Labels and values have at most 200 characters.")
+    if len(cleaned) < MIN_OPTIONS:
+        errors.append(f"Give at least {MIN_OPTIONS} answer options.")
+    if len(cleaned) > MAX_OPTIONS:
+        errors.append(f"Give at most {MAX_OPTIONS} answer options.")
+    if errors:
+        raise ValidationFailed(" ".join(errors), errors={"options": " ".join(errors)})
+    return cleaned
+
+
+def _validate_fields(name: str, question: str) -> dict[str, str]:
+    errors: dict[str, str] = {}
+    if not name.strip():
+        errors["name"] = "Give the project a name."
+    elif len(name.strip()) > 200:
+        errors["name"] = "At most 200 characters."
+    if len(question) > 1000:
+        errors["question"] = "At most 1000 characters."
+    return errors
+
+
+def build_task_spec(question: str, options: Sequence[OptionInput | AnswerOption]) -> dict:
+    """A Toloka task spec (image in, ``result`` out) with a Template Builder view."""
+    option_list = [{"value": option.value, "label": option.label} for option in options]
+    output = {"type": "data.output", "path": "result"}
+    items: list[dict] = []
+    if question:
+        items.append({"type": "view.text", "content": question})
+    items.append(
+        {
+            "type": "view.image",
+            "url": {"type": "data.input", "path": "image"},
+            "ratio": [1, 1],
+            "rotatable": True,
+        }
+    )
+    items.append(
+        {
+            "type": "field.button-radio-group",
+            "data": output,
+            "options": option_list,
+            "validation": {"type": "condition.required", "hint": "choose one of the options"},
+        }
+    )
+    hotkeys: dict = {"type": "plugin.hotkeys"}
+    for index, option in enumerate(option_list[:MAX_HOTKEYS]):
+        hotkeys[str(index + 1)] = {"type": "action.set", "data": output, "payload": option["value"]}
+    config = {
+        "view": {"type": "view.list", "items": items},
+        "plugins": [
+            {"type": "plugin.toloka", "layout": {"kind": "scroll", "taskWidth": 500}},
+            hotkeys,
+        ],
+    }
+    lock = dict.fromkeys(
+        (
+            "core",
+            "view.list",
+            "view.text",
+            "view.image",
+            "field.button-radio-group",
+            "condition.required",
+            "plugin.toloka",
+            "plugin.hotkeys",
+            "action.set",
+        ),
+        "1.0.0",
+    )
+    return {
+        "input_spec": {"image": {"type": "url", "required": True, "hidden": False}},
+        "output_spec": {
+            "result": {
+                "type": "string",
+                "required": True,
+                "hidden": False,
+                "allowed_values": [option["value"] for option in option_list],
+            }
+        },
+        "view_spec": {
+            "type": "tb",
+            "inferDataSpec": False,
+            "config": json.dumps(config, indent=4),
+            "lock": lock,
+        },
+    }
+
+
+def options_from_task_spec(task_spec: dict) -> list[OptionInput]:
+    """Answer options read from a Toloka task spec (TB radio/button group, or allowed values)."""
+    view = (task_spec or {}).get("view_spec") or {}
+    config = view.get("config")
+    if isinstance(config, str):
+        try:
+            config = json.loads(config)
+        except ValueError:
+            config = None
+    found: list[OptionInput] = []
+
+    def walk(node) -> None:
+        if found:
+            return
+        if isinstance(node, dict):
+            options = node.get("options")
+            data = node.get("data")
+            if (
+                isinstance(options, list)
+                and isinstance(data, dict)
+                and data.get("type") == "data.output"
+            ):
+                for option in options:
+                    if isinstance(option, dict) and "value" in option:
+                        value = str(option["value"])
+                        found.append(
+                            OptionInput(label=str(option.get("label") or value), value=value)
+                        )
+                return
+            for child in node.values():
+                walk(child)
+        elif isinstance(node, list):
+            for child in node:
+                walk(child)
+
+    walk(config)
+    if found:
+        return found
+    output = ((task_spec or {}).get("output_spec") or {}).get("result") or {}
+    return [OptionInput(label=str(v), value=str(v)) for v in output.get("allowed_values") or []]
+
+
+def list_options(session: Session, *, project: Project) -> list[AnswerOption]:
+    """The project's answer options in order (hotkeys 1..9 on the first nine)."""
+    return list(
+        session.exec(
+            select(AnswerOption)
+            .where(AnswerOption.project_id == project.id)
+            .order_by(AnswerOption.position, AnswerOption.id)
+        )
+    )
+
+
+def _write_options(session: Session, project: Project, options: list[OptionInput]) -> None:
+    for old in list_options(session, project=project):
+        session.delete(old)
+    session.flush()
+    for position, option in enumerate(options):
+        session.add(
+            AnswerOption(
+                project_id=project.id,
+                label=option.label,
+                value=option.value,
+                position=position,
+                hotkey=str(position + 1) if position < MAX_HOTKEYS else None,
+            )
+        )
+    session.flush()
+
+
+def create_project(
+    session: Session,
+    *,
+    requester: User,
+    name: str,
+    options: Sequence[OptionInput | tuple[str, str] | dict],
+    question: str = "",
+    public_description: str = "",
+    instructions: str = "",
+    private_comment: str = "",
+    task_spec: dict | None = None,
+) -> Project:
+    """Create a project with its answer options (validated; nothing saved on error)."""
+    errors = _validate_fields(name, question)
+    try:
+        cleaned = validate_options(options)
+    except ValidationFailed as exc:
+        errors.update(exc.errors)
+    if errors:
+        raise ValidationFailed("Please fix the highlighted fields.", errors=errors)
+    project = Project(
+        owner_id=requester.id,
+        name=name.strip(),
+        question=question.strip(),
+        public_description=public_description.strip(),
+        instructions=instructions,
+        private_comment=private_comment,
+        task_spec=task_spec or build_task_spec(question.strip(), cleaned),
+    )
+    session.add(project)
+    session.flush()
+    _write_options(session, project, cleaned)
+    session.commit()
+    session.refresh(project)
+    return project
+
+
+def get_project(session: Session, *, requester: User, project_id: int) -> Project:
+    """One of the requester's projects (someone else's id → ``NotFound``)."""
+    project = session.get(Project, project_id)
+    if project is None or project.owner_id != requester.id:
+        raise NotFound("No such project.")
+    return project
+
+
+def list_projects(
+    session: Session,
+    *,
+    requester: User,
+    include_archived: bool = True,
+    id_gt: int | None = None,
+    limit: int | None = None,
+) -> list[Project]:
+    """The requester's projects, oldest first (newest first on the console is the caller's call)."""
+    query = select(Project).where(Project.owner_id == requester.id)
+    if not include_archived:
+        query = query.where(Project.status == ProjectStatus.ACTIVE)
+    if id_gt is not None:
+        query = query.where(Project.id > id_gt)
+    query = query.order_by(Project.id)
+    if limit is not None:
+        query = query.limit(limit)
+    return list(session.exec(query))
+
+
+def has_open_pool(session: Session, *, project: Project) -> bool:
+    """Whether a pool of the project is open (answer options are then frozen)."""
+    return (
+        session.exec(
+            select(Pool.id).where(Pool.project_id == project.id, Pool.status == PoolStatus.OPEN)
+        ).first()
+        is not None
+    )
+
+
+def update_project(
+    session: Session,
+    *,
+    requester: User,
+    project_id: int,
+    name: str,
+    question: str = "",
+    public_description: str = "",
+    instructions: str = "",
+    private_comment: str = "",
+    options: Sequence[OptionInput | tuple[str, str] | dict] | None = None,
+    task_spec: dict | None = None,
+) -> Project:
+    """Edit a project; options cannot change while one of its pools is open."""
+    project = get_project(session, requester=requester, project_id=project_id)
+    if project.status == ProjectStatus.ARCHIVED:
+        raise Conflict("This project is archived; it can no longer be edited.")
+    errors = _validate_fields(name, question)
+    cleaned = None
+    if options is not None:
+        try:
+            cleaned = validate_options(options)
+        except ValidationFailed as exc:
+            errors.update(exc.errors)
+    if errors:
+        raise ValidationFailed("Please fix the highlighted fields.", errors=errors)
+    current = [(o.label, o.value) for o in list_options(session, project=project)]
+    options_changed = cleaned is not None and [(o.label, o.value) for o in cleaned] != current
+    if options_changed and has_open_pool(session, project=project):
+        raise ValidationFailed(
+            "Answer options cannot change while a pool of this project is open; close it first.",
+            errors={"options": "Frozen while a pool is open."},
+        )
+    project.name = name.strip()
+    project.question = question.strip()
+    project.public_description = public_description.strip()
+    project.instructions = instructions
+    project.private_comment = private_comment
+    if options_changed:
+        _write_options(session, project, cleaned)
+    if task_spec is not None:
+        project.task_spec = task_spec
+    elif options_changed or not project.task_spec:
+        project.task_spec = build_task_spec(
+            project.question, cleaned or list_options(session, project=project)
+        )
+    session.add(project)
+    session.commit()
+    session.refresh(project)
+    return project
+
+
+def _add_options(session: Session, *, project: Project, values: Sequence[str]) -> None:
+    """Append options (label = value) for new values (flush only)."""
+    existing = list_options(session, project=project)
+    if len(existing) + len(values) > MAX_OPTIONS:
+        raise ValidationFailed(
+            f"That would make {len(existing) + len(values)} options; the limit is {MAX_OPTIONS}.",
+            errors={"options": "Too many options."},
+        )
+    for offset, value in enumerate(values):
+        position = len(existing) + offset
+        session.add(
+            AnswerOption(
+                project_id=project.id,
+                label=value,
+                value=value,
+                position=position,
+                hotkey=str(position + 1) if position < MAX_HOTKEYS else None,
+            )
+        )
+    session.flush()
+    project.task_spec = build_task_spec(project.question, list_options(session, project=project))
+    session.add(project)
+    session.flush()
+
+
+def archive_project(session: Session, *, requester: User, project_id: int) -> Project:
+    """Archive a project; refused while one of its pools is open."""
+    project = get_project(session, requester=requester, project_id=project_id)
+    if project.status == ProjectStatus.ARCHIVED:
+        return project
+    if has_open_pool(session, project=project):
+        raise Conflict("Close the project's open pools before archiving it.")
+    project.status = ProjectStatus.ARCHIVED
+    session.add(project)
+    session.commit()
+    session.refresh(project)
+    return project

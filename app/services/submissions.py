@@ -1,0 +1,287 @@
+"""Submitting a suite: validate, store answers, pay on auto-accept, run the quality rules.
+
+Idempotent: the assignment row is locked before its status is read, so a repeated submit
+(double click, retry, two tabs) waits for the first and returns its result; the ledger's
+unique constraint makes a second payment impossible anyway.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from sqlalchemy import func
+from sqlalchemy.orm.attributes import set_committed_value
+from sqlmodel import Session, select
+
+from app.db.models import (
+    Assignment,
+    AssignmentStatus,
+    Pool,
+    Project,
+    Task,
+    TaskKind,
+    User,
+)
+from app.db.types import utcnow
+from app.errors import Conflict, NotFound, ValidationFailed
+from app.services import ledger
+from app.services import suite_sql as sql
+from app.services.assignment_locks import bump_tasks, end_assignment, lock_own, on_pg
+from app.services.pool_state import _close_pool
+from app.services.quality import apply_rules_after_submit
+from app.services.suite_views import load_suite_tasks
+
+DONE = (AssignmentStatus.SUBMITTED, AssignmentStatus.ACCEPTED, AssignmentStatus.REJECTED)
+
+
+@dataclass
+class SubmitResult:
+    assignment_id: int
+    pool_id: int
+    status: str
+    reward_cents: int
+    paid: bool
+    repeated: bool = False
+
+    def public(self) -> dict:
+        return {
+            "id": self.assignment_id,
+            "pool_id": self.pool_id,
+            "status": self.status,
+            "reward": self.reward_cents / 100,
+            "paid": self.paid,
+            "repeated": self.repeated,
+        }
+
+
+@dataclass
+class TrainingCheck:
+    """``correct`` is None for tasks that are not checked (general and control alike)."""
+
+    correct: bool | None
+    hint: str | None = None
+
+
+def ensure_fresh(session: Session, assignment: Assignment) -> None:
+    """Expire an overdue active suite (commits) and refuse to go on."""
+    if assignment.status == AssignmentStatus.ACTIVE and assignment.expires_at <= utcnow():
+        end_assignment(session, assignment, AssignmentStatus.EXPIRED)
+        session.commit()
+    if assignment.status == AssignmentStatus.EXPIRED:
+        raise Conflict("The time for this suite ran out; its tasks went back to the pool.")
+    if assignment.status == AssignmentStatus.SKIPPED:
+        raise Conflict("You skipped this suite.")
+
+
+def _validate(
+    answers: Mapping, tasks: list[tuple], values: list[str], *, by_position: bool
+) -> dict[int, str]:
+    """Answers keyed by task id, or ``ValidationFailed`` naming every bad task."""
+    key_of = {(pos if by_position else tid): tid for pos, tid, *_ in tasks}
+    number_of = {tid: pos + 1 for pos, tid, *_ in tasks}
+    given: dict[int, str] = {}
+    errors: dict[str, str] = {}
+    for raw_key, raw_value in answers.items():
+        try:
+            key = int(raw_key)
+        except (TypeError, ValueError):
+            key = None
+        if key not in key_of:
+            errors[f"answers.{raw_key}"] = f"This suite has no task {raw_key}."
+            continue
+        value = "" if raw_value is None else str(raw_value).strip()
+        if value:
+            given[key_of[key]] = value
+    allowed = ", ".join(values)
+    for pos, tid, *_ in tasks:
+        key = pos if by_position else tid
+        value = given.get(tid)
+        if value is None:
+            errors[f"answers.{key}"] = f"Task {number_of[tid]}: choose an answer."
+        elif value not in values:
+            errors[f"answers.{key}"] = (
+                f"Task {number_of[tid]}: “{value}” is not an answer option (use {allowed})."
+            )
+    if errors:
+        missing = sum(1 for msg in errors.values() if msg.endswith("choose an answer."))
+        message = (
+            f"{missing} task(s) have no answer yet."
+            if missing == len(errors)
+            else "; ".join(errors.values())
+        )
+        raise ValidationFailed(message, errors=errors)
+    return given
+
+
+def _pool_and_values(session: Session, *, pool_id: int) -> tuple[Pool, Project, list[str]]:
+    """The pool, its project (into the session, for the rules) and the option values in
+    display order, in one query."""
+    rows = session.exec(sql.POOL_AND_VALUES, params={"pool_id": pool_id}).all()
+    return rows[0][0], rows[0][1], [value for _, _, value in rows if value is not None]
+
+
+def _result(session: Session, assignment: Assignment, *, repeated: bool, paid=None):
+    return SubmitResult(
+        assignment_id=assignment.id,
+        pool_id=assignment.pool_id,
+        status=assignment.status,
+        reward_cents=assignment.reward_cents,
+        paid=ledger.is_paid(session, assignment=assignment) if paid is None else paid,
+        repeated=repeated,
+    )
+
+
+def submit_assignment(
+    session: Session,
+    *,
+    labeler: User,
+    assignment_id: int,
+    answers: Mapping,
+    by_position: bool = False,
+    first_values: Mapping | None = None,
+) -> SubmitResult:
+    """Store a suite's answers, pay on auto-accept, run the quality rules (commits once).
+
+    ``answers`` maps task ids (or suite positions with ``by_position``) to option values.
+    A repeated submit returns the first result: one set of answers, one payment.
+    """
+    assignment = lock_own(session, labeler=labeler, assignment_id=assignment_id)
+    if assignment.status in DONE:
+        result = _result(session, assignment, repeated=True)
+        session.rollback()
+        return result
+    ensure_fresh(session, assignment)
+    # the project stays referenced (the session holds rows weakly) for the rules below
+    pool, _project, values = _pool_and_values(session, pool_id=assignment.pool_id)
+    tasks = load_suite_tasks(session, assignment_id=assignment.id)
+    given = _validate(answers, tasks, values, by_position=by_position)
+    firsts: dict[int, str] = {}
+    if first_values:
+        position_to_tid = {pos: tid for pos, tid, *_ in tasks}
+        for key, value in first_values.items():
+            try:
+                tid = position_to_tid.get(int(key)) if by_position else int(key)
+            except (TypeError, ValueError):
+                continue
+            if tid in given and str(value) in values:
+                firsts[tid] = str(value)
+
+    now = utcnow()
+    status = AssignmentStatus.ACCEPTED if pool.auto_accept else AssignmentStatus.SUBMITTED
+    finished = {
+        "status": status.value,
+        "submitted_at": now,
+        "reviewed_at": now if pool.auto_accept else None,
+        "duration_seconds": max(0.0, (now - assignment.created_at).total_seconds()),
+    }
+    store = _store_answers_pg if on_pg(session) else _store_answers
+    bumped = store(session, assignment, labeler, pool, given, firsts, finished)
+    for name, value in finished.items():  # the row is written; keep the object in step
+        set_committed_value(assignment, name, value)
+    suite = [(tid, kind, overlap, n) for tid, kind, n, overlap in bumped]  # every suite task
+    apply_rules_after_submit(session, assignment=assignment, suite=suite)
+    # paid last: the payment moves the pool's reservation total (a row every submit in the
+    # pool writes), so its row lock is held only from here to the commit
+    paid = False
+    if pool.auto_accept:
+        paid = ledger._pay_assignment(session, pool=pool, assignment=assignment)
+    if any(kind == TaskKind.GENERAL and n >= (ov or pool.overlap) for _, kind, n, ov in bumped):
+        _close_if_complete(session, pool=pool)
+    session.commit()
+    return _result(session, assignment, repeated=False, paid=paid)
+
+
+def _store_answers(session, assignment, labeler, pool, given, firsts, finished) -> list[tuple]:
+    """Write the answers and the suite's new status, bump the submitted counters; returns
+    (id, kind, submitted count, overlap) per task."""
+    now = finished["submitted_at"]
+    conn = session.connection()
+    conn.execute(
+        sql.INSERT_ANSWERS,
+        [
+            {
+                "assignment_id": assignment.id,
+                "task_id": tid,
+                "pool_id": pool.id,
+                "labeler_id": labeler.id,
+                "value": value,
+                "first_value": firsts.get(tid, value),
+                "excluded": False,
+                "created_at": now,
+            }
+            for tid, value in given.items()
+        ],
+    )
+    conn.execute(sql.FINISH_ASSIGNMENT, {"assignment_id": assignment.id, **finished})
+    return bump_tasks(session, given.keys(), "submitted_count", 1)
+
+
+def _store_answers_pg(session, assignment, labeler, pool, given, firsts, finished) -> list[tuple]:
+    """The same in one statement (PostgreSQL)."""
+    task_ids = list(given)
+    rows = session.connection().execute(
+        sql.SUBMIT_SUITE_PG,
+        {
+            "assignment_id": assignment.id,
+            "pool_id": pool.id,
+            "labeler_id": labeler.id,
+            "task_ids": task_ids,
+            "answer_values": [given[tid] for tid in task_ids],
+            "first_values": [firsts.get(tid, given[tid]) for tid in task_ids],
+            "now": finished["submitted_at"],
+            "status": finished["status"],
+            "reviewed_at": finished["reviewed_at"],
+            "duration_seconds": finished["duration_seconds"],
+        },
+    )
+    return sorted(tuple(row) for row in rows)
+
+
+def _close_if_complete(session: Session, *, pool: Pool) -> None:
+    """Close the pool once every general task has its overlap of answers (flush only).
+
+    On PostgreSQL two suites that finish the last tasks at the same moment would each see
+    the other's task unfinished; so an unfinished task that another transaction is writing
+    (row locked) does not count at first, and the final check runs under the pool's row
+    lock, where the second of the two sees the first one's committed counts."""
+    unfinished = (
+        select(Task.id)
+        .where(
+            Task.pool_id == pool.id,
+            Task.kind == TaskKind.GENERAL,
+            Task.submitted_count < func.coalesce(Task.overlap, pool.overlap),
+        )
+        .limit(1)
+    )
+    pg = on_pg(session)
+    first = unfinished.with_for_update(read=True, skip_locked=True) if pg else unfinished
+    if session.exec(first).first() is not None:
+        return
+    query = select(Pool).where(Pool.id == pool.id).execution_options(populate_existing=True)
+    if pg:
+        query = query.with_for_update(key_share=True)
+    locked = session.exec(query).one()
+    if pg and session.exec(unfinished).first() is not None:
+        return
+    _close_pool(session, pool=locked, reason="COMPLETED")
+
+
+def check_training_answer(
+    session: Session, *, labeler: User, assignment_id: int, position: int, value: str
+) -> TrainingCheck:
+    """Right or wrong (with the hint) for a training task; nothing for any other task."""
+    assignment = session.get(Assignment, assignment_id)
+    if assignment is None or assignment.labeler_id != labeler.id:
+        raise NotFound("No such suite.")
+    if assignment.status != AssignmentStatus.ACTIVE:
+        return TrainingCheck(correct=None)
+    for pos, _tid, kind, known, hint, _url in load_suite_tasks(
+        session, assignment_id=assignment.id
+    ):
+        if pos == position:
+            if kind != TaskKind.TRAINING or not known or not hint:
+                return TrainingCheck(correct=None)
+            correct = str(value).strip() == known
+            return TrainingCheck(correct=correct, hint=None if correct else hint)
+    raise NotFound("This suite has no such task.")

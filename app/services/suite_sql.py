@@ -1,0 +1,271 @@
+"""Prebuilt statements of the labeling hot path (take a suite, submit it, pay it).
+
+Built once at import: building a SQLAlchemy statement costs more Python than running it,
+and these run on every request. Each has a PostgreSQL variant (row locks, ``SKIP LOCKED``)
+and a SQLite one (writers are serialised by ``BEGIN IMMEDIATE``); ``pick(pg)`` chooses.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import Integer, bindparam, column, insert, text, update
+from sqlmodel import select
+
+from app.db.models import (
+    Answer,
+    AnswerOption,
+    ApiToken,
+    Assignment,
+    AssignmentTask,
+    Pool,
+    Project,
+    Task,
+    User,
+)
+from app.db.types import UTCDateTime
+
+
+def pick(variants: tuple, pg: bool):
+    """``variants`` is (SQLite statement, PostgreSQL statement)."""
+    return variants[1] if pg else variants[0]
+
+
+# --- who is asking -----------------------------------------------------------------------
+
+USER_FOR_TOKEN = (
+    select(User)
+    .join(ApiToken, ApiToken.user_id == User.id)
+    .where(
+        ApiToken.token_hash == bindparam("token_hash"),
+        ApiToken.revoked_at.is_(None),
+        User.is_active.is_(True),
+    )
+)
+
+# --- taking a suite ----------------------------------------------------------------------
+
+# The labeler's row is locked while a suite is chosen (one active suite per pool, even on a
+# double click); the same statement returns the labeler's active suites in the pool.
+_ACTIVE = """
+SELECT a.id, a.expires_at FROM user_account u
+LEFT JOIN assignment a ON a.labeler_id = u.id AND a.pool_id = :pool_id AND a.status = 'active'
+WHERE u.id = :labeler_id ORDER BY a.id
+"""
+LOCK_LABELER_ACTIVE = tuple(
+    text(_ACTIVE + suffix).columns(column("id", Integer), column("expires_at", UTCDateTime))
+    for suffix in ("", " FOR NO KEY UPDATE OF u")
+)
+
+# what a suite view needs of a picked task: (id, position, kind, hint, image, sha256, type)
+_PICKED = "t.id, t.position, t.kind, t.hint, t.image, m.sha256, m.content_type"
+_HAD = (
+    "SELECT at.task_id FROM assignment_task at JOIN assignment a ON a.id = at.assignment_id "
+    "WHERE a.labeler_id = :labeler_id AND a.pool_id = :pool_id"
+)
+_GENERAL = f"""
+SELECT {_PICKED} FROM task t LEFT JOIN media_file m ON m.id = t.media_id
+WHERE t.pool_id = :pool_id AND t.kind = 'general'
+  AND t.taken_count < COALESCE(t.overlap, :overlap)
+  AND t.id NOT IN ({_HAD})
+"""
+# keep_task_order → (SQLite, PostgreSQL); PostgreSQL walks ix_task_pool_kind_taken in order
+# and skips rows other labelers are taking right now instead of waiting for them.
+PICK_GENERAL = {
+    True: (
+        text(_GENERAL + "ORDER BY t.position, t.id LIMIT :n"),
+        text(_GENERAL + "ORDER BY t.position, t.id LIMIT :n FOR NO KEY UPDATE OF t SKIP LOCKED"),
+    ),
+    False: (
+        text(_GENERAL + "ORDER BY t.taken_count, t.id LIMIT :n"),
+        text(_GENERAL + "ORDER BY t.taken_count LIMIT :n FOR NO KEY UPDATE OF t SKIP LOCKED"),
+    ),
+}
+
+# Control / training tasks the labeler has not had in this pool, at random; once none is
+# left (and ``reuse`` allows), the ones the labeler has seen least often.
+PICK_UNSEEN = text(
+    f"SELECT {_PICKED} FROM task t LEFT JOIN media_file m ON m.id = t.media_id "
+    f"WHERE t.pool_id = :pool_id AND t.kind = :kind AND t.id NOT IN ({_HAD}) "
+    "ORDER BY random() LIMIT :n"
+)
+PICK_LEAST_SEEN = text(
+    f"""
+SELECT {_PICKED} FROM task t
+LEFT JOIN (
+  SELECT at.task_id, COUNT(*) AS n FROM assignment_task at
+  JOIN assignment a ON a.id = at.assignment_id
+  WHERE a.labeler_id = :labeler_id AND a.pool_id = :pool_id GROUP BY at.task_id
+) seen ON seen.task_id = t.id
+LEFT JOIN media_file m ON m.id = t.media_id
+WHERE t.pool_id = :pool_id AND t.kind = :kind
+ORDER BY COALESCE(seen.n, 0), random() LIMIT :n
+"""
+)
+
+INSERT_ASSIGNMENT = insert(Assignment.__table__).returning(Assignment.__table__.c.id)
+INSERT_SUITE_TASKS = insert(AssignmentTask.__table__)
+
+# PostgreSQL: the suite, its tasks and the taken counters in one statement (the picked
+# general rows are locked already, so the counter update waits for nobody).
+CREATE_SUITE_PG = text(
+    """
+WITH a AS (
+  INSERT INTO assignment (pool_id, labeler_id, status, reward_cents, created_at, expires_at)
+  VALUES (:pool_id, :labeler_id, 'active', :reward_cents, :created_at, :expires_at)
+  RETURNING id
+), suite AS (
+  INSERT INTO assignment_task (assignment_id, task_id, position)
+  SELECT a.id, u.task_id, u.position FROM a,
+    unnest(CAST(:task_ids AS integer[]), CAST(:positions AS integer[])) AS u(task_id, position)
+), taken AS (
+  UPDATE task SET taken_count = taken_count + 1 WHERE id = ANY(CAST(:general_ids AS integer[]))
+)
+SELECT id FROM a
+"""
+).bindparams(bindparam("created_at", type_=UTCDateTime), bindparam("expires_at", type_=UTCDateTime))
+
+PROJECT_VIEW = text(
+    "SELECT p.name, p.question, p.instructions, o.label, o.value, o.hotkey FROM project p "
+    "LEFT JOIN answer_option o ON o.project_id = p.id WHERE p.id = :project_id "
+    "ORDER BY o.position, o.id"
+)
+
+# --- submitting a suite ------------------------------------------------------------------
+
+_OWN = select(Assignment).where(
+    Assignment.id == bindparam("assignment_id"), Assignment.labeler_id == bindparam("labeler_id")
+)
+LOCK_OWN = (
+    _OWN.execution_options(populate_existing=True),
+    _OWN.with_for_update(key_share=True).execution_options(populate_existing=True),
+)
+
+POOL_AND_VALUES = (
+    select(Pool, Project, AnswerOption.value)
+    .join(Project, Project.id == Pool.project_id)
+    .outerjoin(AnswerOption, AnswerOption.project_id == Project.id)
+    .where(Pool.id == bindparam("pool_id"))
+    .order_by(AnswerOption.position, AnswerOption.id)
+)
+
+SUITE_TASKS = text(
+    "SELECT at.position, t.id, t.kind, t.known_answer, t.hint, t.image, m.sha256, "
+    "m.content_type FROM assignment_task at JOIN task t ON t.id = at.task_id "
+    "LEFT JOIN media_file m ON m.id = t.media_id WHERE at.assignment_id = :assignment_id "
+    "ORDER BY at.position"
+)
+
+INSERT_ANSWERS = insert(Answer.__table__)
+
+# PostgreSQL: answers, the suite's new status and the submitted counters (task rows locked
+# in id order) in one statement; returns (id, kind, submitted count, overlap) per task.
+SUBMIT_SUITE_PG = text(
+    """
+WITH answers AS (
+  INSERT INTO answer (assignment_id, task_id, pool_id, labeler_id, value, first_value,
+                      excluded, created_at)
+  SELECT :assignment_id, u.task_id, :pool_id, :labeler_id, u.value, u.first_value, false, :now
+  FROM unnest(CAST(:task_ids AS integer[]), CAST(:answer_values AS varchar[]),
+              CAST(:first_values AS varchar[])) AS u(task_id, value, first_value)
+), finished AS (
+  UPDATE assignment SET status = :status, submitted_at = :now, reviewed_at = :reviewed_at,
+    duration_seconds = :duration_seconds
+  WHERE id = :assignment_id
+), locked AS (
+  SELECT id FROM task WHERE id = ANY(CAST(:task_ids AS integer[])) ORDER BY id
+  FOR NO KEY UPDATE
+)
+UPDATE task SET submitted_count = task.submitted_count + 1 FROM locked
+WHERE task.id = locked.id
+RETURNING task.id, task.kind, task.submitted_count, task.overlap
+"""
+).bindparams(bindparam("now", type_=UTCDateTime), bindparam("reviewed_at", type_=UTCDateTime))
+
+_task = Task.__table__
+_a = Assignment.__table__
+
+
+def _bump(column: str, pg: bool):
+    target = _task.c[column]
+    if pg:  # lock in id order: concurrent writers never deadlock on task counters
+        locked = (
+            select(_task.c.id)
+            .where(_task.c.id.in_(bindparam("ids", expanding=True)))
+            .order_by(_task.c.id)
+            .with_for_update(key_share=True)
+            .subquery()
+        )
+        where = _task.c.id == locked.c.id
+    else:
+        where = _task.c.id.in_(bindparam("ids", expanding=True))
+    return (
+        update(_task)
+        .where(where)
+        .values({column: target + bindparam("delta")})
+        .returning(_task.c.id, _task.c.kind, target, _task.c.overlap)
+    )
+
+
+BUMP = {
+    (column, pg): _bump(column, pg)
+    for column in ("taken_count", "submitted_count")
+    for pg in (False, True)
+}
+
+FINISH_ASSIGNMENT = (
+    update(_a)
+    .where(_a.c.id == bindparam("assignment_id"))
+    .values(
+        status=bindparam("status"),
+        submitted_at=bindparam("submitted_at"),
+        reviewed_at=bindparam("reviewed_at"),
+        duration_seconds=bindparam("duration_seconds"),
+    )
+)
+
+# --- paying it ---------------------------------------------------------------------------
+
+POOL_RESERVED = text("SELECT reserved_cents FROM pool WHERE id = :pool_id")
+ADD_RESERVED = text("UPDATE pool SET reserved_cents = reserved_cents + :delta WHERE id = :pool_id")
+# takes a payment out of the running total only when it covers it (else: no row)
+SPEND_RESERVED = text(
+    "UPDATE pool SET reserved_cents = reserved_cents - :amount "
+    "WHERE id = :pool_id AND reserved_cents >= :amount RETURNING reserved_cents"
+)
+
+
+def _payment(rows: int):
+    values = ", ".join(
+        f"(:user_{i}, :account_{i}, :kind_{i}, :amount_{i}, :pool_id, :assignment_id, "
+        f":counterparty_{i}, :memo_{i}, :created_at)"
+        for i in range(rows)
+    )
+    return text(
+        "INSERT INTO ledger_entry (user_id, account, kind, amount_cents, pool_id, "
+        f"assignment_id, counterparty_id, memo, created_at) VALUES {values} "
+        "ON CONFLICT DO NOTHING RETURNING id"
+    ).bindparams(bindparam("created_at", type_=UTCDateTime))
+
+
+# payment + earning, and with a platform fee a third entry
+PAYMENT = {2: _payment(2), 3: _payment(3)}
+
+# --- quality: the labeler's control accuracy over the requester's pools --------------------
+
+# the percentage of the labeler's control answers that were right, in one statement
+# (no row changes when the labeler has no value for the skill yet: the caller creates it)
+_CONTROL_ANSWERS = (
+    "FROM answer a JOIN task t ON t.id = a.task_id JOIN pool p ON p.id = a.pool_id "
+    "WHERE a.labeler_id = :labeler_id AND t.kind = 'control' AND p.owner_id = :requester_id"
+)
+_RIGHT = "SUM(CASE WHEN a.value = t.known_answer THEN 1 ELSE 0 END)"
+SET_CONTROL_ACCURACY = text(
+    f"""
+UPDATE user_skill SET updated_at = :now, value = COALESCE((
+  SELECT ROUND(CAST(100.0 * {_RIGHT} / NULLIF(COUNT(a.id), 0) AS NUMERIC), 2)
+  {_CONTROL_ANSWERS}
+), value)
+WHERE user_id = :labeler_id
+  AND skill_id = (SELECT id FROM skill WHERE owner_id = :requester_id AND name = :name)
+"""
+).bindparams(bindparam("now", type_=UTCDateTime))
+CONTROL_TOTALS = text(f"SELECT COUNT(a.id), COALESCE({_RIGHT}, 0) {_CONTROL_ANSWERS}")

@@ -1,0 +1,140 @@
+"""What a labeler sees of a suite: positions, images, question, options; never task kinds,
+known answers, hints or task ids (the edges render ``SuiteView`` and nothing else)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import NamedTuple
+
+from sqlmodel import Session, select
+
+from app.db.models import AnswerOption, Assignment, Pool, TaskKind
+from app.db.types import utcnow
+from app.services import suite_sql as sql
+from app.services.media import EXTENSIONS
+
+
+@dataclass
+class SuiteTask:
+    """One task of a suite. ``task_id`` is for services only; edges use ``position``."""
+
+    position: int
+    image_url: str
+    checkable: bool
+    task_id: int = field(repr=False)
+
+
+@dataclass
+class SuiteView:
+    assignment_id: int
+    pool_id: int
+    status: str
+    expires_at: datetime
+    reward_cents: int
+    project_name: str
+    question: str
+    instructions: str
+    options: list[OptionView]
+    tasks: list[SuiteTask]
+
+    @property
+    def seconds_left(self) -> int:
+        return max(0, math.floor((self.expires_at - utcnow()).total_seconds()))
+
+    def public(self) -> dict:
+        """The JSON a labeler receives (no ids that reveal anything but the suite itself)."""
+        return {
+            "id": self.assignment_id,
+            "pool_id": self.pool_id,
+            "status": self.status,
+            "expires_at": self.expires_at.isoformat(),
+            "seconds_left": self.seconds_left,
+            "reward": self.reward_cents / 100,
+            "project": self.project_name,
+            "question": self.question,
+            "instructions": self.instructions,
+            "options": [
+                {"label": o.label, "value": o.value, "hotkey": o.hotkey} for o in self.options
+            ],
+            "tasks": [{"position": t.position, "image": t.image_url} for t in self.tasks],
+        }
+
+
+def image_url(image: str, sha256: str | None, content_type: str | None) -> str:
+    """Stored images go through the opaque ``/media/<sha>`` URL; others as uploaded."""
+    if sha256:
+        return f"/media/{sha256}.{EXTENSIONS.get(content_type or '', 'bin')}"
+    return image
+
+
+class OptionView(NamedTuple):
+    """An answer option as a labeler sees it."""
+
+    label: str
+    value: str
+    hotkey: str | None
+
+
+def list_options(session: Session, *, project_id: int) -> list[AnswerOption]:
+    """A project's answer options in display order."""
+    return list(
+        session.exec(
+            select(AnswerOption)
+            .where(AnswerOption.project_id == project_id)
+            .order_by(AnswerOption.position, AnswerOption.id)
+        )
+    )
+
+
+def load_suite_tasks(session: Session, *, assignment_id: int) -> list[tuple]:
+    """(position, task id, kind, known answer, hint, image URL) per task, in order."""
+    rows = session.connection().execute(sql.SUITE_TASKS, {"assignment_id": assignment_id})
+    return [
+        (pos, tid, kind, known, hint, image_url(image, sha, ctype))
+        for pos, tid, kind, known, hint, image, sha, ctype in rows
+    ]
+
+
+def project_view(conn, *, project_id: int) -> tuple[str, str, str, list[OptionView]]:
+    """The project's name, question, instructions and options, in one query."""
+    rows = conn.execute(sql.PROJECT_VIEW, {"project_id": project_id}).all()
+    if not rows:
+        return "", "", "", []
+    name, question, instructions = rows[0][:3]
+    options = [OptionView(*row[3:]) for row in rows if row[4] is not None]
+    return name, question, instructions, options
+
+
+def build_view(
+    session: Session, *, assignment: Assignment, pool: Pool, tasks: list[tuple] | None = None
+) -> SuiteView:
+    """The labeler's view of a suite (two queries; one when the caller has ``tasks``, the
+    rows ``load_suite_tasks`` would return)."""
+    name, question, instructions, options = project_view(
+        session.connection(), project_id=pool.project_id
+    )
+    suite_tasks = [
+        SuiteTask(
+            position=pos,
+            image_url=url,
+            checkable=kind == TaskKind.TRAINING and bool(hint),
+            task_id=tid,
+        )
+        for pos, tid, kind, _known, hint, url in (
+            tasks if tasks is not None else load_suite_tasks(session, assignment_id=assignment.id)
+        )
+    ]
+    return SuiteView(
+        assignment_id=assignment.id,
+        pool_id=pool.id,
+        status=assignment.status,
+        expires_at=assignment.expires_at,
+        reward_cents=assignment.reward_cents,
+        project_name=name,
+        question=question,
+        instructions=instructions,
+        options=options,
+        tasks=suite_tasks,
+    )

@@ -1,0 +1,426 @@
+"""Data upload into a pool: task TSV, loose image files, or a ZIP of class folders.
+
+Every upload is all-or-nothing: it is checked completely first (naming the bad row or
+file), then written in one transaction. Uploads with more items than
+``settings.upload_job_threshold`` run as a background job with a progress bar.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import shutil
+import uuid
+import zipfile
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlalchemy import func
+from sqlmodel import Session, select
+
+from app.db.models import Job, MediaFile, Pool, PoolStatus, Project, Task, TaskKind, User
+from app.db.models.pool import PoolType
+from app.errors import Conflict, UploadRejected, ValidationFailed
+from app.services import archive, jobs, media
+from app.services.pools import get_pool
+from app.services.projects import _add_options, has_open_pool, list_options
+from app.services.upload_formats import TaskInput, TsvContext, is_url, parse_task_tsv
+from app.settings import get_settings
+
+Progress = Callable[[float, str], None]
+KINDS = ("tsv", "images", "zip")
+
+
+def _no_progress(_fraction: float, _message: str = "") -> None:
+    return None
+
+
+@dataclass
+class UploadResult:
+    """What an upload created."""
+
+    created: dict[str, int]
+    created_options: list[str] = field(default_factory=list)
+
+    @property
+    def total(self) -> int:
+        """Tasks created, all kinds."""
+        return sum(self.created.values())
+
+    def as_dict(self) -> dict:
+        """JSON-able form (a job's result)."""
+        return {"created": self.created, "created_options": self.created_options}
+
+
+@dataclass
+class UploadOutcome:
+    """Either the finished result (small uploads) or the job that runs it (large ones)."""
+
+    result: UploadResult | None = None
+    job: Job | None = None
+
+
+@dataclass
+class _Blob:
+    name: str
+    sha: str
+    load: Callable[[], bytes]
+
+
+@dataclass
+class _Prepared:
+    tasks: list[tuple[TaskInput, int | None]]  # (task, index into blobs or None)
+    blobs: list[_Blob] = field(default_factory=list)
+    new_options: list[str] = field(default_factory=list)
+
+
+def _context(session: Session, pool: Pool) -> TsvContext:
+    project = session.get(Project, pool.project_id)
+    existing = set(session.exec(select(Task.image).where(Task.pool_id == pool.id)))
+    by_name: dict[str, tuple[int, str]] = {}
+    for item in session.exec(select(MediaFile).where(MediaFile.owner_id == pool.owner_id)):
+        by_name.setdefault(item.original_name, (item.id, media.media_url(item)))
+    return TsvContext(
+        option_values=[o.value for o in list_options(session, project=project)],
+        training_pool=pool.pool_type == PoolType.TRAINING,
+        existing_images=existing,
+        media_by_name=by_name,
+    )
+
+
+def _check_pool(pool: Pool) -> None:
+    if pool.status == PoolStatus.ARCHIVED:
+        raise Conflict("This pool is archived; tasks cannot be added.")
+
+
+def _prepare_tsv(context: TsvContext, data: bytes) -> _Prepared:
+    return _Prepared(tasks=[(task, None) for task in parse_task_tsv(data, context)])
+
+
+def _inspect_blobs(
+    named: Sequence[tuple[str, Callable[[], bytes]]], progress: Progress, context: TsvContext
+) -> list[_Blob]:
+    """Verify every image (Pillow) and refuse duplicates; all problems at once."""
+    problems: list[str] = []
+    blobs: list[_Blob] = []
+    seen: dict[str, str] = {}
+    total = max(len(named), 1)
+    for i, (name, load) in enumerate(named):
+        try:
+            data = load()
+            media.inspect_image(data, name=name)
+        except UploadRejected as exc:
+            problems.append(exc.message)
+        else:
+            sha = hashlib.sha256(data).hexdigest()
+            if sha in seen:
+                problems.append(f"{name}: the same image as {seen[sha]}")
+            else:
+                seen[sha] = name
+                blobs.append(_Blob(name=name, sha=sha, load=load))
+        if len(problems) >= 50:
+            break
+        progress(0.8 * (i + 1) / total, f"Checked {i + 1} of {len(named)} images")
+    if problems:
+        more = f" and {len(problems) - 1} more" if len(problems) > 1 else ""
+        raise UploadRejected(
+            f"Nothing was imported: {problems[0]}{more}.",
+            file=problems[0].split(":", 1)[0],
+            problems=problems,
+        )
+    return blobs
+
+
+def _prepare_images(
+    context: TsvContext, files: Sequence[tuple[str, bytes]], progress: Progress
+) -> _Prepared:
+    if not files:
+        raise UploadRejected("Choose at least one image file.")
+    blobs = _inspect_blobs([(name, (lambda d=data: d)) for name, data in files], progress, context)
+    return _Prepared(tasks=[(TaskInput(image=""), i) for i in range(len(blobs))], blobs=blobs)
+
+
+def _prepare_zip(
+    context: TsvContext,
+    file: io.BufferedIOBase | io.BytesIO,
+    *,
+    general_count: int,
+    create_missing_options: bool,
+    progress: Progress,
+) -> _Prepared:
+    zip_file, entries = archive.scan_class_folders(file)
+    labels = sorted({entry.label for entry in entries})
+    unknown = [label for label in labels if label not in context.option_values]
+    if unknown and not create_missing_options:
+        exc = UploadRejected(
+            f"Folder names must match answer option values; not options: {', '.join(unknown)}. "
+            "Rename the folders, or choose to create the missing options.",
+            file=unknown[0],
+            problems=[f"{label}: no answer option has this value" for label in unknown],
+        )
+        exc.payload["unknown_labels"] = unknown
+        raise exc
+    if not 0 <= general_count <= len(entries):
+        raise ValidationFailed(
+            f"Choose between 0 and {len(entries)} images to add as general tasks too.",
+            errors={"general_count": f"Between 0 and {len(entries)}."},
+        )
+    named = [(e.path, (lambda e=e: archive.read_entry(zip_file, e))) for e in entries]
+    blobs = _inspect_blobs(named, progress, context)
+    label_of = {entry.path: entry.label for entry in entries}
+    tasks = [
+        (TaskInput(image="", known_answer=label_of[b.name], kind=TaskKind.CONTROL), i)
+        for i, b in enumerate(blobs)
+    ]
+    # A chosen number also go in as general tasks, taken round-robin across classes.
+    by_label: dict[str, list[int]] = defaultdict(list)
+    for i, blob in enumerate(blobs):
+        by_label[label_of[blob.name]].append(i)
+    chosen: list[int] = []
+    while len(chosen) < general_count:
+        for label in labels:
+            if by_label[label] and len(chosen) < general_count:
+                chosen.append(by_label[label].pop(0))
+    tasks += [(TaskInput(image="", kind=TaskKind.GENERAL), i) for i in sorted(chosen)]
+    return _Prepared(tasks=tasks, blobs=blobs, new_options=unknown)
+
+
+def _kind_of(item: TaskInput, pool: Pool) -> str:
+    if item.kind:
+        return item.kind
+    if item.known_answer is None:
+        return TaskKind.GENERAL
+    if item.hint or pool.pool_type == PoolType.TRAINING:
+        return TaskKind.TRAINING
+    return TaskKind.CONTROL
+
+
+def _write(
+    session: Session, *, requester: User, pool: Pool, prepared: _Prepared
+) -> tuple[UploadResult, list[Task]]:
+    """Store media and insert the tasks (flush only)."""
+    if prepared.new_options:
+        project = session.get(Project, pool.project_id)
+        if has_open_pool(session, project=project):
+            raise Conflict("Answer options cannot be added while a pool of this project is open.")
+        _add_options(session, project=project, values=prepared.new_options)
+    stored: list[MediaFile] = []
+    in_pool = set(session.exec(select(Task.media_id).where(Task.pool_id == pool.id)))
+    for blob in prepared.blobs:
+        item = media.store_image(session, owner=requester, data=blob.load(), name=blob.name)
+        if item.id in in_pool:
+            raise UploadRejected(f"{blob.name}: this image is already in the pool.", file=blob.name)
+        stored.append(item)
+    position = session.exec(
+        select(func.coalesce(func.max(Task.position), -1)).where(Task.pool_id == pool.id)
+    ).one()
+    created: dict[str, int] = {kind.value: 0 for kind in TaskKind}
+    tasks: list[Task] = []
+    for item, blob_index in prepared.tasks:
+        media_id, image = item.media_id, item.image
+        if blob_index is not None:
+            media_id, image = stored[blob_index].id, media.media_url(stored[blob_index])
+        position += 1
+        kind = _kind_of(item, pool)
+        task = Task(
+            pool_id=pool.id,
+            kind=kind,
+            image=image,
+            input_values=item.input_values or {"image": image},
+            media_id=media_id,
+            known_answer=item.known_answer if kind != TaskKind.GENERAL else None,
+            hint=item.hint,
+            overlap=item.overlap,
+            position=position,
+        )
+        session.add(task)
+        tasks.append(task)
+        created[kind] += 1
+    session.flush()
+    return UploadResult(created=created, created_options=prepared.new_options), tasks
+
+
+def add_tasks(
+    session: Session, *, requester: User, pool_id: int, items: Sequence[TaskInput]
+) -> list[Task]:
+    """Add tasks given as data (image URL or media id, known answer, hint, overlap)."""
+    pool = get_pool(session, requester=requester, pool_id=pool_id)
+    _check_pool(pool)
+    options = {
+        o.value for o in list_options(session, project=session.get(Project, pool.project_id))
+    }
+    errors: dict[str, str] = {}
+    for i, item in enumerate(items):
+        if not item.image or not (is_url(item.image) or item.image.startswith("/media/")):
+            errors[f"{i}.input_values.image"] = "An http(s) URL of an image is required."
+        if item.known_answer is not None and item.known_answer not in options:
+            allowed = ", ".join(sorted(options))
+            errors[f"{i}.known_solutions"] = (
+                f"{item.known_answer!r} is not an answer option value ({allowed})."
+            )
+        if item.overlap is not None and not 1 <= item.overlap <= 1000:
+            errors[f"{i}.overlap"] = "Overlap is between 1 and 1000."
+    if errors:
+        raise ValidationFailed("Some tasks are invalid; none was added.", errors=errors)
+    _, tasks = _write(
+        session,
+        requester=requester,
+        pool=pool,
+        prepared=_Prepared(tasks=[(item, None) for item in items]),
+    )
+    session.commit()
+    for task in tasks:
+        session.refresh(task)
+    return tasks
+
+
+def _prepare(
+    context: TsvContext,
+    kind: str,
+    files: Sequence[tuple[str, bytes]] | None,
+    zip_file,
+    *,
+    general_count: int,
+    create_missing_options: bool,
+    progress: Progress,
+) -> _Prepared:
+    if kind == "tsv":
+        if not files:
+            raise UploadRejected("Choose a TSV file.")
+        return _prepare_tsv(context, files[0][1])
+    if kind == "images":
+        return _prepare_images(context, files or [], progress)
+    if kind == "zip":
+        return _prepare_zip(
+            context,
+            zip_file,
+            general_count=general_count,
+            create_missing_options=create_missing_options,
+            progress=progress,
+        )
+    raise ValidationFailed(f"Unknown upload kind {kind!r}.", errors={"kind": "tsv, images or zip"})
+
+
+def _item_count(kind: str, files: Sequence[tuple[str, bytes]]) -> int:
+    if kind == "images":
+        return len(files)
+    if kind == "tsv":
+        return files[0][1].count(b"\n") if files else 0
+    try:
+        return len(zipfile.ZipFile(io.BytesIO(files[0][1])).infolist()) if files else 0
+    except zipfile.BadZipFile:
+        return 0
+
+
+def submit_upload(
+    session: Session,
+    *,
+    requester: User,
+    pool_id: int,
+    kind: str,
+    files: Sequence[tuple[str, bytes]],
+    general_count: int = 0,
+    create_missing_options: bool = False,
+) -> UploadOutcome:
+    """Import now when small; otherwise save the files and start an ``upload`` job."""
+    pool = get_pool(session, requester=requester, pool_id=pool_id)
+    _check_pool(pool)
+    settings = get_settings()
+    size = sum(len(data) for _, data in files)
+    if size > settings.max_upload_bytes:
+        raise UploadRejected(
+            f"The upload is {size / 1e6:.0f} MB; "
+            f"the limit is {settings.max_upload_bytes / 1e6:.0f} MB."
+        )
+    if kind not in KINDS:
+        raise ValidationFailed(
+            f"Unknown upload kind {kind!r}.", errors={"kind": "tsv, images or zip"}
+        )
+    if _item_count(kind, files) > settings.upload_job_threshold:
+        folder = settings.data_dir / "uploads" / uuid.uuid4().hex
+        folder.mkdir(parents=True)
+        names = []
+        for i, (name, data) in enumerate(files):
+            (folder / f"{i:06d}").write_bytes(data)
+            names.append(name)
+        job = jobs.submit_job(
+            session,
+            kind="upload",
+            owner=requester,
+            payload={
+                "pool_id": pool.id,
+                "kind": kind,
+                "folder": str(folder),
+                "names": names,
+                "general_count": general_count,
+                "create_missing_options": create_missing_options,
+                "operation_type": "TASK.BATCH_CREATE",
+                "parameters": {"pool_id": f"{pool.id:010d}"},
+            },
+        )
+        return UploadOutcome(job=job)
+    context = _context(session, pool)
+    zip_file = io.BytesIO(files[0][1]) if kind == "zip" and files else None
+    if kind == "zip" and zip_file is None:
+        raise UploadRejected("Choose a ZIP file.")
+    prepared = _prepare(
+        context,
+        kind,
+        files,
+        zip_file,
+        general_count=general_count,
+        create_missing_options=create_missing_options,
+        progress=_no_progress,
+    )
+    result, _ = _write(session, requester=requester, pool=pool, prepared=prepared)
+    session.commit()
+    return UploadOutcome(result=result)
+
+
+def run_upload_job(payload: dict, progress: Progress) -> dict:
+    """The ``upload`` job: check everything (reporting progress), then write at once."""
+    from app.db.engine import session_scope
+
+    folder = Path(payload["folder"])
+    paths = [folder / f"{i:06d}" for i in range(len(payload["names"]))]
+    kind = payload["kind"]
+    files = []
+    if kind != "zip":
+        files = [(n, p.read_bytes()) for n, p in zip(payload["names"], paths, strict=True)]
+    with session_scope(write=False) as session:
+        pool = session.get(Pool, payload["pool_id"])
+        context = _context(session, pool)
+    zip_file = open(paths[0], "rb") if kind == "zip" else None  # noqa: SIM115
+    try:
+        progress(0.0, "Checking the upload")
+        prepared = _prepare(
+            context,
+            kind,
+            files,
+            zip_file,
+            general_count=payload.get("general_count", 0),
+            create_missing_options=payload.get("create_missing_options", False),
+            progress=progress,
+        )
+        progress(0.85, f"Saving {len(prepared.tasks)} tasks", force=True)
+        with session_scope() as session:
+            pool = session.get(Pool, payload["pool_id"])
+            requester = session.get(User, pool.owner_id)
+            _check_pool(pool)
+            result, _ = _write(session, requester=requester, pool=pool, prepared=prepared)
+            session.commit()
+    finally:
+        if zip_file is not None:
+            zip_file.close()
+        discard_upload_files(payload)
+    return result.as_dict()
+
+
+def discard_upload_files(payload: dict) -> None:
+    """Remove an upload job's saved files."""
+    folder = Path(payload.get("folder") or "")
+    uploads_root = (get_settings().data_dir / "uploads").resolve()
+    if folder.name and folder.resolve().parent == uploads_root:
+        shutil.rmtree(folder, ignore_errors=True)

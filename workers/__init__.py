@@ -1,0 +1,1 @@
+"""Background jobs: queue set-up, job functions and the runner."""

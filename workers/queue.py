@@ -1,0 +1,74 @@
+"""Huey set-up: SQLite storage in the data dir by default, Redis when configured."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from functools import lru_cache
+
+from huey import Huey, RedisHuey, SqliteHuey
+
+from app.settings import get_settings
+
+log = logging.getLogger("crowdlab.queue")
+
+
+@lru_cache
+def get_huey() -> Huey:
+    """The process-wide Huey instance with the job runner and periodic tasks registered."""
+    settings = get_settings()
+    if settings.redis_url:
+        huey: Huey = RedisHuey("crowdlab", url=settings.redis_url)
+    else:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        huey = SqliteHuey("crowdlab", filename=str((settings.data_dir / "jobs.db").resolve()))
+    huey.immediate = settings.jobs_immediate
+
+    from huey import crontab
+
+    from workers.registry import execute_job
+
+    run = huey.task(name="run_job")(execute_job)
+    huey._crowdlab_run = run  # type: ignore[attr-defined]
+
+    @huey.periodic_task(crontab(minute="*"), name="periodic_maintenance")
+    def periodic_maintenance() -> None:
+        from workers.periodic import run_periodic
+
+        run_periodic()
+
+    return huey
+
+
+def dispatch(job_id: int) -> None:
+    """Queue a committed job row for execution (runs at once when jobs are immediate)."""
+    get_huey()._crowdlab_run(job_id)  # type: ignore[attr-defined]
+
+
+_consumer_lock = threading.Lock()
+_consumer = None
+
+
+def start_in_process_consumer(workers: int = 2):
+    """Start a thread-based consumer inside this process (for the one-command start)."""
+    global _consumer
+    with _consumer_lock:
+        if _consumer is not None:
+            return _consumer
+        huey = get_huey()
+        consumer = huey.create_consumer(workers=workers, worker_type="thread", periodic=True)
+        # The web server owns the process's signals; the consumer must not take them.
+        consumer._set_signal_handlers = lambda: None
+        consumer.start()
+        _consumer = consumer
+        log.info("in-process job consumer started with %d threads", workers)
+        return consumer
+
+
+def stop_in_process_consumer() -> None:
+    """Stop the in-process consumer, if running."""
+    global _consumer
+    with _consumer_lock:
+        if _consumer is not None:
+            _consumer.stop(graceful=False)
+            _consumer = None
