@@ -1,0 +1,56 @@
+"""Operations: background jobs in Toloka's operation shape (``GET /api/v1/operations/{id}``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+
+from app.db.models import Job, JobStatus
+from app.deps import ApiUser, SessionDep
+from app.services.jobs import get_job
+
+router = APIRouter(prefix="/api/v1", tags=["operations"])
+
+_STATUS = {
+    JobStatus.QUEUED: "PENDING",
+    JobStatus.RUNNING: "RUNNING",
+    JobStatus.SUCCEEDED: "SUCCESS",
+    JobStatus.FAILED: "FAIL",
+    JobStatus.CANCELLED: "FAIL",
+}
+
+
+def _iso(value) -> str | None:
+    return value.replace(tzinfo=None).isoformat(timespec="milliseconds") if value else None
+
+
+def operation_json(job: Job) -> dict[str, Any]:
+    """A job as a Toloka operation (status upper-case, progress 0-100, naive UTC times)."""
+    details = {k: v for k, v in (job.result or {}).items() if k != "log"}
+    if job.status in (JobStatus.FAILED, JobStatus.CANCELLED):
+        details.setdefault("message", job.message)
+    return {
+        "id": job.external_id or str(job.id),
+        "type": job.payload.get("operation_type", job.kind.upper()),
+        "status": _STATUS[JobStatus(job.status)],
+        "submitted": _iso(job.created_at),
+        "started": _iso(job.started_at),
+        "finished": _iso(job.finished_at),
+        "progress": round(job.progress * 100),
+        "parameters": job.payload.get("parameters", {}),
+        "details": details,
+    }
+
+
+@router.get("/operations/{operation_id}", name="api:operation")
+def get_operation(session: SessionDep, user: ApiUser, operation_id: str) -> dict[str, Any]:
+    """One of the caller's operations."""
+    return operation_json(get_job(session, owner=user, job_id=operation_id))
+
+
+@router.get("/operations/{operation_id}/log", name="api:operation_log")
+def get_operation_log(session: SessionDep, user: ApiUser, operation_id: str) -> list[dict]:
+    """The per-item log of an operation (e.g. which tasks of a batch were created)."""
+    job = get_job(session, owner=user, job_id=operation_id)
+    return list((job.result or {}).get("log", []))

@@ -1,0 +1,357 @@
+"""Quality-control JSON API in Toloka's shapes: user restrictions, skills, user skills,
+bonuses, assignment review (PATCH) and a pool's quality rules."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from typing import Any
+
+from fastapi import APIRouter, Body, Query
+from fastapi.responses import JSONResponse, Response
+
+from app.db.models import Assignment, Ban, Skill, UserSkill
+from app.deps import ApiRequester, SessionDep
+from app.errors import ValidationFailed
+from app.services.progress import public_id
+from app.services.quality import bans, bonuses, dry_run, pool_rules, review, skills
+from app.services.toloka_assignments import assignments_json
+
+router = APIRouter(prefix="/api/v1", tags=["quality"])
+
+
+def _ts(value: datetime | None) -> str | None:
+    """Toloka's timestamp form: naive UTC with milliseconds."""
+    if value is None:
+        return None
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}"
+
+
+def _parse_ts(raw: Any, field: str) -> datetime | None:
+    if raw in (None, ""):
+        return None
+    try:
+        value = datetime.fromisoformat(str(raw).replace("Z", "+00:00"))
+    except ValueError:
+        raise ValidationFailed(f"{field} is not a date.", errors={field: "Not a date."}) from None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _int(raw: Any, field: str) -> int | None:
+    if raw in (None, ""):
+        return None
+    try:
+        return int(str(raw))
+    except ValueError:
+        raise ValidationFailed(f"{field} must be an id.", errors={field: "Not an id."}) from None
+
+
+def _page(items: list, limit: int) -> dict:
+    return {"items": items[:limit], "has_more": len(items) > limit}
+
+
+# ---------------------------------------------------------------- user restrictions
+
+
+def restriction_json(ban: Ban) -> dict:
+    return {
+        "id": public_id(ban.id),
+        "scope": ban.scope.upper(),
+        "user_id": public_id(ban.labeler_id),
+        "project_id": public_id(ban.project_id) if ban.project_id else None,
+        "pool_id": public_id(ban.pool_id) if ban.pool_id else None,
+        "private_comment": ban.private_comment,
+        "public_comment": ban.public_comment,
+        "will_expire": _ts(ban.expires_at),
+        "created": _ts(ban.created_at),
+        "lifted": _ts(ban.lifted_at),
+        "source": ban.source,
+    }
+
+
+@router.get("/user-restrictions", name="api:user_restrictions")
+def list_restrictions(
+    session: SessionDep,
+    user: ApiRequester,
+    user_id: str | None = None,
+    project_id: str | None = None,
+    pool_id: str | None = None,
+    scope: str | None = None,
+    id_gt: str | None = None,
+    limit: int = Query(50, ge=1, le=500),
+) -> dict:
+    """Bans, oldest first, paged by id (``id_gt``)."""
+    found = bans.list_bans(
+        session,
+        requester=user,
+        labeler_id=_int(user_id, "user_id"),
+        project_id=_int(project_id, "project_id"),
+        pool_id=_int(pool_id, "pool_id"),
+        scope=scope,
+        after_id=_int(id_gt, "id_gt") or 0,
+        limit=limit + 1,
+    )
+    return _page([restriction_json(b) for b in found], limit)
+
+
+@router.put("/user-restrictions", status_code=201, name="api:user_restrictions:set")
+def set_restriction(
+    session: SessionDep, user: ApiRequester, body: dict[str, Any] = Body(...)
+) -> dict:
+    """Ban a labeler (``will_expire`` null = permanent; or ``duration`` + ``duration_unit``)."""
+    if "scope" not in body:
+        raise ValidationFailed("scope is required.", errors={"scope": "Required."})
+    labeler_id = _int(body.get("user_id"), "user_id")
+    if labeler_id is None:
+        raise ValidationFailed("user_id is required.", errors={"user_id": "Required."})
+    expires_at = _parse_ts(body.get("will_expire"), "will_expire")
+    unit = body.get("duration_unit") or ("DAYS" if body.get("duration") else "PERMANENT")
+    ban = bans.ban_labeler(
+        session,
+        requester=user,
+        labeler_id=labeler_id,
+        scope=body["scope"],
+        pool_id=_int(body.get("pool_id"), "pool_id"),
+        project_id=_int(body.get("project_id"), "project_id"),
+        duration=_int(body.get("duration"), "duration"),
+        duration_unit=unit if expires_at is None else "DAYS",
+        expires_at=expires_at,
+        private_comment=str(body.get("private_comment") or ""),
+        public_comment=str(body.get("public_comment") or ""),
+    )
+    return restriction_json(ban)
+
+
+@router.get("/user-restrictions/{ban_id}", name="api:user_restriction")
+def get_restriction(session: SessionDep, user: ApiRequester, ban_id: int) -> dict:
+    return restriction_json(bans.get_ban(session, requester=user, ban_id=ban_id))
+
+
+@router.delete("/user-restrictions/{ban_id}", status_code=204, name="api:user_restriction:lift")
+def lift_restriction(session: SessionDep, user: ApiRequester, ban_id: int) -> Response:
+    """Unban."""
+    bans.lift_ban(session, requester=user, ban_id=ban_id)
+    return Response(status_code=204)
+
+
+# ---------------------------------------------------------------- skills
+
+
+def skill_json(skill: Skill) -> dict:
+    return {
+        "id": public_id(skill.id),
+        "name": skill.name,
+        "private_comment": skill.description,
+        "hidden": True,
+        "created": _ts(skill.created_at),
+    }
+
+
+def user_skill_json(row: UserSkill) -> dict:
+    return {
+        "id": public_id(row.id),
+        "skill_id": public_id(row.skill_id),
+        "user_id": public_id(row.user_id),
+        "value": int(round(row.value)),
+        "exact_value": row.value,
+        "created": _ts(row.updated_at),
+        "modified": _ts(row.updated_at),
+    }
+
+
+@router.get("/skills", name="api:skills")
+def list_skills(
+    session: SessionDep, user: ApiRequester, name: str | None = None, limit: int = 50
+) -> dict:
+    found = [s for s in skills.list_skills(session, requester=user) if name in (None, s.name)]
+    return _page([skill_json(s) for s in found], limit)
+
+
+@router.post("/skills", status_code=201, name="api:skills:create")
+def create_skill(session: SessionDep, user: ApiRequester, body: dict[str, Any] = Body(...)) -> dict:
+    skill = skills.create_skill(
+        session,
+        requester=user,
+        name=str(body.get("name") or ""),
+        description=str(body.get("private_comment") or ""),
+    )
+    return skill_json(skill)
+
+
+@router.get("/skills/{skill_id}", name="api:skill")
+def get_skill(session: SessionDep, user: ApiRequester, skill_id: int) -> dict:
+    return skill_json(skills.get_skill(session, requester=user, skill_id=skill_id))
+
+
+@router.get("/user-skills", name="api:user_skills")
+def list_user_skills(
+    session: SessionDep,
+    user: ApiRequester,
+    skill_id: str | None = None,
+    user_id: str | None = None,
+    limit: int = Query(50, ge=1, le=500),
+) -> dict:
+    rows = skills.list_user_skills(
+        session,
+        requester=user,
+        skill_id=_int(skill_id, "skill_id"),
+        labeler_id=_int(user_id, "user_id"),
+        limit=limit + 1,
+    )
+    return _page([user_skill_json(r) for r in rows], limit)
+
+
+@router.put("/user-skills", name="api:user_skills:set")
+def set_user_skill(
+    session: SessionDep, user: ApiRequester, body: dict[str, Any] = Body(...)
+) -> dict:
+    """Set a labeler's skill value (0-100)."""
+    row = skills.set_user_skill(
+        session,
+        requester=user,
+        skill_id=_int(body.get("skill_id"), "skill_id") or 0,
+        labeler_id=_int(body.get("user_id"), "user_id") or 0,
+        value=body.get("value"),
+    )
+    return user_skill_json(row)
+
+
+@router.delete("/user-skills/{user_skill_id}", status_code=204, name="api:user_skill:delete")
+def delete_user_skill(session: SessionDep, user: ApiRequester, user_skill_id: int) -> Response:
+    skills.delete_user_skill(session, requester=user, user_skill_id=user_skill_id)
+    return Response(status_code=204)
+
+
+# ---------------------------------------------------------------- bonuses
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, dict):
+        return str(value.get("EN") or next(iter(value.values()), ""))
+    return str(value or "")
+
+
+def bonus_json(bonus: bonuses.Bonus) -> dict:
+    return {
+        "id": public_id(bonus.id),
+        "user_id": public_id(bonus.labeler_id),
+        "amount": bonus.amount_cents / 100,
+        "public_message": {"EN": bonus.message},
+        "pool_id": public_id(bonus.pool_id) if bonus.pool_id else None,
+        "created": _ts(bonus.created_at),
+    }
+
+
+@router.post("/user-bonuses", status_code=201, name="api:user_bonuses:create")
+def create_bonus(session: SessionDep, user: ApiRequester, body: dict[str, Any] = Body(...)) -> dict:
+    """Grant a bonus: ``{user_id, amount, public_message, assignment_id?}``."""
+    try:
+        amount = Decimal(str(body.get("amount")))
+    except InvalidOperation:
+        raise ValidationFailed("amount must be a number.", errors={"amount": "Number."}) from None
+    cents = int((amount * 100).quantize(Decimal("1"), rounding=ROUND_HALF_UP))
+    pool_id = None
+    assignment_id = _int(body.get("assignment_id"), "assignment_id")
+    if assignment_id is not None:
+        _, pool = review.get_reviewable(session, requester=user, assignment_id=assignment_id)
+        pool_id = pool.id
+    title, message = _text(body.get("public_title")), _text(body.get("public_message"))
+    bonus = bonuses.grant_bonus(
+        session,
+        requester=user,
+        labeler_id=_int(body.get("user_id"), "user_id") or 0,
+        amount_cents=cents,
+        message=": ".join(part for part in (title, message) if part) or "Bonus",
+        pool_id=pool_id,
+    )
+    return bonus_json(bonus)
+
+
+@router.get("/user-bonuses", name="api:user_bonuses")
+def list_bonuses(
+    session: SessionDep, user: ApiRequester, user_id: str | None = None, limit: int = 50
+) -> dict:
+    found = bonuses.list_bonuses(
+        session, requester=user, labeler_id=_int(user_id, "user_id"), limit=limit + 1
+    )
+    return _page([bonus_json(b) for b in found], limit)
+
+
+# ---------------------------------------------------------------- assignment review
+
+
+def assignment_json(session, assignment: Assignment, *, requester) -> dict:
+    """The assignment in Toloka's shape (shared with ``GET /assignments``)."""
+    return assignments_json(session, [assignment], requester=requester)[0]
+
+
+@router.patch("/assignments/{assignment_id}", name="api:assignment:review")
+def patch_assignment(
+    session: SessionDep, user: ApiRequester, assignment_id: int, body: dict[str, Any] = Body(...)
+) -> dict:
+    """Accept or reject a suite: ``{"status": "ACCEPTED"|"REJECTED", "public_comment"}``."""
+    status = str(body.get("status") or "").upper()
+    comment = str(body.get("public_comment") or "")
+    current, _pool = review.get_reviewable(session, requester=user, assignment_id=assignment_id)
+    if current.status.upper() == status:  # Toloka: no ACCEPTED→ACCEPTED, REJECTED→REJECTED
+        raise review.InappropriateStatus(f"The assignment is already {current.status}.")
+    if status == "ACCEPTED":
+        done = review.accept_assignment(
+            session, requester=user, assignment_id=assignment_id, comment=comment
+        )
+    elif status == "REJECTED":
+        done = review.reject_assignment(
+            session, requester=user, assignment_id=assignment_id, comment=comment
+        )
+    else:
+        raise ValidationFailed(
+            "status is ACCEPTED or REJECTED.", errors={"status": "ACCEPTED or REJECTED."}
+        )
+    return assignment_json(session, done, requester=user)
+
+
+# ---------------------------------------------------------------- pool quality rules
+
+
+@router.get("/pools/{pool_id}/quality-rules", name="api:pool_quality_rules")
+def get_rules(session: SessionDep, user: ApiRequester, pool_id: int) -> dict:
+    """The pool's rules as Toloka ``quality_control.configs``."""
+    pool, configs = pool_rules.get_pool_rules(session, requester=user, pool_id=pool_id)
+    return {"configs": configs, "exclude_banned_answers": pool.exclude_banned_answers}
+
+
+@router.put("/pools/{pool_id}/quality-rules", name="api:pool_quality_rules:set")
+def put_rules(session: SessionDep, user: ApiRequester, pool_id: int, body: Any = Body(...)) -> dict:
+    """Replace the rules (a list of configs, or ``{"configs": [...]}``); validated."""
+    exclude = body.get("exclude_banned_answers") if isinstance(body, dict) else None
+    configs = pool_rules.save_pool_rules(
+        session,
+        requester=user,
+        pool_id=pool_id,
+        raw=body,
+        exclude_banned_answers=None if exclude is None else bool(exclude),
+    )
+    return {"configs": configs}
+
+
+@router.post("/pools/{pool_id}/quality-rules/dry-run", name="api:pool_quality_rules:dry_run")
+def dry_run_rules(
+    session: SessionDep, user: ApiRequester, pool_id: int, body: Any = Body(...)
+) -> JSONResponse:
+    """How many labelers each rule would have hit on the pool's past answers."""
+    configs = pool_rules.validate_rules(session, requester=user, raw=body)
+    results = dry_run.dry_run(session, requester=user, pool_id=pool_id, configs=configs)
+    return JSONResponse(
+        {
+            "rules": [
+                {
+                    "rule": r.description,
+                    "action": r.action,
+                    "simulated": r.simulated,
+                    "labelers_count": r.count,
+                    "user_ids": [public_id(labeler_id) for labeler_id, _ in r.hits],
+                }
+                for r in results
+            ]
+        }
+    )

@@ -1,0 +1,1 @@
+"""API payload models, one module per noun."""

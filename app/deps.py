@@ -1,0 +1,132 @@
+"""Request dependencies: database session, current user per role, CSRF check."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlmodel import Session
+
+from app.db.engine import new_session
+from app.db.models import Role, User
+from app.errors import Forbidden, Unauthorized
+from app.security import CSRF_FORM_FIELD, CSRF_HEADER, CSRF_SESSION_KEY, csrf_matches
+from app.services.users import get_user, user_for_token
+
+SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
+
+
+def get_session(request: Request) -> Iterator[Session]:
+    """One session per request, able to write atomically (SQLite: serialised writers)."""
+    session = new_session(write=True)
+    try:
+        yield session
+    finally:
+        session.close()
+
+
+SessionDep = Annotated[Session, Depends(get_session)]
+
+
+class LoginRequired(Exception):
+    """A web page needs a logged-in user; rendered as a redirect to the log-in page."""
+
+
+def _web_user(request: Request, session: SessionDep) -> User:
+    user_id = request.session.get("uid")
+    user = get_user(session, user_id) if user_id else None
+    if user is None:
+        request.session.pop("uid", None)
+        raise LoginRequired()
+    request.state.user = user
+    return user
+
+
+def optional_web_user(request: Request, session: SessionDep) -> User | None:
+    """The logged-in user, if any (for pages anyone may see)."""
+    user_id = request.session.get("uid")
+    user = get_user(session, user_id) if user_id else None
+    request.state.user = user
+    return user
+
+
+def _require_role(*roles: Role):
+    def dependency(user: Annotated[User, Depends(_web_user)]) -> User:
+        if user.role not in roles:
+            raise Forbidden("This page is not available to your account type.")
+        return user
+
+    return dependency
+
+
+CurrentUser = Annotated[User, Depends(_web_user)]
+CurrentRequester = Annotated[User, Depends(_require_role(Role.REQUESTER, Role.ADMIN))]
+CurrentLabeler = Annotated[User, Depends(_require_role(Role.LABELER))]
+OptionalUser = Annotated[User | None, Depends(optional_web_user)]
+
+
+def token_from_headers(request: Request) -> str | None:
+    """The API token of ``Authorization: OAuth|Bearer|ApiKey <token>`` or a Custom Vision key."""
+    header = request.headers.get("authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() in ("oauth", "bearer", "apikey") and value.strip():
+        return value.strip()
+    for name in ("training-key", "prediction-key"):
+        if request.headers.get(name):
+            return request.headers[name].strip()
+    return None
+
+
+def _api_user(request: Request, session: SessionDep) -> User:
+    token = token_from_headers(request)
+    if not token:
+        raise Unauthorized("Send an API token: 'Authorization: OAuth <token>'.")
+    user = user_for_token(session, token)
+    request.state.user = user
+    return user
+
+
+def _require_api_role(*roles: Role):
+    def dependency(user: Annotated[User, Depends(_api_user)]) -> User:
+        if user.role not in roles:
+            raise Forbidden("This endpoint is not available to your account type.")
+        return user
+
+    return dependency
+
+
+ApiUser = Annotated[User, Depends(_api_user)]
+ApiRequester = Annotated[User, Depends(_require_api_role(Role.REQUESTER, Role.ADMIN))]
+ApiLabeler = Annotated[User, Depends(_require_api_role(Role.LABELER))]
+
+
+@contextmanager
+def api_labeler_session(request: Request) -> Iterator[tuple[Session, User]]:
+    """A writing session and the labeler of the request's API token, for hot-path routes
+    that do all their work in one worker-thread call (``ApiLabeler`` costs several)."""
+    session = new_session(write=True)
+    try:
+        user = _require_api_role(Role.LABELER)(_api_user(request, session))
+        yield session, user
+    finally:
+        session.close()
+
+
+async def verify_csrf(request: Request) -> None:
+    """Refuse a state-changing web request without the session's CSRF token (403)."""
+    if request.method in SAFE_METHODS:
+        return
+    expected = request.session.get(CSRF_SESSION_KEY)
+    given = request.headers.get(CSRF_HEADER)
+    if not given:
+        content_type = request.headers.get("content-type", "")
+        if content_type.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
+            form = await request.form()
+            value = form.get(CSRF_FORM_FIELD)
+            given = value if isinstance(value, str) else None
+    if not csrf_matches(expected, given):
+        raise Forbidden(
+            "The form expired or was not sent from this site. Reload the page and try again."
+        )

@@ -1,0 +1,195 @@
+"""Builds the FastAPI application."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import pkgutil
+from contextlib import asynccontextmanager
+from urllib.parse import quote
+
+import anyio.to_thread
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, RedirectResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.sessions import SessionMiddleware
+
+from app.deps import LoginRequired
+from app.errors import CrowdlabError, ValidationFailed
+from app.settings import REPO_ROOT, get_settings
+
+log = logging.getLogger("crowdlab")
+
+API_PREFIXES = ("/api/", "/customvision/")
+
+
+def _wants_json(request: Request) -> bool:
+    return request.url.path.startswith(API_PREFIXES)
+
+
+def _is_toloka_client(request: Request) -> bool:
+    """toloka-kit sends ``X-Caller-Context: client`` and its own User-Agent; it reads
+    validation errors as ``{field: {code, message}}`` (other callers get ``{"errors"}``)."""
+    agent = request.headers.get("user-agent", "")
+    return request.headers.get("x-caller-context") == "client" or agent.startswith(
+        "python-toloka-client"
+    )
+
+
+def _error_json(status: int, code: str, message: str, payload: dict | None = None) -> JSONResponse:
+    body = {"code": code, "message": message}
+    if payload:
+        body["payload"] = payload
+    return JSONResponse(body, status_code=status)
+
+
+def _error_html(request: Request, status: int, title: str, message: str):
+    from app.web.templating import is_htmx, render
+
+    if is_htmx(request):
+        # Inline error for partial swaps; htmx swaps 4xx bodies because of base.html config.
+        return render(request, "components/_error.html", {"message": message}, status_code=status)
+    return render(
+        request,
+        "errors/error.html",
+        {"status": status, "title": title, "message": message},
+        status_code=status,
+    )
+
+
+_TITLES = {
+    400: "Bad request",
+    401: "Please log in",
+    402: "Not enough funds",
+    403: "Not allowed",
+    404: "Not found",
+    405: "Method not allowed",
+    409: "Not possible right now",
+    422: "Please check your input",
+    500: "Something went wrong",
+}
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(LoginRequired)
+    async def login_required(request: Request, _exc: LoginRequired):
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        if request.headers.get("HX-Request") == "true":
+            return JSONResponse({}, status_code=401, headers={"HX-Redirect": "/login"})
+        return RedirectResponse(f"/login?next={quote(target)}", status_code=303)
+
+    @app.exception_handler(CrowdlabError)
+    async def crowdlab_error(request: Request, exc: CrowdlabError):
+        if _wants_json(request):
+            payload = exc.payload
+            if isinstance(exc, ValidationFailed) and _is_toloka_client(request):
+                from app.services.toloka_compat import toloka_validation_payload
+
+                payload = toloka_validation_payload(exc.errors, exc.message)
+            return _error_json(exc.status_code, exc.code, exc.message, payload)
+        return _error_html(
+            request, exc.status_code, _TITLES.get(exc.status_code, "Error"), exc.message
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException):
+        message = exc.detail if isinstance(exc.detail, str) else _TITLES.get(exc.status_code, "")
+        if _wants_json(request):
+            if exc.status_code in (404, 405):
+                from app.services.toloka_compat import unsupported_feature
+
+                feature = unsupported_feature(request.url.path)
+                if feature:
+                    text = f"Crowdlab does not support Toloka's {feature}."
+                    return _error_json(501, "NOT_SUPPORTED", text)
+            code = {404: "DOES_NOT_EXIST", 405: "METHOD_NOT_ALLOWED"}.get(exc.status_code, "ERROR")
+            return _error_json(exc.status_code, code, message)
+        return _error_html(request, exc.status_code, _TITLES.get(exc.status_code, "Error"), message)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError):
+        errors, toloka = {}, {}
+        for err in exc.errors():
+            loc = ".".join(
+                str(part) for part in err.get("loc", ()) if part not in ("body", "query")
+            )
+            errors[loc or "request"] = err.get("msg", "invalid")
+            toloka[loc or "request"] = {
+                "code": str(err.get("type", "invalid")).upper(),
+                "message": err.get("msg", "invalid"),
+            }
+        if _wants_json(request):
+            if _is_toloka_client(request):  # Toloka's shape: {field: {code, message}}
+                return _error_json(400, "VALIDATION_ERROR", "Validation failed", toloka)
+            return _error_json(422, "VALIDATION_ERROR", "Validation failed", {"errors": errors})
+        detail = "; ".join(f"{k}: {v}" for k, v in errors.items())
+        return _error_html(request, 422, _TITLES[422], detail)
+
+    @app.exception_handler(Exception)
+    async def unexpected_error(request: Request, exc: Exception):
+        log.exception("unhandled error on %s", request.url.path)
+        if _wants_json(request):
+            return _error_json(500, "INTERNAL_ERROR", "Internal server error")
+        return _error_html(request, 500, _TITLES[500], "The error was logged. Please try again.")
+
+
+# Routers are matched one after another, so the labeling hot path goes first (its
+# prefix, /api/v1/labeler, is its own: moving it changes no other route's match).
+HOT_ROUTERS = ("app.api.labeler",)
+
+
+def _include_routers(app: FastAPI, package_name: str) -> None:
+    package = importlib.import_module(package_name)
+    for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda m: m.name):
+        name = f"{package_name}.{info.name}"
+        if info.ispkg or info.name.startswith("_") or name in HOT_ROUTERS:
+            continue
+        module = importlib.import_module(name)
+        router = getattr(module, "router", None)
+        if router is not None:
+            app.include_router(router)
+
+
+def create_app(*, start_jobs: bool | None = None) -> FastAPI:
+    """The application; ``start_jobs`` runs a job consumer inside the server process."""
+    settings = get_settings()
+    run_consumer = settings.jobs_in_process if start_jobs is None else start_jobs
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI):
+        anyio.to_thread.current_default_thread_limiter().total_tokens = settings.request_threads
+        if run_consumer and not settings.jobs_immediate:
+            from workers.queue import start_in_process_consumer
+
+            start_in_process_consumer(settings.worker_threads)
+        yield
+        if run_consumer and not settings.jobs_immediate:
+            from workers.queue import stop_in_process_consumer
+
+            stop_in_process_consumer()
+
+    app = FastAPI(
+        title="Crowdlab",
+        version="0.1.0",
+        description="Self-hosted crowdsourcing labeling marketplace for images.",
+        lifespan=lifespan,
+    )
+    app.add_middleware(
+        SessionMiddleware,
+        secret_key=settings.resolved_secret_key,
+        session_cookie="crowdlab_session",
+        max_age=settings.session_max_age,
+        same_site="lax",
+        https_only=settings.base_url.startswith("https://"),
+    )
+    static_dir = REPO_ROOT / "static"
+    static_dir.mkdir(exist_ok=True)
+    app.mount("/static", StaticFiles(directory=str(static_dir)), name="static")
+    _install_error_handlers(app)
+    for name in HOT_ROUTERS:
+        app.include_router(importlib.import_module(name).router)
+    _include_routers(app, "app.web")
+    _include_routers(app, "app.api")
+    return app

@@ -1,0 +1,135 @@
+"""Requester pages: run an aggregation of a pool, list runs, see one run, download TSVs."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Form, Request
+from fastapi.responses import RedirectResponse, Response
+from starlette.routing import NoMatchFound
+
+from app.deps import CurrentRequester, SessionDep, verify_csrf
+from app.errors import ValidationFailed
+from app.services import aggregations as svc
+from app.web.templating import flash, render
+
+router = APIRouter(dependencies=[Depends(verify_csrf)], include_in_schema=False)
+
+UNANSWERED_SHOWN = 100
+
+
+def _pool_url(request: Request, pool_id: int) -> str | None:
+    """The pool page, when the console has one."""
+    try:
+        return str(request.url_for("pools:detail", pool_id=pool_id))
+    except NoMatchFound:
+        return None
+
+
+def _list_page(
+    request: Request, session, user, pool_id: int, *, form=None, errors=None, status=200
+):
+    pool = svc.get_pool_for_aggregation(session, requester=user, pool_id=pool_id)
+    runs = svc.list_runs(session, requester=user, pool_id=pool.id)
+    context = {
+        "pool": pool,
+        "pool_url": _pool_url(request, pool.id),
+        "runs": runs,
+        "durations": {run.id: svc.run_duration_seconds(run) for run in runs},
+        "methods": svc.METHOD_NAMES,
+        "method_name": svc.method_name,
+        "form": form or {"method": svc.DEFAULT_METHOD, "use_known": True},
+        "errors": errors or {},
+    }
+    return render(request, "requester/aggregations/list.html", context, status_code=status)
+
+
+@router.get("/requester/pools/{pool_id}/aggregations", name="aggregations:list")
+def aggregations_list(request: Request, session: SessionDep, user: CurrentRequester, pool_id: int):
+    """The pool's aggregation runs and the form that starts one."""
+    return _list_page(request, session, user, pool_id)
+
+
+@router.post("/requester/pools/{pool_id}/aggregations", name="aggregations:start")
+def aggregations_start(
+    request: Request,
+    session: SessionDep,
+    user: CurrentRequester,
+    pool_id: int,
+    method: str = Form(svc.DEFAULT_METHOD),
+    use_known: str | None = Form(None),
+):
+    """Start a run; back to the form with inline errors when the input is bad."""
+    form = {"method": method, "use_known": bool(use_known)}
+    try:
+        run = svc.start_aggregation(
+            session, requester=user, pool_id=pool_id, method=method, use_known=bool(use_known)
+        )
+    except ValidationFailed as exc:
+        return _list_page(request, session, user, pool_id, form=form, errors=exc.errors, status=422)
+    flash(request, f"{svc.method_name(run.method)} aggregation started.", "success")
+    url = request.url_for("aggregations:detail", pool_id=run.pool_id, run_id=run.id)
+    return RedirectResponse(str(url), status_code=303)
+
+
+@router.get("/requester/pools/{pool_id}/aggregations/{run_id}", name="aggregations:detail")
+def aggregation_detail(
+    request: Request, session: SessionDep, user: CurrentRequester, pool_id: int, run_id: int
+):
+    """One run: progress, figures, confidence histogram, unanswered tasks, worker quality."""
+    run = svc.get_run(session, requester=user, run_id=run_id, pool_id=pool_id)
+    pool = svc.get_pool_for_aggregation(session, requester=user, pool_id=pool_id)
+    finished = run.status == "succeeded"
+    unanswered = []
+    if finished:
+        for index, row in enumerate(svc.iter_labels(session, run=run, answered=False)):
+            if index >= UNANSWERED_SHOWN:
+                break
+            unanswered.append(row)
+    job = svc.get_run_job(session, run=run)
+    context = {
+        "pool": pool,
+        "pool_url": _pool_url(request, pool.id),
+        "run": run,
+        "job": job,
+        "timings": (job.result or {}).get("timings", {}) if job else {},
+        "method_name": svc.method_name(run.method),
+        "duration": svc.run_duration_seconds(run),
+        "finished": finished,
+        "histogram": svc.confidence_histogram(session, run=run) if finished else [],
+        "unanswered": unanswered,
+        "unanswered_shown": UNANSWERED_SHOWN,
+        "workers": svc.list_worker_quality(session, run=run) if finished else [],
+    }
+    return render(request, "requester/aggregations/detail.html", context)
+
+
+def _tsv(body: str, filename: str) -> Response:
+    return Response(
+        body,
+        media_type="text/tab-separated-values; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
+
+
+@router.get(
+    "/requester/pools/{pool_id}/aggregations/{run_id}/results.tsv", name="aggregations:download"
+)
+def aggregation_download(
+    request: Request, session: SessionDep, user: CurrentRequester, pool_id: int, run_id: int
+):
+    """The aggregated TSV: one row per answered general task."""
+    run = svc.get_run(session, requester=user, run_id=run_id, pool_id=pool_id)
+    body = svc.build_results_tsv(session, run=run)
+    return _tsv(body, f"pool-{pool_id}-aggregation-{run.id}-{run.method}.tsv")
+
+
+@router.get(
+    "/requester/pools/{pool_id}/aggregations/{run_id}/unanswered.tsv",
+    name="aggregations:unanswered",
+)
+def aggregation_unanswered(
+    request: Request, session: SessionDep, user: CurrentRequester, pool_id: int, run_id: int
+):
+    """The general tasks with no usable answer."""
+    run = svc.get_run(session, requester=user, run_id=run_id, pool_id=pool_id)
+    body = svc.build_unanswered_tsv(session, run=run)
+    return _tsv(body, f"pool-{pool_id}-aggregation-{run.id}-unanswered.tsv")

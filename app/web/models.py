@@ -1,0 +1,225 @@
+"""Model pages: train a model, live progress, evaluation, iterations, publish, batch predict."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Form, Request
+from fastapi.responses import FileResponse, RedirectResponse
+
+from app.deps import CurrentRequester, SessionDep, verify_csrf
+from app.errors import ValidationFailed
+from app.services import collections, inference, trained_models
+from app.web.templating import flash, render
+
+router = APIRouter(dependencies=[Depends(verify_csrf)], include_in_schema=False)
+
+AUGMENTATIONS = [
+    ("none", "None"),
+    ("light", "Light (crop, flip)"),
+    ("medium", "Medium (+ colour jitter)"),
+    ("heavy", "Heavy (+ TrivialAugment, erasing)"),
+]
+
+
+def parse_settings(form: dict) -> dict:
+    """Training settings from the form, every bad field reported at once."""
+    errors: dict[str, str] = {}
+    values: dict = {"arch": (form.get("arch") or "").strip()}
+    for field, low, high in (("epochs", 1, 1000), ("batch_size", 1, 4096), ("image_size", 8, 2048)):
+        text = (form.get(field) or "").strip()
+        try:
+            number = int(text)
+        except ValueError:
+            errors[field] = "Enter a whole number."
+            continue
+        if not low <= number <= high:
+            errors[field] = f"Between {low} and {high}."
+        values[field] = number
+    try:
+        values["lr"] = float((form.get("lr") or "").strip().replace(",", "."))
+        if not 0 < values["lr"] <= 10:
+            errors["lr"] = "A positive number like 0.001."
+    except ValueError:
+        errors["lr"] = "Enter a number like 0.001."
+    values["augmentation"] = form.get("augmentation") or "light"
+    values["pretrained"] = bool(form.get("pretrained"))
+    values["device"] = form.get("device") or "auto"
+    if errors:
+        raise ValidationFailed("Please fix the highlighted fields.", errors=errors)
+    return values
+
+
+def _train_page(request, session, user, *, values, errors=None, error=None, status=200):
+    return render(
+        request,
+        "requester/models/train.html",
+        {
+            "collections": [
+                c
+                for c in collections.list_collections(session, requester=user)
+                if c.status == "ready"
+            ],
+            "architectures": trained_models.architectures(),
+            "augmentations": AUGMENTATIONS,
+            "values": values,
+            "errors": errors or {},
+            "error": error,
+        },
+        status_code=status,
+    )
+
+
+@router.get("/requester/models", name="models:list")
+def models_list(request: Request, session: SessionDep, user: CurrentRequester):
+    """Every model, grouped by collection: one row per iteration."""
+    models = trained_models.list_models(session, requester=user)
+    by_collection: dict[int, list] = {}
+    for model in models:
+        by_collection.setdefault(model.collection_id, []).append(model)
+    names = {c.id: c for c in collections.list_collections(session, requester=user)}
+    groups = [(names.get(cid), items) for cid, items in by_collection.items()]
+    return render(request, "requester/models/list.html", {"groups": groups})
+
+
+@router.get("/requester/models/train", name="models:train")
+def train_form(
+    request: Request, session: SessionDep, user: CurrentRequester, collection_id: int | None = None
+):
+    """The Train a model page with sensible defaults."""
+    values = {
+        **trained_models.DEFAULT_SETTINGS,
+        "collection_id": collection_id,
+        "mode": "classification",
+    }
+    return _train_page(request, session, user, values=values)
+
+
+@router.post("/requester/models/train", name="models:start")
+async def train_start(request: Request, session: SessionDep, user: CurrentRequester):
+    """Start a training job and go to the model's page, which shows its progress."""
+    form = dict(await request.form())
+    values = {**form, "pretrained": bool(form.get("pretrained"))}
+    collection_id = form.get("collection_id") or ""
+    values["collection_id"] = int(collection_id) if collection_id.isdigit() else None
+    try:
+        settings = parse_settings(form)
+        if values["collection_id"] is None:
+            raise ValidationFailed(
+                "Select a collection.", errors={"collection_id": "Select a collection."}
+            )
+        model = trained_models.start_training(
+            session, requester=user, collection_id=values["collection_id"], settings=settings
+        )
+    except ValidationFailed as exc:
+        return _train_page(
+            request, session, user, values=values, errors=exc.errors, error=exc.message, status=422
+        )
+    flash(request, f"Training iteration {model.iteration} started.", "success")
+    url = request.url_for("models:detail", model_id=model.id)
+    return RedirectResponse(str(url), status_code=303)
+
+
+def _detail(request, session, user, model_id: int, *, key=None, errors=None, status=200):
+    model = trained_models.get_model(session, requester=user, model_id=model_id)
+    sources = inference.batch_sources(session, requester=user)
+    return render(
+        request,
+        "requester/models/detail.html",
+        {
+            "model": model,
+            "collection": trained_models.collection_of(session, model),
+            "job": trained_models.model_job(session, model),
+            "evaluation": trained_models.evaluation(model),
+            "iterations": trained_models.list_models(
+                session, requester=user, collection_id=model.collection_id
+            ),
+            "prediction_key": key,
+            "errors": errors or {},
+            "pools": sources["pools"],
+            "collections": sources["collections"],
+            "batch_jobs": inference.list_batch_jobs(session, requester=user, model_id=model.id),
+        },
+        status_code=status,
+    )
+
+
+@router.get("/requester/models/{model_id}", name="models:detail")
+def model_detail(request: Request, session: SessionDep, user: CurrentRequester, model_id: int):
+    """Progress while training; accuracy, per-class figures, pictures and threshold after."""
+    return _detail(request, session, user, model_id)
+
+
+@router.get("/requester/models/{model_id}/figures/{figure}.png", name="models:figure")
+def model_figure(session: SessionDep, user: CurrentRequester, model_id: int, figure: str):
+    """The confusion matrix or training curves picture of the requester's model."""
+    path = trained_models.figure_path(session, requester=user, model_id=model_id, figure=figure)
+    return FileResponse(path, media_type="image/png", headers={"Cache-Control": "private"})
+
+
+@router.post("/requester/models/{model_id}/cancel", name="models:cancel")
+def model_cancel(request: Request, session: SessionDep, user: CurrentRequester, model_id: int):
+    """Stop a training run."""
+    trained_models.cancel_training(session, requester=user, model_id=model_id)
+    flash(request, "Cancelling: the run stops at its next step.", "info")
+    url = request.url_for("models:detail", model_id=model_id)
+    return RedirectResponse(str(url), status_code=303)
+
+
+@router.post("/requester/models/{model_id}/publish", name="models:publish")
+def model_publish(
+    request: Request,
+    session: SessionDep,
+    user: CurrentRequester,
+    model_id: int,
+    name: str = Form(""),
+):
+    """Publish under a name; the page shows the new prediction key once."""
+    try:
+        _, key = trained_models.publish_model(session, requester=user, model_id=model_id, name=name)
+    except ValidationFailed as exc:
+        return _detail(request, session, user, model_id, errors=exc.errors, status=422)
+    return _detail(request, session, user, model_id, key=key)
+
+
+@router.post("/requester/models/{model_id}/unpublish", name="models:unpublish")
+def model_unpublish(request: Request, session: SessionDep, user: CurrentRequester, model_id: int):
+    """Withdraw a published model; its prediction key stops working."""
+    trained_models.unpublish_model(session, requester=user, model_id=model_id)
+    flash(request, "The model is no longer published.", "info")
+    url = request.url_for("models:detail", model_id=model_id)
+    return RedirectResponse(str(url), status_code=303)
+
+
+@router.post("/requester/models/{model_id}/batch", name="models:batch")
+def model_batch(
+    request: Request,
+    session: SessionDep,
+    user: CurrentRequester,
+    model_id: int,
+    source: str = Form(""),
+):
+    """Predict every image of a pool or collection into a TSV (a job)."""
+    kind, _, raw_id = source.partition(":")
+    if kind not in ("pool", "collection") or not raw_id.isdigit():
+        return _detail(
+            request,
+            session,
+            user,
+            model_id,
+            errors={"source": "Pick a pool or a collection."},
+            status=422,
+        )
+    job = inference.start_batch_prediction(
+        session, requester=user, model_id=model_id, **{f"{kind}_id": int(raw_id)}
+    )
+    flash(request, f"Batch prediction job #{job.id} started.", "success")
+    url = request.url_for("models:detail", model_id=model_id)
+    return RedirectResponse(f"{url}#batch", status_code=303)
+
+
+@router.get("/requester/predictions/{job_id}.tsv", name="models:batch_tsv")
+def batch_tsv(session: SessionDep, user: CurrentRequester, job_id: int):
+    """The TSV of a finished batch prediction job."""
+    path = inference.get_batch_tsv(session, requester=user, job_id=job_id)
+    return FileResponse(
+        path, media_type="text/tab-separated-values", filename=f"predictions-{job_id}.tsv"
+    )

@@ -1,0 +1,298 @@
+"""Requester console: pool settings, budget review and launch, close, archive, live progress."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import RedirectResponse, Response
+
+from app.db.models import Pool
+from app.deps import CurrentRequester, SessionDep, verify_csrf
+from app.errors import Conflict, InsufficientFunds, ValidationFailed
+from app.services import control_tasks, pools, progress, projects
+from app.settings import get_settings
+from app.web.forms import parse_int, parse_money_cents
+from app.web.templating import flash, render
+
+router = APIRouter(dependencies=[Depends(verify_csrf)], include_in_schema=False)
+
+DEFAULT_FORM = {
+    "name": "",
+    "overlap": "3",
+    "price": "0.05",
+    "general_per_suite": "9",
+    "control_per_suite": "1",
+    "time_limit_seconds": "600",
+    "review_period_days": "7",
+    "languages": "",
+    "min_rating": "",
+    "quality_preset": "on",
+}
+
+
+def _values_of(pool: Pool) -> dict:
+    return {
+        "name": pool.name,
+        "public_description": pool.public_description,
+        "private_comment": pool.private_comment,
+        "overlap": str(pool.overlap),
+        "price": f"{pool.reward_cents / 100:.2f}",
+        "general_per_suite": str(pool.general_per_suite),
+        "control_per_suite": str(pool.control_per_suite),
+        "time_limit_seconds": str(pool.time_limit_seconds),
+        "adult_content": "on" if pool.adult_content else "",
+        "languages": ", ".join(pool.filter_languages),
+        "min_rating": "" if pool.min_rating is None else str(pool.min_rating),
+        "review_manually": "" if pool.auto_accept else "on",
+        "review_period_days": str(pool.review_period_days),
+        "quality_preset": "",
+    }
+
+
+def _parse(form) -> tuple[dict, dict, dict[str, str]]:
+    """Form fields → (raw values to re-show, service settings, errors)."""
+    raw = {
+        key: (form.get(key) or "")
+        for key in (
+            *DEFAULT_FORM,
+            "public_description",
+            "private_comment",
+            "adult_content",
+            "review_manually",
+        )
+    }
+    errors: dict[str, str] = {}
+    settings: dict = {
+        "name": raw["name"],
+        "public_description": raw["public_description"],
+        "private_comment": raw["private_comment"],
+        "adult_content": bool(raw["adult_content"]),
+        "auto_accept": not raw["review_manually"],
+        "filter_languages": [c for c in raw["languages"].replace(";", ",").split(",") if c.strip()],
+    }
+
+    def take(key: str, parse) -> None:
+        try:
+            settings[key] = parse()
+        except ValidationFailed as exc:
+            errors.update(exc.errors)
+
+    minimum = get_settings().min_reward_cents
+    take(
+        "reward_cents",
+        lambda: parse_money_cents(raw["price"], field="price", minimum_cents=minimum),
+    )
+    for key, low, high in (
+        ("overlap", 1, pools.MAX_OVERLAP),
+        ("general_per_suite", 0, pools.MAX_PER_SUITE),
+        ("control_per_suite", 0, pools.MAX_PER_SUITE),
+        ("time_limit_seconds", 10, pools.MAX_TIME_LIMIT),
+        ("review_period_days", 1, 21),
+    ):
+        take(
+            key,
+            lambda key=key, low=low, high=high: parse_int(
+                raw[key], field=key, minimum=low, maximum=high
+            ),
+        )
+    if raw["min_rating"].strip():
+        take(
+            "min_rating",
+            lambda: parse_int(raw["min_rating"], field="min_rating", minimum=0, maximum=100),
+        )
+    else:
+        settings["min_rating"] = None
+    if "reward_cents" in errors:
+        errors["price"] = errors.pop("reward_cents")
+    return raw, settings, errors
+
+
+def _service_errors(exc: ValidationFailed) -> dict[str, str]:
+    errors = dict(exc.errors)
+    if "reward_cents" in errors:
+        errors["price"] = errors.pop("reward_cents")
+    if "filter_languages" in errors:
+        errors["languages"] = errors.pop("filter_languages")
+    return errors
+
+
+def _form(request, *, project, pool=None, values, errors=None, message=None):
+    return render(
+        request,
+        "requester/pools/form.html",
+        {
+            "project": project,
+            "pool": pool,
+            "values": values,
+            "errors": errors or {},
+            "message": message,
+        },
+        status_code=422 if (errors or message) else 200,
+    )
+
+
+@router.get("/requester/projects/{project_id}/pools/new", name="pools:new")
+def new_pool(request: Request, session: SessionDep, user: CurrentRequester, project_id: int):
+    """The pool form with Toloka's image-classification defaults."""
+    project = projects.get_project(session, requester=user, project_id=project_id)
+    count = len(pools.list_pools(session, requester=user, project_id=project.id))
+    return _form(request, project=project, values={**DEFAULT_FORM, "name": f"Pool {count + 1}"})
+
+
+@router.post("/requester/projects/{project_id}/pools", name="pools:create")
+async def create_pool(
+    request: Request, session: SessionDep, user: CurrentRequester, project_id: int
+):
+    """Create a draft pool, or show the form again with inline errors."""
+    project = projects.get_project(session, requester=user, project_id=project_id)
+    raw, settings, errors = _parse(await request.form())
+    if errors:
+        return _form(
+            request,
+            project=project,
+            values=raw,
+            errors=errors,
+            message="Please fix the highlighted fields.",
+        )
+    try:
+        pool = pools.create_pool(
+            session,
+            requester=user,
+            project_id=project.id,
+            use_quality_preset=bool(raw["quality_preset"]),
+            **settings,
+        )
+    except (ValidationFailed, Conflict) as exc:
+        errors = _service_errors(exc) if isinstance(exc, ValidationFailed) else {}
+        return _form(request, project=project, values=raw, errors=errors, message=exc.message)
+    flash(request, f"Pool “{pool.name}” created. Upload images next.", "success")
+    return RedirectResponse(request.url_for("pools:detail", pool_id=pool.id), status_code=303)
+
+
+def _detail_context(session, user, pool: Pool) -> dict:
+    project = projects.get_project(session, requester=user, project_id=pool.project_id)
+    return {
+        "pool": pool,
+        "project": project,
+        "counts": pools.task_counts(session, pool=pool),
+        "progress": progress.get_pool_progress(session, requester=user, pool_id=pool.id),
+        "distribution": control_tasks.control_distribution(
+            session, requester=user, pool_id=pool.id
+        ),
+        "review": pools.review_budget(session, requester=user, pool_id=pool.id),
+    }
+
+
+@router.get("/requester/pools/{pool_id}", name="pools:detail")
+def pool_detail(request: Request, session: SessionDep, user: CurrentRequester, pool_id: int):
+    """Settings, task counts by kind, uploads, budget and live progress."""
+    pool = pools.get_pool(session, requester=user, pool_id=pool_id)
+    return render(request, "requester/pools/detail.html", _detail_context(session, user, pool))
+
+
+@router.get("/requester/pools/{pool_id}/progress", name="pools:progress")
+def pool_progress(request: Request, session: SessionDep, user: CurrentRequester, pool_id: int):
+    """The live progress partial (polled every 3 s while the pool is open)."""
+    pool = pools.get_pool(session, requester=user, pool_id=pool_id)
+    ctx = {
+        "pool": pool,
+        "counts": pools.task_counts(session, pool=pool),
+        "progress": progress.get_pool_progress(session, requester=user, pool_id=pool.id),
+    }
+    return render(request, "requester/pools/_progress.html", ctx)
+
+
+@router.get("/requester/pools/{pool_id}/edit", name="pools:edit")
+def edit_pool(request: Request, session: SessionDep, user: CurrentRequester, pool_id: int):
+    """The pool form, filled in."""
+    pool = pools.get_pool(session, requester=user, pool_id=pool_id)
+    project = projects.get_project(session, requester=user, project_id=pool.project_id)
+    return _form(request, project=project, pool=pool, values=_values_of(pool))
+
+
+@router.post("/requester/pools/{pool_id}/edit", name="pools:update")
+async def update_pool(request: Request, session: SessionDep, user: CurrentRequester, pool_id: int):
+    """Save settings; an open pool keeps its price, overlap and suite composition."""
+    pool = pools.get_pool(session, requester=user, pool_id=pool_id)
+    project = projects.get_project(session, requester=user, project_id=pool.project_id)
+    raw, settings, errors = _parse(await request.form())
+    if errors:
+        return _form(
+            request,
+            project=project,
+            pool=pool,
+            values=raw,
+            errors=errors,
+            message="Please fix the highlighted fields.",
+        )
+    try:
+        pools.update_pool(
+            session,
+            requester=user,
+            pool_id=pool.id,
+            use_quality_preset=bool(raw["quality_preset"]),
+            **settings,
+        )
+    except (ValidationFailed, Conflict) as exc:
+        session.rollback()
+        errors = _service_errors(exc) if isinstance(exc, ValidationFailed) else {}
+        return _form(
+            request, project=project, pool=pool, values=raw, errors=errors, message=exc.message
+        )
+    flash(request, "Pool saved.", "success")
+    return RedirectResponse(request.url_for("pools:detail", pool_id=pool.id), status_code=303)
+
+
+@router.get("/requester/pools/{pool_id}/launch", name="pools:review")
+def review(request: Request, session: SessionDep, user: CurrentRequester, pool_id: int):
+    """The budget review before launch."""
+    pool = pools.get_pool(session, requester=user, pool_id=pool_id)
+    budget = pools.review_budget(session, requester=user, pool_id=pool.id)
+    return render(request, "requester/pools/launch.html", {"pool": pool, "review": budget})
+
+
+@router.post("/requester/pools/{pool_id}/launch", name="pools:launch")
+def launch(request: Request, session: SessionDep, user: CurrentRequester, pool_id: int):
+    """Reserve the budget and open the pool; a short balance is shown on the review page."""
+    pool = pools.get_pool(session, requester=user, pool_id=pool_id)
+    try:
+        pools.launch_pool(session, requester=user, pool_id=pool.id)
+    except (InsufficientFunds, Conflict) as exc:
+        session.rollback()
+        budget = pools.review_budget(session, requester=user, pool_id=pool.id)
+        return render(
+            request,
+            "requester/pools/launch.html",
+            {"pool": pool, "review": budget, "message": exc.message},
+            status_code=exc.status_code,
+        )
+    flash(request, f"Pool “{pool.name}” is open: labelers can start.", "success")
+    return RedirectResponse(request.url_for("pools:detail", pool_id=pool.id), status_code=303)
+
+
+@router.post("/requester/pools/{pool_id}/close", name="pools:close")
+def close(request: Request, session: SessionDep, user: CurrentRequester, pool_id: int):
+    """Close the pool by hand; what was not spent goes back to the balance."""
+    released = pools.close_pool(session, requester=user, pool_id=pool_id)
+    flash(request, f"Pool closed. {released / 100:,.2f} USD went back to your balance.", "success")
+    return RedirectResponse(request.url_for("pools:detail", pool_id=pool_id), status_code=303)
+
+
+@router.post("/requester/pools/{pool_id}/archive", name="pools:archive")
+def archive(request: Request, session: SessionDep, user: CurrentRequester, pool_id: int):
+    """Archive a draft or closed pool."""
+    pool = pools.archive_pool(session, requester=user, pool_id=pool_id)
+    flash(request, f"Pool “{pool.name}” archived.", "success")
+    return RedirectResponse(
+        request.url_for("projects:detail", project_id=pool.project_id), status_code=303
+    )
+
+
+@router.get("/requester/pools/{pool_id}/results.tsv", name="pools:results")
+def results(session: SessionDep, user: CurrentRequester, pool_id: int) -> Response:
+    """Every submitted answer as TSV (Toloka's raw-results columns)."""
+    text = progress.export_raw_answers(session, requester=user, pool_id=pool_id)
+    return Response(
+        text,
+        media_type="text/tab-separated-values; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="pool-{pool_id}-answers.tsv"'},
+    )

@@ -1,0 +1,203 @@
+"""Requester console: create, view, edit and archive projects, with a live task preview."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Form, Request
+from fastapi.responses import RedirectResponse
+
+from app.deps import CurrentRequester, SessionDep, verify_csrf
+from app.errors import Conflict, ValidationFailed
+from app.services import pools, projects
+from app.services.projects import OptionInput
+from app.web.templating import flash, render
+
+router = APIRouter(dependencies=[Depends(verify_csrf)], include_in_schema=False)
+
+BLANK_ROWS = 2
+
+
+def _rows(options: list[OptionInput]) -> list[OptionInput]:
+    """The option rows a form shows: the given ones plus a few blank ones (at least 3 rows)."""
+    rows = list(options) + [OptionInput("", "")] * BLANK_ROWS
+    while len(rows) < 3:
+        rows.append(OptionInput("", ""))
+    return rows[: projects.MAX_OPTIONS]
+
+
+def _form_options(labels: list[str], values: list[str]) -> list[OptionInput]:
+    pairs = zip(labels + [""] * (len(values) - len(labels)), values, strict=False)
+    return [OptionInput(label.strip(), value.strip()) for label, value in pairs if label or value]
+
+
+def _form(request: Request, *, project=None, values: dict, options, errors=None, message=None):
+    return render(
+        request,
+        "requester/projects/form.html",
+        {
+            "project": project,
+            "values": values,
+            "option_rows": _rows(options),
+            "errors": errors or {},
+            "message": message,
+            "preview": {**values, "options": [o for o in options if o.value]},
+            "nav": "projects",
+        },
+        status_code=422 if errors or message else 200,
+    )
+
+
+@router.get("/requester/projects/new", name="projects:new")
+def new_project(request: Request, user: CurrentRequester):
+    """The empty project form."""
+    return _form(request, values={}, options=[])
+
+
+@router.post("/requester/projects", name="projects:create")
+def create_project(
+    request: Request,
+    session: SessionDep,
+    user: CurrentRequester,
+    name: str = Form(""),
+    public_description: str = Form(""),
+    instructions: str = Form(""),
+    question: str = Form(""),
+    option_label: list[str] = Form([]),
+    option_value: list[str] = Form([]),
+):
+    """Create the project, or show the form again with inline errors."""
+    values = {
+        "name": name,
+        "public_description": public_description,
+        "instructions": instructions,
+        "question": question,
+    }
+    options = _form_options(option_label, option_value)
+    try:
+        project = projects.create_project(session, requester=user, options=options, **values)
+    except ValidationFailed as exc:
+        return _form(
+            request, values=values, options=options, errors=exc.errors, message=exc.message
+        )
+    flash(request, f"Project “{project.name}” created. Now add a pool.", "success")
+    return RedirectResponse(
+        request.url_for("projects:detail", project_id=project.id), status_code=303
+    )
+
+
+@router.post("/requester/projects/preview", name="projects:preview")
+def preview(
+    request: Request,
+    user: CurrentRequester,
+    name: str = Form(""),
+    public_description: str = Form(""),
+    instructions: str = Form(""),
+    question: str = Form(""),
+    option_label: list[str] = Form([]),
+    option_value: list[str] = Form([]),
+):
+    """The task as labelers will see it, from the form being edited (htmx)."""
+    options = [o for o in _form_options(option_label, option_value) if o.value]
+    return render(
+        request,
+        "requester/projects/_preview.html",
+        {
+            "preview": {
+                "name": name,
+                "instructions": instructions,
+                "question": question,
+                "options": options,
+            }
+        },
+    )
+
+
+@router.get("/requester/projects/{project_id}", name="projects:detail")
+def project_detail(request: Request, session: SessionDep, user: CurrentRequester, project_id: int):
+    """The project with its pools, options, instructions and a task preview."""
+    project = projects.get_project(session, requester=user, project_id=project_id)
+    options = projects.list_options(session, project=project)
+    items = pools.list_pools(session, requester=user, project_id=project.id)
+    counts = {pool.id: pools.task_counts(session, pool=pool) for pool in items}
+    return render(
+        request,
+        "requester/projects/detail.html",
+        {
+            "project": project,
+            "options": options,
+            "pools": items,
+            "counts": counts,
+            "preview": {
+                "name": project.name,
+                "instructions": project.instructions,
+                "question": project.question,
+                "options": options,
+            },
+            "options_frozen": projects.has_open_pool(session, project=project),
+        },
+    )
+
+
+@router.get("/requester/projects/{project_id}/edit", name="projects:edit")
+def edit_project(request: Request, session: SessionDep, user: CurrentRequester, project_id: int):
+    """The project form, filled in."""
+    project = projects.get_project(session, requester=user, project_id=project_id)
+    options = [
+        OptionInput(o.label, o.value) for o in projects.list_options(session, project=project)
+    ]
+    values = {
+        "name": project.name,
+        "public_description": project.public_description,
+        "instructions": project.instructions,
+        "question": project.question,
+    }
+    return _form(request, project=project, values=values, options=options)
+
+
+@router.post("/requester/projects/{project_id}/edit", name="projects:update")
+def update_project(
+    request: Request,
+    session: SessionDep,
+    user: CurrentRequester,
+    project_id: int,
+    name: str = Form(""),
+    public_description: str = Form(""),
+    instructions: str = Form(""),
+    question: str = Form(""),
+    option_label: list[str] = Form([]),
+    option_value: list[str] = Form([]),
+):
+    """Save the project; options stay frozen while one of its pools is open."""
+    project = projects.get_project(session, requester=user, project_id=project_id)
+    values = {
+        "name": name,
+        "public_description": public_description,
+        "instructions": instructions,
+        "question": question,
+    }
+    options = _form_options(option_label, option_value)
+    try:
+        projects.update_project(
+            session, requester=user, project_id=project.id, options=options, **values
+        )
+    except (ValidationFailed, Conflict) as exc:
+        errors = getattr(exc, "errors", {})
+        return _form(
+            request,
+            project=project,
+            values=values,
+            options=options,
+            errors=errors,
+            message=exc.message,
+        )
+    flash(request, "Project saved.", "success")
+    return RedirectResponse(
+        request.url_for("projects:detail", project_id=project.id), status_code=303
+    )
+
+
+@router.post("/requester/projects/{project_id}/archive", name="projects:archive")
+def archive_project(request: Request, session: SessionDep, user: CurrentRequester, project_id: int):
+    """Archive the project (refused while a pool is open)."""
+    project = projects.archive_project(session, requester=user, project_id=project_id)
+    flash(request, f"Project “{project.name}” archived.", "success")
+    return RedirectResponse(request.url_for("requester:home"), status_code=303)

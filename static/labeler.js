@@ -1,0 +1,152 @@
+// Task-suite page: keys 1..9 answer the focused task and move on, Enter submits,
+// unanswered tasks are shown in place, a countdown, click-to-expand images, and the
+// practice-task check (hint after a wrong answer, then ask again).
+(function () {
+  "use strict";
+  let timer = null;
+
+  const suite = () => document.getElementById("suite");
+  const form = () => document.getElementById("suite-form");
+  const tasks = () => Array.from(document.querySelectorAll("#suite .suite-task"));
+  const answered = (task) => !!task.querySelector("input[type=radio]:checked");
+  const csrf = () => document.querySelector('meta[name="csrf-token"]').content;
+
+  function currentTask() {
+    const el = document.activeElement;
+    return el && el.closest ? el.closest(".suite-task") : null;
+  }
+
+  function focusTask(task) {
+    if (!task) return;
+    task.focus({ preventScroll: true });
+    task.scrollIntoView({ block: "nearest", behavior: "smooth" });
+  }
+
+  function moveOn(task) {
+    const all = tasks();
+    const next = all[all.indexOf(task) + 1];
+    if (next) focusTask(next);
+    else if (form()) form().querySelector("button[type=submit]").focus();
+  }
+
+  async function afterAnswer(task, radio) {
+    task.classList.remove("missing");
+    const feedback = task.querySelector(".task-feedback");
+    feedback.textContent = "";
+    const url = task.dataset.checkUrl;
+    if (url) {
+      const first = task.querySelector("input[data-first]");
+      if (first && !first.value) first.value = radio.value;
+      const response = await fetch(url, {
+        method: "POST",
+        headers: { "X-CSRF-Token": csrf(), "HX-Request": "true" },
+        body: new URLSearchParams({ value: radio.value }),
+      });
+      feedback.innerHTML = await response.text();
+      if (response.headers.get("X-Check") === "wrong") {
+        radio.checked = false;
+        focusTask(task);
+        return;
+      }
+    }
+    moveOn(task);
+  }
+
+  function markMissing() {
+    const missing = tasks().filter((t) => !answered(t));
+    const box = document.querySelector("#suite [data-missing]");
+    missing.forEach((t) => {
+      t.classList.add("missing");
+      t.querySelector(".task-feedback").innerHTML =
+        '<small class="error" role="alert">Choose an answer.</small>';
+    });
+    if (box) {
+      box.hidden = missing.length === 0;
+      box.textContent = missing.length
+        ? "Answer every task first: " +
+          missing.map((t) => t.getAttribute("aria-label").split(" of")[0]).join(", ") + "."
+        : "";
+    }
+    if (missing.length) focusTask(missing[0]);
+    return missing.length;
+  }
+
+  function startTimer() {
+    clearInterval(timer);
+    const root = suite();
+    if (!root || !root.dataset.secondsLeft) return;
+    const end = Date.now() + Number(root.dataset.secondsLeft) * 1000;
+    const text = root.querySelector("[data-timer-text]");
+    const tick = () => {
+      const left = Math.max(0, Math.round((end - Date.now()) / 1000));
+      text.textContent = Math.floor(left / 60) + ":" + String(left % 60).padStart(2, "0");
+      root.querySelector("[data-timer]").classList.toggle("low", left <= 60);
+      if (left === 0) {
+        clearInterval(timer);
+        text.textContent = "time is up";
+        const button = form() && form().querySelector("button[type=submit]");
+        if (button) button.disabled = true;
+      }
+    };
+    tick();
+    timer = setInterval(tick, 1000);
+  }
+
+  function init() {
+    startTimer();
+    const first = document.querySelector("#suite .suite-task.missing") ||
+      tasks().find((t) => !answered(t));
+    if (first) focusTask(first);
+  }
+
+  function closeLightbox() {
+    const box = document.querySelector(".lightbox");
+    if (box) box.remove();
+  }
+
+  document.addEventListener("keydown", (event) => {
+    if (event.key === "Escape") return closeLightbox();
+    if (!form() || event.ctrlKey || event.metaKey || event.altKey) return;
+    if (event.target.matches && event.target.matches("textarea, input[type=text], select")) return;
+    if (/^[1-9]$/.test(event.key)) {
+      const task = currentTask() || tasks().find((t) => !answered(t));
+      const radio = task && task.querySelectorAll("input[type=radio]")[Number(event.key) - 1];
+      if (!radio) return;
+      event.preventDefault();
+      radio.checked = true;
+      afterAnswer(task, radio);
+    } else if (event.key === "Enter" && !event.target.closest("a, [data-expand], .skip-form")) {
+      event.preventDefault();
+      if (!markMissing()) form().requestSubmit();
+    }
+  });
+
+  document.addEventListener("change", (event) => {
+    const radio = event.target;
+    if (radio.matches && radio.matches("#suite input[type=radio]")) {
+      afterAnswer(radio.closest(".suite-task"), radio);
+    }
+  });
+
+  document.addEventListener("click", (event) => {
+    const expand = event.target.closest && event.target.closest("[data-expand]");
+    if (expand) {
+      const box = document.createElement("div");
+      box.className = "lightbox";
+      box.title = "Click or press Escape to close";
+      const img = document.createElement("img");
+      img.src = expand.querySelector("img").src;
+      img.alt = "Full size";
+      box.appendChild(img);
+      box.addEventListener("click", closeLightbox);
+      document.body.appendChild(box);
+    }
+  });
+
+  document.addEventListener("htmx:beforeRequest", (event) => {
+    if (event.detail.elt === form() && markMissing()) event.preventDefault();
+  });
+  document.addEventListener("htmx:afterSwap", init);
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", init);
+  else init();
+})();
