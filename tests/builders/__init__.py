@@ -1,0 +1,1 @@
+"""Builders create objects through the services, one module per noun."""

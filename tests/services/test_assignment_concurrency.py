@@ -1,0 +1,133 @@
+"""Concurrency: real threads, each with its own connection (PostgreSQL row locks with
+SKIP LOCKED; SQLite serialises writers with BEGIN IMMEDIATE)."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+
+from sqlmodel import select
+
+from app.db.engine import new_session
+from app.db.models import Answer, Assignment, AssignmentStatus, LedgerEntry, LedgerKind, Pool, Task
+from app.errors import CrowdlabError
+from app.services import ledger
+from app.services.assignments import NoSuiteAvailable, assign_next_suite, submit_assignment
+from tests.builders.pools import add_tasks, make_pool, open_pool
+from tests.builders.users import make_labeler
+
+
+def _run_together(count: int, func):
+    """Run ``func(i)`` in ``count`` threads released at the same instant."""
+    barrier = threading.Barrier(count)
+
+    def run(i):
+        barrier.wait()
+        return func(i)
+
+    with ThreadPoolExecutor(max_workers=count) as pool:
+        return list(pool.map(run, range(count)))
+
+
+def _in_own_session(func):
+    session = new_session(write=True)
+    try:
+        return func(session)
+    except CrowdlabError as exc:
+        session.rollback()
+        return exc
+    finally:
+        session.close()
+
+
+def test_labelers_racing_for_the_last_slot_exactly_one_gets_it(session, requester):
+    pool = make_pool(session, requester, overlap=1, general_per_suite=1, control_per_suite=0)
+    [task] = add_tasks(session, pool, general=1)
+    pool = open_pool(session, requester, pool)
+    labelers = [make_labeler(session) for _ in range(8)]
+
+    def take(i):
+        return _in_own_session(
+            lambda s: assign_next_suite(s, labeler=labelers[i], pool=s.get(Pool, pool.id))
+        )
+
+    results = _run_together(len(labelers), take)
+    winners = [r for r in results if not isinstance(r, Exception)]
+    assert len(winners) == 1, results
+    assert all(isinstance(r, NoSuiteAvailable) for r in results if r not in winners)
+    session.expire_all()
+    assert session.get(Task, task.id).taken_count == 1
+    assert len(session.exec(select(Assignment)).all()) == 1
+
+
+def test_concurrent_double_submit_pays_once(session, requester):
+    pool = make_pool(session, requester, reward_cents=9, general_per_suite=3)
+    add_tasks(session, pool, general=6, control=["cat"])
+    pool = open_pool(session, requester, pool)
+    labeler = make_labeler(session)
+    view = assign_next_suite(session, labeler=labeler, pool=pool)
+    answers = {t.position: "dog" for t in view.tasks}
+
+    def submit(_i):
+        return _in_own_session(
+            lambda s: submit_assignment(
+                s,
+                labeler=labeler,
+                assignment_id=view.assignment_id,
+                answers=answers,
+                by_position=True,
+            )
+        )
+
+    results = _run_together(4, submit)
+    assert all(not isinstance(r, Exception) for r in results), results
+    assert {r.status for r in results} == {AssignmentStatus.ACCEPTED}
+    assert sorted(r.repeated for r in results) == [False, True, True, True]
+    stored = session.exec(select(Answer).where(Answer.assignment_id == view.assignment_id)).all()
+    assert len(stored) == 4
+    earnings = session.exec(
+        select(LedgerEntry).where(
+            LedgerEntry.kind == LedgerKind.EARNING,
+            LedgerEntry.assignment_id == view.assignment_id,
+        )
+    ).all()
+    assert len(earnings) == 1
+    assert ledger.get_balance(session, user=labeler) == 9
+
+
+def test_many_labelers_at_once_never_exceed_overlap(session, requester):
+    pool = make_pool(session, requester, overlap=2, general_per_suite=3, control_per_suite=1)
+    add_tasks(session, pool, general=15, control=["cat", "dog"])
+    pool = open_pool(session, requester, pool)
+    labelers = [make_labeler(session) for _ in range(6)]
+
+    def work(i):
+        done = 0
+        for _ in range(15):
+            view = _in_own_session(
+                lambda s: assign_next_suite(s, labeler=labelers[i], pool=s.get(Pool, pool.id))
+            )
+            if isinstance(view, Exception):
+                break
+            answers = {t.position: "cat" for t in view.tasks}
+            result = _in_own_session(
+                lambda s, v=view, a=answers: submit_assignment(
+                    s,
+                    labeler=labelers[i],
+                    assignment_id=v.assignment_id,
+                    answers=a,
+                    by_position=True,
+                )
+            )
+            assert not isinstance(result, Exception), result
+            done += 1
+        return done
+
+    _run_together(len(labelers), work)
+    session.expire_all()
+    general = {t.id: t for t in session.exec(select(Task).where(Task.kind == "general"))}
+    counts = Counter(a.task_id for a in session.exec(select(Answer)) if a.task_id in general)
+    assert all(counts[tid] == 2 for tid in general), counts
+    assert all(t.taken_count == 2 for t in general.values())
+    assert session.get(Pool, pool.id).status == "closed"

@@ -1,0 +1,95 @@
+"""``crowdlab aggregate``: offline aggregation of a Toloka-style results TSV."""
+
+from __future__ import annotations
+
+import csv
+
+import pytest
+
+from aggregation import simulate_crowd
+from app.cli import main
+
+HEADER = "INPUT:image\tOUTPUT:result\tGOLDEN:result\tASSIGNMENT:worker_id\tASSIGNMENT:status\n"
+
+
+def _write(path, rows):
+    path.write_text(HEADER + "".join("\t".join(row) + "\n" for row in rows), encoding="utf-8")
+    return path
+
+
+def _read(path) -> list[list[str]]:
+    with open(path, encoding="utf-8", newline="") as f:
+        return list(csv.reader(f, delimiter="\t"))
+
+
+def test_aggregates_a_results_file_with_a_progress_bar(tmp_path, capsys):
+    source = _write(
+        tmp_path / "results.tsv",
+        [
+            ("a.png", "cat", "", "w1", "APPROVED"),
+            ("a.png", "cat", "", "w2", "APPROVED"),
+            ("a.png", "dog", "", "w3", "APPROVED"),
+            ("b.png", "dog", "", "w1", "APPROVED"),
+            ("b.png", "cat", "", "w2", "REJECTED"),
+            ("c.png", "cat", "cat", "w2", "APPROVED"),
+        ],
+    )
+    out = tmp_path / "aggregated.tsv"
+
+    code = main(["aggregate", str(source), "--method", "ds", "-o", str(out)])
+
+    assert code == 0
+    rows = _read(out)
+    assert rows[0] == ["INPUT:image", "OUTPUT:result", "CONFIDENCE:result"]
+    assert [r[:2] for r in rows[1:]] == [["a.png", "cat"], ["b.png", "dog"], ["c.png", "cat"]]
+    assert all(0.0 <= float(r[2]) <= 1.0 for r in rows[1:])
+    err = capsys.readouterr().err
+    assert "100.0%" in err and "[####" in err
+    assert "3 tasks, 5 answers" in err and str(out) in err
+
+
+@pytest.mark.parametrize(
+    ("rows", "expected"),
+    [
+        ([("a.png", "cat", "", "w1", "APPROVED"), ("b.png", "cat", "")], "row 3: 3 fields"),
+        ([("a.png", "cat", "", "", "APPROVED")], "row 2, column ASSIGNMENT:worker_id"),
+        ([("", "cat", "", "w1", "APPROVED")], "row 2, column INPUT:image: empty INPUT"),
+    ],
+)
+def test_bad_input_names_the_row_exits_2_and_writes_nothing(tmp_path, capsys, rows, expected):
+    folder = tmp_path / "files"
+    folder.mkdir()
+    source = _write(folder / "results.tsv", rows)
+
+    code = main(["aggregate", str(source), "-o", str(folder / "aggregated.tsv"), "-q"])
+
+    assert code == 2
+    assert expected in capsys.readouterr().err
+    assert list(folder.iterdir()) == [source]
+
+
+def test_unknown_method_and_missing_file_exit_2(tmp_path, capsys):
+    source = _write(tmp_path / "results.tsv", [("a.png", "cat", "", "w1", "APPROVED")])
+
+    assert main(["aggregate", str(source), "--method", "magic", "-o", "x.tsv"]) == 2
+    assert "unknown aggregation method 'magic'" in capsys.readouterr().err
+    assert main(["aggregate", str(tmp_path / "none.tsv")]) == 2
+    assert "no such file" in capsys.readouterr().err
+
+
+def test_dawid_skene_beats_majority_vote_on_a_simulated_results_file(tmp_path):
+    crowd = simulate_crowd(
+        n_tasks=200, n_workers=15, n_labels=3, overlap=5, spammers=0.3, adversaries=0.2, seed=1
+    )
+    rows = [
+        (f"{task}.png", label, "", worker, "APPROVED")
+        for task, worker, label in crowd.answers.itertuples(index=False, name=None)
+    ]
+    source = _write(tmp_path / "results.tsv", rows)
+    accuracy = {}
+    for method in ("mv", "ds"):
+        out = tmp_path / f"{method}.tsv"
+        assert main(["aggregate", str(source), "-m", method, "-o", str(out), "-q"]) == 0
+        labels = {image.removesuffix(".png"): label for image, label, _ in _read(out)[1:]}
+        accuracy[method] = sum(labels[t] == y for t, y in crowd.truth.items()) / len(labels)
+    assert accuracy["ds"] >= accuracy["mv"] + 0.1
