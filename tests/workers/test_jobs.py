@@ -59,6 +59,7 @@ def test_a_listener_hears_every_recorded_update(session, requester):
     from workers.registry import execute_job
 
     row = create_job(session, kind="test_ok", owner=requester, payload={"n": 1})
+    session.commit()
     heard: list[tuple[float, str]] = []
     execute_job(row.id, lambda fraction, message: heard.append((round(fraction, 2), message)))
     assert heard == [(0.33, "step 1"), (0.67, "step 2"), (1.0, "step 3")]
