@@ -230,6 +230,8 @@ def seed(url: str, *, labelers: int, tasks: int, controls: int, overlap: int) ->
                 for uid, tok in zip(ids, tokens, strict=True)
             ],
         )
+    with engine.connect() as conn:  # as an upload does (app.db.engine.refresh_statistics)
+        conn.exec_driver_sql("ANALYZE")
     engine.dispose()
     return {"pool_id": pool, "tokens": tokens, "reward_cents": reward}
 
@@ -268,6 +270,23 @@ def stop_server(procs: list[subprocess.Popen]) -> None:
         proc.terminate()
     for proc in procs:
         proc.wait(timeout=30)
+
+
+def cpu_seconds(servers: list[subprocess.Popen]) -> dict[str, float]:
+    """CPU time used so far by the server processes, this process and the whole machine
+    (Linux ``/proc``; zeros elsewhere)."""
+    tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    try:
+        server = 0.0
+        for proc in servers:
+            fields = Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+            server += (int(fields[11]) + int(fields[12])) / tick  # utime + stime
+        busy = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+        machine = (sum(map(int, busy)) - int(busy[3]) - int(busy[4])) / tick  # minus idle
+    except (OSError, IndexError, ValueError):
+        return {"server": 0.0, "load_generator": 0.0, "database_and_rest": 0.0}
+    own = time.process_time()
+    return {"server": server, "load_generator": own, "database_and_rest": machine - server - own}
 
 
 class Stats:
@@ -475,9 +494,11 @@ def main(argv: list[str] | None = None) -> int:
     port = _free_port()
     servers = start_server(env, port, args.server_processes)
     try:
+        before = cpu_seconds(servers)
         stats, elapsed = asyncio.run(
             drive(f"http://127.0.0.1:{port}", seeded, duration=args.duration, workers=args.workers)
         )
+        cpu = {k: v - before[k] for k, v in cpu_seconds(servers).items()}
     finally:
         stop_server(servers)
     checks = check_invariants(args.database_url, seeded)
@@ -504,6 +525,9 @@ def main(argv: list[str] | None = None) -> int:
         "slot_counter_drift": checks["slot_counter_drift"],
         "payout_mismatches": checks["payout_mismatches"],
         "http_errors": stats.errors,
+        # CPU milliseconds per submitted suite (take + submit): the server processes, this
+        # load generator, and the rest of the machine (PostgreSQL, mostly)
+        "cpu_ms_per_suite": {k: round(v * 1000 / max(stats.suites, 1), 2) for k, v in cpu.items()},
         "labelers_out_of_tasks": stats.no_tasks,
     }
     print(

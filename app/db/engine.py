@@ -59,6 +59,21 @@ def engine_for(url: str) -> Engine:
     return create_engine(url, pool_size=20, max_overflow=30, pool_pre_ping=True)
 
 
+# PostgreSQL plans the labeling queries from table statistics; after a bulk insert they
+# say "a few thousand tasks" until autovacuum gets round to it (a minute or more), and in
+# the meantime every suite lookup scans the whole task table.
+BULK_ROWS = 1000
+
+
+def refresh_statistics(session: Session, *, table: str, rows: int) -> None:
+    """``ANALYZE`` a table on PostgreSQL after ``rows`` (at least ``BULK_ROWS``) were added
+    and committed; SQLite, and smaller writes, need nothing."""
+    if rows < BULK_ROWS or is_sqlite(session.get_bind()):
+        return
+    session.connection().exec_driver_sql(f'ANALYZE "{table}"')
+    session.commit()
+
+
 def get_engine() -> Engine:
     """The engine for the configured database."""
     return engine_for(get_settings().resolved_database_url)

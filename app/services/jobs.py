@@ -70,9 +70,7 @@ class JobCancelled(Exception):
 class ProgressReporter:
     """Writes a job's progress in short transactions of its own, so pages see it live."""
 
-    def __init__(
-        self, job_id: int, listener: Callable[[float, str], None] | None = None
-    ) -> None:
+    def __init__(self, job_id: int, listener: Callable[[float, str], None] | None = None) -> None:
         self.job_id = job_id
         self.listener = listener  # told of every recorded update (the CLI draws its bar)
         self._last_write = 0.0

@@ -180,7 +180,10 @@ def submit_assignment(
     for name, value in finished.items():  # the row is written; keep the object in step
         set_committed_value(assignment, name, value)
     suite = [(tid, kind, overlap, n) for tid, kind, n, overlap in bumped]  # every suite task
-    apply_rules_after_submit(session, assignment=assignment, suite=suite)
+    controls = [given[tid] == known for _, tid, kind, known, *_ in tasks if kind == TaskKind.CONTROL]
+    apply_rules_after_submit(
+        session, assignment=assignment, suite=suite, control_tally=(len(controls), sum(controls))
+    )
     # paid last: the payment moves the pool's reservation total (a row every submit in the
     # pool writes), so its row lock is held only from here to the commit
     paid = False

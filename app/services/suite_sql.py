@@ -82,10 +82,11 @@ PICK_GENERAL = {
 
 # Control / training tasks the labeler has not had in this pool, at random; once none is
 # left (and ``reuse`` allows), the ones the labeler has seen least often.
+# (ids are drawn first: shuffling narrow rows costs half of shuffling whole tasks)
 PICK_UNSEEN = text(
     f"SELECT {_PICKED} FROM task t LEFT JOIN media_file m ON m.id = t.media_id "
-    f"WHERE t.pool_id = :pool_id AND t.kind = :kind AND t.id NOT IN ({_HAD}) "
-    "ORDER BY random() LIMIT :n"
+    "WHERE t.id IN (SELECT c.id FROM task c WHERE c.pool_id = :pool_id AND c.kind = :kind "
+    f"AND c.id NOT IN ({_HAD}) ORDER BY random() LIMIT :n)"
 )
 PICK_LEAST_SEEN = text(
     f"""
@@ -251,21 +252,27 @@ PAYMENT = {2: _payment(2), 3: _payment(3)}
 
 # --- quality: the labeler's control accuracy over the requester's pools --------------------
 
-# the percentage of the labeler's control answers that were right, in one statement
-# (no row changes when the labeler has no value for the skill yet: the caller creates it)
-_CONTROL_ANSWERS = (
-    "FROM answer a JOIN task t ON t.id = a.task_id JOIN pool p ON p.id = a.pool_id "
-    "WHERE a.labeler_id = :labeler_id AND t.kind = 'control' AND p.owner_id = :requester_id"
-)
-_RIGHT = "SUM(CASE WHEN a.value = t.known_answer THEN 1 ELSE 0 END)"
-SET_CONTROL_ACCURACY = text(
-    f"""
-UPDATE user_skill SET updated_at = :now, value = COALESCE((
-  SELECT ROUND(CAST(100.0 * {_RIGHT} / NULLIF(COUNT(a.id), 0) AS NUMERIC), 2)
-  {_CONTROL_ANSWERS}
-), value)
+# adds a suite's control answers to the labeler's running counts and sets the percentage
+# (no row changes when the labeler has no value for the skill yet: the caller creates it
+# from CONTROL_TOTALS, the labeler's whole history)
+ADD_CONTROL_TALLY = text(
+    """
+UPDATE user_skill SET updated_at = :now,
+  control_answers = control_answers + :answers, control_correct = control_correct + :correct,
+  value = ROUND(CAST(100.0 * (control_correct + :correct) / (control_answers + :answers)
+                AS NUMERIC), 2)
 WHERE user_id = :labeler_id
   AND skill_id = (SELECT id FROM skill WHERE owner_id = :requester_id AND name = :name)
 """
 ).bindparams(bindparam("now", type_=UTCDateTime))
-CONTROL_TOTALS = text(f"SELECT COUNT(a.id), COALESCE({_RIGHT}, 0) {_CONTROL_ANSWERS}")
+_RIGHT = "SUM(CASE WHEN a.value = t.known_answer THEN 1 ELSE 0 END)"
+CONTROL_TOTALS = text(
+    f"SELECT COUNT(a.id), COALESCE({_RIGHT}, 0) "
+    "FROM answer a JOIN task t ON t.id = a.task_id JOIN pool p ON p.id = a.pool_id "
+    "WHERE a.labeler_id = :labeler_id AND t.kind = 'control' AND p.owner_id = :requester_id"
+)
+# one suite's control answers: (how many, how many right)
+SUITE_CONTROLS = text(
+    f"SELECT COUNT(a.id), COALESCE({_RIGHT}, 0) FROM answer a JOIN task t ON t.id = a.task_id "
+    "WHERE a.assignment_id = :assignment_id AND t.kind = 'control'"
+)

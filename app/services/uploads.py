@@ -20,6 +20,7 @@ from pathlib import Path
 from sqlalchemy import func
 from sqlmodel import Session, select
 
+from app.db.engine import refresh_statistics
 from app.db.models import Job, MediaFile, Pool, PoolStatus, Project, Task, TaskKind, User
 from app.db.models.pool import PoolType
 from app.errors import Conflict, UploadRejected, ValidationFailed
@@ -271,6 +272,7 @@ def add_tasks(
         prepared=_Prepared(tasks=[(item, None) for item in items]),
     )
     session.commit()
+    refresh_statistics(session, table="task", rows=len(tasks))
     for task in tasks:
         session.refresh(task)
     return tasks
@@ -376,6 +378,7 @@ def submit_upload(
     )
     result, _ = _write(session, requester=requester, pool=pool, prepared=prepared)
     session.commit()
+    refresh_statistics(session, table="task", rows=result.total)
     return UploadOutcome(result=result)
 
 
@@ -411,6 +414,7 @@ def run_upload_job(payload: dict, progress: Progress) -> dict:
             _check_pool(pool)
             result, _ = _write(session, requester=requester, pool=pool, prepared=prepared)
             session.commit()
+            refresh_statistics(session, table="task", rows=result.total)
     finally:
         if zip_file is not None:
             zip_file.close()

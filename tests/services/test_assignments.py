@@ -300,6 +300,34 @@ def test_audience_filters_languages_adult_and_rating(session, requester):
         assign_next_suite(session, labeler=fresh, pool=pool)
 
 
+def test_control_accuracy_counts_every_control_answer_across_the_requesters_pools(
+    session, requester, labeler
+):
+    """Each submit adds its suite to running counts; they always equal a recount."""
+    first = _pool(session, requester, control=("cat", "dog", "bird"))
+    second = _pool(session, requester, control=("cat", "cat", "cat"))
+    seen = []
+    for pool in (first, first, first, second, second):
+        _answer_all(session, labeler, assign_next_suite(session, labeler=labeler, pool=pool))
+        right = session.exec(
+            select(Answer.value == Task.known_answer)
+            .join(Task, Task.id == Answer.task_id)
+            .where(Answer.labeler_id == labeler.id, Task.kind == TaskKind.CONTROL)
+        ).all()
+        row = session.exec(
+            select(UserSkill)
+            .join(Skill, Skill.id == UserSkill.skill_id)
+            .where(Skill.name == CONTROL_SKILL_NAME, UserSkill.user_id == labeler.id)
+        ).one()
+        session.refresh(row)
+        assert (row.control_answers, row.control_correct) == (len(right), sum(right))
+        assert row.value == pytest.approx(round(100 * sum(right) / len(right), 2))
+        seen.append(row.value)
+    # the first pool's three controls are cat, dog, bird (one right of three answered "cat"),
+    # the second pool's are all cat
+    assert seen[2] == pytest.approx(33.33) and seen[4] == pytest.approx(60.0)
+
+
 def test_available_pool_card_counts_suites_for_this_labeler(session, requester, labeler):
     pool = _pool(session, requester, general=10, overlap=2, general_per_suite=4)
     [card] = list_available_pools(session, labeler=labeler)

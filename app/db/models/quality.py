@@ -39,6 +39,15 @@ class UserSkill(SQLModel, table=True):
     )
     value: float
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+    # For "Control accuracy": the labeler's control answers in the requester's pools and how
+    # many were right, kept as running counts so a submit adds its suite instead of adding
+    # up the labeler's history (a control task's answer cannot change once it was answered).
+    control_answers: int = Field(
+        default=0, sa_column=Column(Integer, nullable=False, server_default="0")
+    )
+    control_correct: int = Field(
+        default=0, sa_column=Column(Integer, nullable=False, server_default="0")
+    )
 
 
 class RuleHistoryReset(SQLModel, table=True):

@@ -63,17 +63,22 @@ def ensure_not_banned(session: Session, *, labeler_id: int, pool: Pool) -> None:
 
 
 def apply_rules_after_submit(
-    session: Session, *, assignment: Assignment, suite: list[tuple] | None = None
+    session: Session,
+    *,
+    assignment: Assignment,
+    suite: list[tuple] | None = None,
+    control_tally: tuple[int, int] | None = None,
 ) -> None:
     """Run the pool's quality rules after a submitted suite (flush only, no commit).
 
     Updates the labeler's control accuracy, runs the submit-time collectors for the
     submitter, and majority vote for everyone whose task this suite completed. ``suite``
-    is optional: (task id, kind, overlap, submitted_count) of every task, read fresh.
+    is optional: (task id, kind, overlap, submitted_count) of every task, read fresh;
+    so is ``control_tally``: (control answers, right ones) of the suite.
     """
     from app.services.quality.engine import run_after_submit
 
-    run_after_submit(session, assignment=assignment, suite=suite)
+    run_after_submit(session, assignment=assignment, suite=suite, control_tally=control_tally)
 
 
 def apply_rules_after_skip(session: Session, *, assignment: Assignment) -> None:

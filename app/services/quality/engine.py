@@ -155,12 +155,17 @@ def _completed_task_labelers(session: Session, *, pool: Pool, suite: list[tuple]
 
 
 def run_after_submit(
-    session: Session, *, assignment: Assignment, suite: list[tuple] | None = None
+    session: Session,
+    *,
+    assignment: Assignment,
+    suite: list[tuple] | None = None,
+    control_tally: tuple[int, int] | None = None,
 ) -> list[str]:
     """Update control accuracy and run submit rules (majority vote for every co-labeler).
 
     ``suite``: the caller's fresh (task id, kind, overlap, submitted_count) of every task
-    of the suite, if it has them (saves reading them again)."""
+    of the suite, and ``control_tally`` its (control answers, right ones), if it has them
+    (saves reading them again)."""
     pool = session.get(Pool, assignment.pool_id)
     if pool is None:
         return []
@@ -168,7 +173,11 @@ def run_after_submit(
         suite = _suite_tasks(session, assignment=assignment)
     if any(kind == TaskKind.CONTROL for _, kind, _, _ in suite):
         skills._update_control_accuracy(
-            session, requester_id=pool.owner_id, labeler_id=assignment.labeler_id
+            session,
+            requester_id=pool.owner_id,
+            labeler_id=assignment.labeler_id,
+            assignment_id=assignment.id,
+            tally=control_tally,
         )
     rules = pool_rules(session, pool, SUBMIT_COLLECTORS)
     if not rules:

@@ -75,21 +75,46 @@ def _set_skill_value(session: Session, *, skill_id: int, user_id: int, value: fl
     return row
 
 
-def _update_control_accuracy(session: Session, *, requester_id: int, labeler_id: int) -> None:
-    """Recompute the labeler's control accuracy over the requester's pools (flush only)."""
+def _update_control_accuracy(
+    session: Session,
+    *,
+    requester_id: int,
+    labeler_id: int,
+    assignment_id: int,
+    tally: tuple[int, int] | None = None,
+) -> None:
+    """Add a submitted suite's control answers to the labeler's control accuracy over the
+    requester's pools (flush only). ``tally``: the suite's (control answers, right ones),
+    when the caller knows them."""
     conn = session.connection()
     params = {"labeler_id": labeler_id, "requester_id": requester_id}
+    if tally is None:
+        tally = tuple(conn.execute(sql.SUITE_CONTROLS, {"assignment_id": assignment_id}).one())
+    answers, correct = (int(n) for n in tally)
+    if not answers:
+        return
     updated = conn.execute(  # the usual case: skill and value exist, one statement
-        sql.SET_CONTROL_ACCURACY, {**params, "now": utcnow(), "name": CONTROL_ACCURACY}
+        sql.ADD_CONTROL_TALLY,
+        {
+            **params,
+            "now": utcnow(),
+            "name": CONTROL_ACCURACY,
+            "answers": answers,
+            "correct": correct,
+        },
     )
     if updated.rowcount:
         return
-    total, right = conn.execute(sql.CONTROL_TOTALS, params).one()
+    total, right = (int(n) for n in conn.execute(sql.CONTROL_TOTALS, params).one())
     if not total:
         return
-    value = round(min(100.0, max(0.0, 100.0 * int(right) / int(total))), 2)
     skill = control_accuracy_skill(session, requester_id=requester_id)
-    _set_skill_value(session, skill_id=skill.id, user_id=labeler_id, value=value)
+    row = _set_skill_value(
+        session, skill_id=skill.id, user_id=labeler_id, value=100.0 * right / total
+    )
+    row.control_answers, row.control_correct = total, right
+    session.add(row)
+    session.flush()
 
 
 def get_skill(session: Session, *, requester: User, skill_id: int) -> Skill:
