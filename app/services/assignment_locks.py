@@ -14,6 +14,7 @@ from app.db.engine import is_sqlite
 from app.db.models import Assignment, AssignmentStatus, AssignmentTask, Task, TaskKind, User
 from app.errors import NotFound
 from app.services import suite_sql as sql
+from app.services.users import TokenLabeler
 
 
 def on_pg(session: Session) -> bool:
@@ -53,7 +54,7 @@ def end_assignment(session: Session, assignment: Assignment, status: AssignmentS
     release_slots(session, [assignment.id])
 
 
-def lock_own(session: Session, *, labeler: User, assignment_id: int) -> Assignment:
+def lock_own(session: Session, *, labeler: User | TokenLabeler, assignment_id: int) -> Assignment:
     """The labeler's assignment, row-locked on PostgreSQL (else ``NotFound``)."""
     params = {"assignment_id": assignment_id, "labeler_id": labeler.id}
     assignment = session.exec(sql.pick(sql.LOCK_OWN, on_pg(session)), params=params).first()

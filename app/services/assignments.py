@@ -35,6 +35,7 @@ from app.services.submissions import (  # noqa: F401  (the engine's public surfa
 )
 from app.services.suite_sql import pick
 from app.services.suite_views import SuiteView, build_view, image_url
+from app.services.users import TokenLabeler
 
 
 class NoSuiteAvailable(Conflict):
@@ -43,12 +44,8 @@ class NoSuiteAvailable(Conflict):
     code = "NO_TASKS_AVAILABLE"
 
 
-def _picked(rows) -> list[tuple]:
-    """(id, position, kind, hint, image, sha256, content type) per picked task."""
-    return [tuple(row) for row in rows]
-
-
 def _pick_general(conn, *, labeler: User, pool: Pool, pg: bool) -> list[tuple]:
+    """(id, position, kind, hint, image, sha256, content type) per picked task."""
     statement = pick(sql.PICK_GENERAL[bool(pool.keep_task_order)], pg)
     params = {
         "pool_id": pool.id,
@@ -56,7 +53,7 @@ def _pick_general(conn, *, labeler: User, pool: Pool, pg: bool) -> list[tuple]:
         "overlap": pool.overlap,
         "n": pool.general_per_suite,
     }
-    return _picked(conn.execute(statement, params))
+    return sql.rows(conn, statement, params)
 
 
 def _pick_unlimited(
@@ -66,21 +63,21 @@ def _pick_unlimited(
     if count <= 0:
         return []
     params = {"pool_id": pool.id, "labeler_id": labeler.id, "kind": str(kind), "n": count}
-    unseen = _picked(conn.execute(sql.PICK_UNSEEN, params))
+    unseen = sql.rows(conn, sql.PICK_UNSEEN, params)
     if len(unseen) == count or not reuse:
         return unseen
-    return _picked(conn.execute(sql.PICK_LEAST_SEEN, params))
+    return sql.rows(conn, sql.PICK_LEAST_SEEN, params)
 
 
-def assign_next_suite(session: Session, *, labeler: User, pool: Pool) -> SuiteView:
+def assign_next_suite(session: Session, *, labeler: User | TokenLabeler, pool: Pool) -> SuiteView:
     """The labeler's active suite in the pool, or a new one (commits)."""
     now = utcnow()
     pg = on_pg(session)
     conn = session.connection()
     # one chooser per labeler at a time (row lock on PostgreSQL): no two active suites
-    active = conn.execute(
-        pick(sql.LOCK_LABELER_ACTIVE, pg), {"labeler_id": labeler.id, "pool_id": pool.id}
-    ).all()
+    active = sql.rows(
+        conn, pick(sql.LOCK_LABELER_ACTIVE, pg), {"labeler_id": labeler.id, "pool_id": pool.id}
+    )
     check_pool_access(session, labeler=labeler, pool=pool)
     for assignment_id, expires_at in active:
         if assignment_id is None:
@@ -130,7 +127,8 @@ def assign_next_suite(session: Session, *, labeler: User, pool: Pool) -> SuiteVi
     }
     general_ids = [task_id for task_id, *_ in general]
     if pg:
-        assignment_id = conn.execute(
+        [(assignment_id,)] = sql.rows(
+            conn,
             sql.CREATE_SUITE_PG,
             {
                 **row,
@@ -138,7 +136,7 @@ def assign_next_suite(session: Session, *, labeler: User, pool: Pool) -> SuiteVi
                 "positions": list(range(len(picked))),
                 "general_ids": general_ids,
             },
-        ).scalar_one()
+        )
     else:
         row["status"] = AssignmentStatus.ACTIVE.value
         assignment_id = conn.execute(sql.INSERT_ASSIGNMENT, row).scalar_one()

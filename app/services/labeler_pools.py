@@ -31,6 +31,7 @@ from app.db.types import utcnow
 from app.errors import Forbidden, LabelerBanned, NotFound
 from app.services import ledger
 from app.services.quality import active_ban_for
+from app.services.users import TokenLabeler
 
 # The skill behind a pool's "minimum rating" filter: ``pool.extra["rating_skill_id"]`` when
 # set, otherwise the pool owner's skill with this name (written by the control-task rules).
@@ -148,7 +149,7 @@ def ban_error(session: Session, *, ban: Ban, pool: Pool) -> LabelerBanned:
     )
 
 
-def check_pool_access(session: Session, *, labeler: User, pool: Pool) -> None:
+def check_pool_access(session: Session, *, labeler: User | TokenLabeler, pool: Pool) -> None:
     """Raise unless the labeler may take suites from this open pool right now."""
     if pool.status != PoolStatus.OPEN:
         raise NotFound("This pool is not open.")

@@ -178,11 +178,11 @@ def _pay_assignment(session: Session, *, pool: Pool, assignment: Assignment) -> 
             }
         )
     conn = session.connection()
-    if len(conn.execute(sql.PAYMENT[len(entries)], params).all()) < len(entries):
+    if len(sql.rows(conn, sql.PAYMENT[len(entries)], params)) < len(entries):
         return False  # paid already
     # the pool's running total moves with its reservation entries, as in _entry
     spend = {"pool_id": pool.id, "amount": amount + fee}
-    if conn.execute(sql.SPEND_RESERVED, spend).first() is None:
+    if not sql.rows(conn, sql.SPEND_RESERVED, spend):
         reserved = get_pool_reserved(session, pool=pool)
         _reserve(
             session,

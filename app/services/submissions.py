@@ -31,6 +31,7 @@ from app.services.assignment_locks import bump_tasks, end_assignment, lock_own, 
 from app.services.pool_state import _close_pool
 from app.services.quality import apply_rules_after_submit
 from app.services.suite_views import load_suite_tasks
+from app.services.users import TokenLabeler
 
 DONE = (AssignmentStatus.SUBMITTED, AssignmentStatus.ACCEPTED, AssignmentStatus.REJECTED)
 
@@ -135,7 +136,7 @@ def _result(session: Session, assignment: Assignment, *, repeated: bool, paid=No
 def submit_assignment(
     session: Session,
     *,
-    labeler: User,
+    labeler: User | TokenLabeler,
     assignment_id: int,
     answers: Mapping,
     by_position: bool = False,
@@ -180,7 +181,9 @@ def submit_assignment(
     for name, value in finished.items():  # the row is written; keep the object in step
         set_committed_value(assignment, name, value)
     suite = [(tid, kind, overlap, n) for tid, kind, n, overlap in bumped]  # every suite task
-    controls = [given[tid] == known for _, tid, kind, known, *_ in tasks if kind == TaskKind.CONTROL]
+    controls = [
+        given[tid] == known for _, tid, kind, known, *_ in tasks if kind == TaskKind.CONTROL
+    ]
     apply_rules_after_submit(
         session, assignment=assignment, suite=suite, control_tally=(len(controls), sum(controls))
     )
@@ -223,7 +226,8 @@ def _store_answers(session, assignment, labeler, pool, given, firsts, finished) 
 def _store_answers_pg(session, assignment, labeler, pool, given, firsts, finished) -> list[tuple]:
     """The same in one statement (PostgreSQL)."""
     task_ids = list(given)
-    rows = session.connection().execute(
+    rows = sql.rows(
+        session.connection(),
         sql.SUBMIT_SUITE_PG,
         {
             "assignment_id": assignment.id,
@@ -238,7 +242,7 @@ def _store_answers_pg(session, assignment, labeler, pool, given, firsts, finishe
             "duration_seconds": finished["duration_seconds"],
         },
     )
-    return sorted(tuple(row) for row in rows)
+    return sorted(rows)
 
 
 def _close_if_complete(session: Session, *, pool: Pool) -> None:

@@ -7,7 +7,22 @@ and a SQLite one (writers are serialised by ``BEGIN IMMEDIATE``); ``pick(pg)`` c
 
 from __future__ import annotations
 
-from sqlalchemy import Integer, bindparam, column, insert, text, update
+import re
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Connection,
+    Integer,
+    String,
+    bindparam,
+    column,
+    insert,
+    text,
+    update,
+)
+from sqlalchemy.sql.elements import TextClause
+from sqlalchemy.sql.selectable import TextualSelect
 from sqlmodel import select
 
 from app.db.models import (
@@ -29,6 +44,32 @@ def pick(variants: tuple, pg: bool):
     return variants[1] if pg else variants[0]
 
 
+_DRIVER_SQL: dict[TextClause | TextualSelect, str] = {}
+_PARAM = re.compile(r"(?<![:\w]):(\w+)")
+
+
+def rows(
+    conn: Connection, statement: TextClause | TextualSelect, params: dict | None = None
+) -> list[tuple]:
+    """Run one of these ``text`` statements in the connection's transaction; its rows.
+
+    On PostgreSQL it goes straight to the driver (psycopg): for statements this small,
+    SQLAlchemy's execution and result machinery costs more CPU than the database does.
+    Parameters and rows need no conversion there (timestamps are timezone-aware both
+    ways); on SQLite the statement's SQLAlchemy types do the converting.
+    """
+    if conn.dialect.name != "postgresql":
+        return [tuple(row) for row in conn.execute(statement, params or {})]
+    sql = _DRIVER_SQL.get(statement)
+    if sql is None:
+        source = getattr(statement, "element", statement).text  # TextualSelect: its text
+        assert "%" not in source, "psycopg reads % as a placeholder"
+        sql = _DRIVER_SQL[statement] = _PARAM.sub(r"%(\1)s", source)
+    with conn.connection.driver_connection.cursor() as cursor:
+        cursor.execute(sql, params or {})
+        return cursor.fetchall() if cursor.description is not None else []
+
+
 # --- who is asking -----------------------------------------------------------------------
 
 USER_FOR_TOKEN = (
@@ -40,6 +81,16 @@ USER_FOR_TOKEN = (
         User.is_active.is_(True),
     )
 )
+
+# the labeler behind a token, as the labeling hot path needs it (no whole-row ORM load)
+LABELER_FOR_TOKEN = text(
+    "SELECT u.id, u.role, u.languages, u.adult_allowed FROM user_account u "
+    "JOIN api_token t ON t.user_id = u.id "
+    "WHERE t.token_hash = :token_hash AND t.revoked_at IS NULL AND u.is_active"
+).columns(
+    column("id", Integer), column("role", String), column("languages", JSON),
+    column("adult_allowed", Boolean),
+)  # fmt: skip
 
 # --- taking a suite ----------------------------------------------------------------------
 
@@ -263,6 +314,7 @@ UPDATE user_skill SET updated_at = :now,
                 AS NUMERIC), 2)
 WHERE user_id = :labeler_id
   AND skill_id = (SELECT id FROM skill WHERE owner_id = :requester_id AND name = :name)
+RETURNING value
 """
 ).bindparams(bindparam("now", type_=UTCDateTime))
 _RIGHT = "SUM(CASE WHEN a.value = t.known_answer THEN 1 ELSE 0 END)"

@@ -90,7 +90,7 @@ def list_options(session: Session, *, project_id: int) -> list[AnswerOption]:
 
 def load_suite_tasks(session: Session, *, assignment_id: int) -> list[tuple]:
     """(position, task id, kind, known answer, hint, image URL) per task, in order."""
-    rows = session.connection().execute(sql.SUITE_TASKS, {"assignment_id": assignment_id})
+    rows = sql.rows(session.connection(), sql.SUITE_TASKS, {"assignment_id": assignment_id})
     return [
         (pos, tid, kind, known, hint, image_url(image, sha, ctype))
         for pos, tid, kind, known, hint, image, sha, ctype in rows
@@ -99,7 +99,7 @@ def load_suite_tasks(session: Session, *, assignment_id: int) -> list[tuple]:
 
 def project_view(conn, *, project_id: int) -> tuple[str, str, str, list[OptionView]]:
     """The project's name, question, instructions and options, in one query."""
-    rows = conn.execute(sql.PROJECT_VIEW, {"project_id": project_id}).all()
+    rows = sql.rows(conn, sql.PROJECT_VIEW, {"project_id": project_id})
     if not rows:
         return "", "", "", []
     name, question, instructions = rows[0][:3]

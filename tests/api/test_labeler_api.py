@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlmodel import select
 
 from app.db.models import Answer, Ban, BanScope, LedgerEntry, LedgerKind, Task
+from app.db.types import utcnow
 from app.services import ledger
 from tests.builders.pools import add_tasks, make_pool, open_pool
 from tests.builders.users import make_labeler, make_token
@@ -115,3 +116,32 @@ def test_suite_payload_reveals_no_control_task(session, requester, labeler_api):
     text = str(suite).lower()
     for word in ("control", "golden", "known", "hint", "kind", "training", "task_id"):
         assert word not in text
+
+
+def test_take_and_submit_need_a_live_labeler_token(session, requester, labeler, make_client):
+    """No token, a wrong or revoked one, a deactivated labeler: 401; a requester's: 403."""
+    from app.db.models import ApiToken
+
+    pool = _open_pool(session, requester)
+    take, submit = f"/api/v1/labeler/pools/{pool.id}/suites", "/api/v1/labeler/assignments/1/submit"
+    client = make_client()
+
+    def status(token: str | None, url: str) -> tuple[int, str]:
+        headers = {"Authorization": f"OAuth {token}"} if token else {}
+        response = client.post(url, headers=headers, json={"answers": {}})
+        return response.status_code, response.json()["code"]
+
+    assert status(None, take) == status("nope", submit) == (401, "AUTHENTICATION_ERROR")
+    assert status(make_token(session, requester), take)[0] == 403
+    revoked = make_token(session, labeler, name="old")
+    row = session.exec(select(ApiToken).where(ApiToken.name == "old")).one()
+    row.revoked_at = utcnow()
+    session.add(row)
+    session.commit()
+    assert status(revoked, take)[0] == status(revoked, submit)[0] == 401
+    live = make_token(session, labeler)
+    assert client.post(take, headers={"Authorization": f"OAuth {live}"}).status_code == 200
+    labeler.is_active = False
+    session.add(labeler)
+    session.commit()
+    assert status(live, take)[0] == 401

@@ -89,11 +89,12 @@ def _update_control_accuracy(
     conn = session.connection()
     params = {"labeler_id": labeler_id, "requester_id": requester_id}
     if tally is None:
-        tally = tuple(conn.execute(sql.SUITE_CONTROLS, {"assignment_id": assignment_id}).one())
+        [tally] = sql.rows(conn, sql.SUITE_CONTROLS, {"assignment_id": assignment_id})
     answers, correct = (int(n) for n in tally)
     if not answers:
         return
-    updated = conn.execute(  # the usual case: skill and value exist, one statement
+    updated = sql.rows(  # the usual case: skill and value exist, one statement
+        conn,
         sql.ADD_CONTROL_TALLY,
         {
             **params,
@@ -103,7 +104,7 @@ def _update_control_accuracy(
             "correct": correct,
         },
     )
-    if updated.rowcount:
+    if updated:
         return
     total, right = (int(n) for n in conn.execute(sql.CONTROL_TOTALS, params).one())
     if not total:
