@@ -92,6 +92,18 @@ LABELER_FOR_TOKEN = text(
     column("adult_allowed", Boolean),
 )  # fmt: skip
 
+# the ban, if any, that keeps a labeler out of a pool now: its id (the longest ban first)
+ACTIVE_BAN_ID = text(
+    """
+SELECT id FROM ban
+WHERE labeler_id = :labeler_id AND requester_id = :requester_id AND lifted_at IS NULL
+  AND (expires_at IS NULL OR expires_at > :now)
+  AND (scope = 'all_projects' OR (scope = 'project' AND project_id = :project_id)
+       OR (scope = 'pool' AND pool_id = :pool_id))
+ORDER BY expires_at IS NULL DESC, expires_at DESC LIMIT 1
+"""
+).bindparams(bindparam("now", type_=UTCDateTime))
+
 # --- taking a suite ----------------------------------------------------------------------
 
 # The labeler's row is locked while a suite is chosen (one active suite per pool, even on a
