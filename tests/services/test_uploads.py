@@ -264,3 +264,35 @@ def test_archived_pool_takes_no_tasks(session, requester, pool):
     pools.archive_pool(session, requester=requester, pool_id=pool.id)
     with pytest.raises(Conflict):
         upload(session, requester, pool, "tsv", [("t.tsv", b"INPUT:image\nhttps://a.b/c.png\n")])
+
+
+def test_a_big_upload_refreshes_the_planner_statistics_on_postgresql(session, requester, pool):
+    """Labelers arriving right after a big upload must not meet plans made for an empty
+    table (PostgreSQL would scan every task until autovacuum ran)."""
+    if session.get_bind().dialect.name != "postgresql":
+        pytest.skip("SQLite plans without table statistics")
+    from sqlalchemy import event, text
+
+    from app.db.engine import BULK_ROWS
+    from app.services.upload_formats import TaskInput
+
+    sent: list[str] = []
+    engine = session.get_bind().engine
+
+    def record(_conn, _cursor, statement, *_args):
+        sent.append(statement)
+
+    def upload_tasks(n: int) -> None:
+        items = [TaskInput(image=f"https://img.example/{i}.png") for i in range(n)]
+        event.listen(engine, "before_cursor_execute", record)
+        try:
+            uploads.add_tasks(session, requester=requester, pool_id=pool.id, items=items)
+        finally:
+            event.remove(engine, "before_cursor_execute", record)
+
+    upload_tasks(BULK_ROWS - 1)
+    assert not [s for s in sent if s.startswith("ANALYZE")]  # small uploads pay nothing
+    upload_tasks(BULK_ROWS)
+    assert [s for s in sent if s.startswith("ANALYZE")] == ['ANALYZE "task"']
+    estimated = session.exec(text("SELECT reltuples FROM pg_class WHERE relname = 'task'")).one()
+    assert estimated[0] >= session.exec(select(func.count(Task.id))).one() >= 2 * BULK_ROWS - 1
