@@ -79,11 +79,15 @@ def token_from_headers(request: Request) -> str | None:
     return None
 
 
-def _api_user(request: Request, session: SessionDep) -> User:
+def _required_token(request: Request) -> str:
     token = token_from_headers(request)
     if not token:
         raise Unauthorized("Send an API token: 'Authorization: OAuth <token>'.")
-    user = user_for_token(session, token)
+    return token
+
+
+def _api_user(request: Request, session: SessionDep) -> User:
+    user = user_for_token(session, _required_token(request))
     request.state.user = user
     return user
 
@@ -106,9 +110,7 @@ ApiLabeler = Annotated[User, Depends(_require_api_role(Role.LABELER))]
 def api_labeler_session(request: Request) -> Iterator[tuple[Session, TokenLabeler]]:
     """A writing session and the labeler of the request's API token, for hot-path routes
     that do all their work in one worker-thread call (``ApiLabeler`` costs several)."""
-    token = token_from_headers(request)
-    if not token:
-        raise Unauthorized("Send an API token: 'Authorization: OAuth <token>'.")
+    token = _required_token(request)
     session = new_session(write=True)
     try:
         request.state.user = labeler = labeler_for_token(session, token)
