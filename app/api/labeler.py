@@ -19,7 +19,7 @@ from app.services.assignments import (
     skip_assignment,
     submit_assignment,
 )
-from app.services.labeler_pools import get_open_pool, list_available_pools
+from app.services.labeler_pools import list_available_pools
 
 router = APIRouter(prefix="/api/v1/labeler", tags=["labeler"])
 
@@ -63,8 +63,7 @@ async def take_suite(request: Request, pool_id: int) -> JSONResponse:
 
 def _take_suite(request: Request, pool_id: int) -> dict:
     with api_labeler_session(request) as (session, user):
-        pool = get_open_pool(session, pool_id=pool_id)  # access: checked by assign_next_suite
-        return assign_next_suite(session, labeler=user, pool=pool).public()
+        return assign_next_suite(session, labeler=user, pool_id=pool_id).public()
 
 
 @router.get("/assignments", name="api:labeler:assignments")

@@ -15,17 +15,17 @@ bench/labeling_load.py drives this path over HTTP.
 from __future__ import annotations
 
 import random
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import update
 from sqlmodel import Session, select
 
-from app.db.models import Assignment, AssignmentStatus, Pool, TaskKind, User
+from app.db.models import Assignment, AssignmentStatus, Ban, Pool, PoolStatus, TaskKind, User
 from app.db.types import utcnow
 from app.errors import Conflict, NotFound
 from app.services import suite_sql as sql
 from app.services.assignment_locks import end_assignment, lock_own, on_pg, release_slots
-from app.services.labeler_pools import check_pool_access
+from app.services.labeler_pools import PoolTerms, check_labeler_fits
 from app.services.quality import apply_rules_after_skip
 from app.services.submissions import (  # noqa: F401  (the engine's public surface)
     SubmitResult,
@@ -44,12 +44,12 @@ class NoSuiteAvailable(Conflict):
     code = "NO_TASKS_AVAILABLE"
 
 
-def _pick_general(conn, *, labeler: User, pool: Pool, pg: bool) -> list[tuple]:
+def _pick_general(conn, *, labeler_id: int, pool: PoolTerms, pg: bool) -> list[tuple]:
     """(id, position, kind, hint, image, sha256, content type) per picked task."""
     statement = pick(sql.PICK_GENERAL[bool(pool.keep_task_order)], pg)
     params = {
         "pool_id": pool.id,
-        "labeler_id": labeler.id,
+        "labeler_id": labeler_id,
         "overlap": pool.overlap,
         "n": pool.general_per_suite,
     }
@@ -57,31 +57,45 @@ def _pick_general(conn, *, labeler: User, pool: Pool, pg: bool) -> list[tuple]:
 
 
 def _pick_unlimited(
-    conn, *, labeler: User, pool: Pool, kind: TaskKind, count: int, reuse: bool
+    conn, *, labeler_id: int, pool: PoolTerms, kind: TaskKind, count: int, reuse: bool
 ) -> list[tuple]:
     """Control / training tasks: the ones this labeler has seen least often, at random."""
     if count <= 0:
         return []
-    params = {"pool_id": pool.id, "labeler_id": labeler.id, "kind": str(kind), "n": count}
+    params = {"pool_id": pool.id, "labeler_id": labeler_id, "kind": str(kind), "n": count}
     unseen = sql.rows(conn, sql.PICK_UNSEEN, params)
     if len(unseen) == count or not reuse:
         return unseen
     return sql.rows(conn, sql.PICK_LEAST_SEEN, params)
 
 
-def assign_next_suite(session: Session, *, labeler: User | TokenLabeler, pool: Pool) -> SuiteView:
-    """The labeler's active suite in the pool, or a new one (commits)."""
+def _take_context(
+    conn, *, labeler_id: int, pool_id: int, now: datetime
+) -> tuple[PoolTerms, int | None, list[tuple[int, datetime]]]:
+    """The open pool's terms, the id of the ban that keeps the labeler out (or None) and
+    the labeler's active suites there as (id, expires at); ``NotFound`` unless open."""
+    found = sql.rows(
+        conn, sql.TAKE_CONTEXT, {"pool_id": pool_id, "labeler_id": labeler_id, "now": now}
+    )
+    terms = len(sql.POOL_TERMS)
+    if not found or found[0][3] != PoolStatus.OPEN:
+        raise NotFound("This pool does not exist or is no longer open.")
+    pool = PoolTerms(*found[0][:terms])
+    active = [(row[terms + 1], row[terms + 2]) for row in found if row[terms + 1] is not None]
+    return pool, found[0][terms], active
+
+
+def assign_next_suite(session: Session, *, labeler: User | TokenLabeler, pool_id: int) -> SuiteView:
+    """The labeler's active suite in the open pool, or a new one (commits)."""
     now = utcnow()
     pg = on_pg(session)
     conn = session.connection()
-    # one chooser per labeler at a time (row lock on PostgreSQL): no two active suites
-    active = sql.rows(
-        conn, pick(sql.LOCK_LABELER_ACTIVE, pg), {"labeler_id": labeler.id, "pool_id": pool.id}
-    )
-    check_pool_access(session, labeler=labeler, pool=pool)
+    if pg:  # one chooser per labeler at a time: no two active suites in a pool
+        sql.rows(conn, sql.LOCK_LABELER, {"labeler_id": labeler.id})
+    pool, ban_id, active = _take_context(conn, labeler_id=labeler.id, pool_id=pool_id, now=now)
+    ban = session.get(Ban, ban_id) if ban_id is not None else None
+    check_labeler_fits(session, labeler=labeler, pool=pool, ban=ban)
     for assignment_id, expires_at in active:
-        if assignment_id is None:
-            continue
         assignment = session.get(Assignment, assignment_id)
         if expires_at > now:
             view = build_view(session, assignment=assignment, pool=pool)
@@ -90,19 +104,21 @@ def assign_next_suite(session: Session, *, labeler: User | TokenLabeler, pool: P
         end_assignment(session, assignment, AssignmentStatus.EXPIRED)
 
     general = (
-        _pick_general(conn, labeler=labeler, pool=pool, pg=pg) if pool.general_per_suite > 0 else []
+        _pick_general(conn, labeler_id=labeler.id, pool=pool, pg=pg)
+        if pool.general_per_suite > 0
+        else []
     )
     reuse = pool.general_per_suite > 0
     extra = _pick_unlimited(
         conn,
-        labeler=labeler,
+        labeler_id=labeler.id,
         pool=pool,
         kind=TaskKind.CONTROL,
         count=pool.control_per_suite,
         reuse=reuse,
     ) + _pick_unlimited(
         conn,
-        labeler=labeler,
+        labeler_id=labeler.id,
         pool=pool,
         kind=TaskKind.TRAINING,
         count=pool.training_per_suite,

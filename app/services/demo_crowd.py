@@ -87,9 +87,8 @@ def simulate_labeling(
     while active:
         for person in list(active):
             labeler = by_email[person.email]
-            pool = session.get(Pool, pool.id)
             try:
-                view = assign_next_suite(session, labeler=labeler, pool=pool)
+                view = assign_next_suite(session, labeler=labeler, pool_id=pool.id)
             except LabelerBanned as exc:
                 person.banned = person.banned or exc.message
                 active.remove(person)

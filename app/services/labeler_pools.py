@@ -55,6 +55,31 @@ class PoolCard:
     active_assignment_id: int | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class PoolTerms:
+    """What taking a suite needs of a pool (``suite_sql.POOL_TERMS``, same names as
+    ``Pool``'s): read as one narrow row on every take instead of the whole ORM pool."""
+
+    id: int
+    project_id: int
+    owner_id: int
+    status: str
+    overlap: int
+    reward_cents: int
+    general_per_suite: int
+    control_per_suite: int
+    training_per_suite: int
+    time_limit_seconds: int
+    keep_task_order: bool
+    adult_content: bool
+    filter_languages: list
+    min_rating: int | None
+    skill_filters: list
+    training_pool_id: int | None
+    training_level_required: int | None
+    extra: dict
+
+
 @dataclass
 class BanNotice:
     """What a banned labeler is told: where, why, until when."""
@@ -80,7 +105,9 @@ class Earnings:
     rows: list[EarningRow]
 
 
-def _rating_for(session: Session, *, labeler: User, pool: Pool) -> float | None:
+def _rating_for(
+    session: Session, *, labeler: User | TokenLabeler, pool: Pool | PoolTerms
+) -> float | None:
     """The labeler's control-task skill for the pool's owner, or None when unset."""
     query = select(UserSkill.value).join(Skill, Skill.id == UserSkill.skill_id)
     skill_id = (pool.extra or {}).get("rating_skill_id")
@@ -108,7 +135,7 @@ _OPS = {
 }
 
 
-def _skill_filters_pass(pool: Pool, skills: dict[int, float]) -> bool:
+def _skill_filters_pass(pool: Pool | PoolTerms, skills: dict[int, float]) -> bool:
     """``pool.skill_filters``: AND of ``{"skill_id", "operator", "value"}``; no skill fails."""
     for item in pool.skill_filters or []:
         if not isinstance(item, dict) or "skill_id" not in item:
@@ -124,7 +151,7 @@ def _skill_filters_pass(pool: Pool, skills: dict[int, float]) -> bool:
     return True
 
 
-def _filter_problem(labeler: User, pool: Pool) -> str | None:
+def _filter_problem(labeler: User | TokenLabeler, pool: Pool | PoolTerms) -> str | None:
     """Why the pool's audience filters exclude the labeler (None when they pass)."""
     wanted = {code.upper() for code in pool.filter_languages or []}
     if wanted and not wanted & {code.upper() for code in labeler.languages or []}:
@@ -134,7 +161,7 @@ def _filter_problem(labeler: User, pool: Pool) -> str | None:
     return None
 
 
-def ban_error(session: Session, *, ban: Ban, pool: Pool) -> LabelerBanned:
+def ban_error(session: Session, *, ban: Ban, pool: Pool | PoolTerms) -> LabelerBanned:
     """The error a banned labeler gets: the public reason, the scope and the end."""
     notice = _notice(session, ban=ban, pool=pool)
     until = notice.until.strftime("%Y-%m-%d %H:%M UTC") if notice.until else "further notice"
@@ -154,6 +181,14 @@ def check_pool_access(session: Session, *, labeler: User | TokenLabeler, pool: P
     if pool.status != PoolStatus.OPEN:
         raise NotFound("This pool is not open.")
     ban = active_ban_for(session, labeler_id=labeler.id, pool=pool)
+    check_labeler_fits(session, labeler=labeler, pool=pool, ban=ban)
+
+
+def check_labeler_fits(
+    session: Session, *, labeler: User | TokenLabeler, pool: Pool | PoolTerms, ban: Ban | None
+) -> None:
+    """Raise unless the labeler passes the open pool's filters, given the ban (if any) in
+    force for them there."""
     if ban is not None:
         raise ban_error(session, ban=ban, pool=pool)
     if problem := _filter_problem(labeler, pool):
@@ -318,7 +353,7 @@ def list_available_pools(session: Session, *, labeler: User) -> list[PoolCard]:
     return cards
 
 
-def _notice(session: Session, *, ban: Ban, pool: Pool | None = None) -> BanNotice:
+def _notice(session: Session, *, ban: Ban, pool: Pool | PoolTerms | None = None) -> BanNotice:
     if ban.scope == BanScope.ALL_PROJECTS:
         owner = session.get(User, ban.requester_id)
         scope_text = f"all projects of {owner.name if owner else 'this requester'}"

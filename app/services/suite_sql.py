@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 
+from psycopg.pq import ExecStatus
 from sqlalchemy import (
     JSON,
     Boolean,
@@ -67,7 +68,10 @@ def rows(
         sql = _DRIVER_SQL[statement] = _PARAM.sub(r"%(\1)s", source)
     with conn.connection.driver_connection.cursor() as cursor:
         cursor.execute(sql, params or {})
-        return cursor.fetchall() if cursor.description is not None else []
+        # (the result's status, not ``cursor.description``: that builds a column object
+        # per column, which costs more than fetching these rows)
+        result = cursor.pgresult
+        return cursor.fetchall() if result and result.status == ExecStatus.TUPLES_OK else []
 
 
 # --- who is asking -----------------------------------------------------------------------
@@ -93,30 +97,50 @@ LABELER_FOR_TOKEN = text(
 )  # fmt: skip
 
 # the ban, if any, that keeps a labeler out of a pool now: its id (the longest ban first)
-ACTIVE_BAN_ID = text(
-    """
-SELECT id FROM ban
-WHERE labeler_id = :labeler_id AND requester_id = :requester_id AND lifted_at IS NULL
-  AND (expires_at IS NULL OR expires_at > :now)
-  AND (scope = 'all_projects' OR (scope = 'project' AND project_id = :project_id)
-       OR (scope = 'pool' AND pool_id = :pool_id))
-ORDER BY expires_at IS NULL DESC, expires_at DESC LIMIT 1
+_BAN_ID = """
+SELECT b.id FROM ban b
+WHERE b.labeler_id = :labeler_id AND b.requester_id = {requester} AND b.lifted_at IS NULL
+  AND (b.expires_at IS NULL OR b.expires_at > :now)
+  AND (b.scope = 'all_projects' OR (b.scope = 'project' AND b.project_id = {project})
+       OR (b.scope = 'pool' AND b.pool_id = {pool}))
+ORDER BY b.expires_at IS NULL DESC, b.expires_at DESC LIMIT 1
 """
+ACTIVE_BAN_ID = text(
+    _BAN_ID.format(requester=":requester_id", project=":project_id", pool=":pool_id")
 ).bindparams(bindparam("now", type_=UTCDateTime))
 
 # --- taking a suite ----------------------------------------------------------------------
 
-# The labeler's row is locked while a suite is chosen (one active suite per pool, even on a
-# double click); the same statement returns the labeler's active suites in the pool.
-_ACTIVE = """
-SELECT a.id, a.expires_at FROM user_account u
-LEFT JOIN assignment a ON a.labeler_id = u.id AND a.pool_id = :pool_id AND a.status = 'active'
-WHERE u.id = :labeler_id ORDER BY a.id
-"""
-LOCK_LABELER_ACTIVE = tuple(
-    text(_ACTIVE + suffix).columns(column("id", Integer), column("expires_at", UTCDateTime))
-    for suffix in ("", " FOR NO KEY UPDATE OF u")
-)
+# PostgreSQL: the labeler's row is locked while a suite is chosen (one active suite per
+# pool, even on a double click). A statement of its own: a statement that waited for the
+# lock still reads from before the other request's commit, so the suites are read after.
+LOCK_LABELER = text("SELECT id FROM user_account WHERE id = :labeler_id FOR NO KEY UPDATE")
+
+# What taking a suite needs of the pool (a narrow row, not the ORM's whole pool), the ban
+# that keeps the labeler out (if any) and the labeler's active suites there, in one read.
+POOL_TERMS = (
+    "id", "project_id", "owner_id", "status", "overlap", "reward_cents", "general_per_suite",
+    "control_per_suite", "training_per_suite", "time_limit_seconds", "keep_task_order",
+    "adult_content", "filter_languages", "min_rating", "skill_filters", "training_pool_id",
+    "training_level_required", "extra",
+)  # fmt: skip
+_TERM_TYPES = {"keep_task_order": Boolean, "adult_content": Boolean, "filter_languages": JSON,
+               "skill_filters": JSON, "extra": JSON}  # fmt: skip
+_BAN_IN_POOL = _BAN_ID.format(requester="p.owner_id", project="p.project_id", pool="p.id")
+TAKE_CONTEXT = (
+    text(
+        f"SELECT {', '.join('p.' + name for name in POOL_TERMS)}, ({_BAN_IN_POOL}) AS ban_id, "
+        "a.id AS active_id, a.expires_at AS active_expires_at FROM pool p "
+        "LEFT JOIN assignment a ON a.pool_id = p.id AND a.labeler_id = :labeler_id "
+        "AND a.status = 'active' WHERE p.id = :pool_id ORDER BY a.id"
+    )
+    .bindparams(bindparam("now", type_=UTCDateTime))
+    .columns(
+        *(column(name, _TERM_TYPES.get(name)) for name in POOL_TERMS),
+        column("ban_id", Integer), column("active_id", Integer),
+        column("active_expires_at", UTCDateTime),
+    )
+)  # fmt: skip
 
 # what a suite view needs of a picked task: (id, position, kind, hint, image, sha256, type)
 _PICKED = "t.id, t.position, t.kind, t.hint, t.image, m.sha256, m.content_type"

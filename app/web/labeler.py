@@ -8,7 +8,6 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import RedirectResponse
 
-from app.db.models import Pool
 from app.deps import CurrentLabeler, SessionDep, verify_csrf
 from app.errors import (
     Conflict,
@@ -28,7 +27,6 @@ from app.services.assignments import (
     submit_assignment,
 )
 from app.services.labeler_pools import (
-    get_available_pool,
     get_earnings,
     list_available_pools,
     list_ban_notices,
@@ -96,8 +94,7 @@ def labeler_home(request: Request, session: SessionDep, user: CurrentLabeler):
 def take_suite(request: Request, session: SessionDep, user: CurrentLabeler, pool_id: int):
     """Start (or resume) a suite in a pool."""
     try:
-        pool = get_available_pool(session, labeler=user, pool_id=pool_id)
-        view = assign_next_suite(session, labeler=user, pool=pool)
+        view = assign_next_suite(session, labeler=user, pool_id=pool_id)
     except LabelerBanned as exc:
         return _banned(request, exc)
     except (NoSuiteAvailable, Forbidden, NotFound) as exc:
@@ -117,10 +114,7 @@ def suite_page(request: Request, session: SessionDep, user: CurrentLabeler, assi
 def _next_suite(request: Request, session, user, *, pool_id: int, notice: str):
     """After a submit: the next suite of the same pool, or a 'pool done' panel."""
     try:
-        pool = session.get(Pool, pool_id)
-        if pool is None:
-            raise NotFound("This pool is gone.")
-        view = assign_next_suite(session, labeler=user, pool=pool)
+        view = assign_next_suite(session, labeler=user, pool_id=pool_id)
     except LabelerBanned as exc:
         return _banned(request, exc)
     except (NoSuiteAvailable, Forbidden, NotFound) as exc:

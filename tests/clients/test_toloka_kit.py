@@ -145,7 +145,7 @@ def _label(labeler: User, pool_id: int, truth: dict[int, str], wrong: bool) -> b
         if pool.status != PoolStatus.OPEN:  # closed itself once complete
             return False
         try:
-            view = assignments.assign_next_suite(s, labeler=labeler, pool=pool)
+            view = assignments.assign_next_suite(s, labeler=labeler, pool_id=pool_id)
         except (assignments.NoSuiteAvailable, LabelerBanned):
             return False
         answers = {t.task_id: ("other" if wrong else truth[t.task_id]) for t in view.tasks}
@@ -159,9 +159,8 @@ def _pass_training(labeler: User, training_id: int) -> None:
     """The labeler takes the training's suites and answers them right on the first try."""
     while True:
         with new_session(write=True) as s:
-            pool = s.get(Pool, training_id)
             try:
-                view = assignments.assign_next_suite(s, labeler=labeler, pool=pool)
+                view = assignments.assign_next_suite(s, labeler=labeler, pool_id=training_id)
             except assignments.NoSuiteAvailable:
                 return
             known = {t.task_id: s.get(Task, t.task_id).known_answer for t in view.tasks}
@@ -269,7 +268,7 @@ def test_image_classification_flow(toloka_server, session, funded, make_client):
     labelers = [make_labeler(session) for _ in range(4)]
     sloppy = make_labeler(session)
     with new_session(write=True) as s, pytest.raises(Forbidden, match="training first"):
-        assignments.assign_next_suite(s, labeler=sloppy, pool=s.get(Pool, int(pool.id)))
+        assignments.assign_next_suite(s, labeler=sloppy, pool_id=int(pool.id))
     for labeler in [*labelers, sloppy]:  # the training requirement: 70 % on the training
         _pass_training(labeler, int(training.id))
     assert _label(sloppy, int(pool.id), truth, wrong=True)

@@ -4,9 +4,11 @@ SKIP LOCKED; SQLite serialises writers with BEGIN IMMEDIATE)."""
 from __future__ import annotations
 
 import threading
+import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
+from sqlalchemy import text
 from sqlmodel import select
 
 from app.db.engine import new_session
@@ -48,9 +50,7 @@ def test_labelers_racing_for_the_last_slot_exactly_one_gets_it(session, requeste
     labelers = [make_labeler(session) for _ in range(8)]
 
     def take(i):
-        return _in_own_session(
-            lambda s: assign_next_suite(s, labeler=labelers[i], pool=s.get(Pool, pool.id))
-        )
+        return _in_own_session(lambda s: assign_next_suite(s, labeler=labelers[i], pool_id=pool.id))
 
     results = _run_together(len(labelers), take)
     winners = [r for r in results if not isinstance(r, Exception)]
@@ -66,7 +66,7 @@ def test_concurrent_double_submit_pays_once(session, requester):
     add_tasks(session, pool, general=6, control=["cat"])
     pool = open_pool(session, requester, pool)
     labeler = make_labeler(session)
-    view = assign_next_suite(session, labeler=labeler, pool=pool)
+    view = assign_next_suite(session, labeler=labeler, pool_id=pool.id)
     answers = {t.position: "dog" for t in view.tasks}
 
     def submit(_i):
@@ -106,7 +106,7 @@ def test_many_labelers_at_once_never_exceed_overlap(session, requester):
         done = 0
         for _ in range(15):
             view = _in_own_session(
-                lambda s: assign_next_suite(s, labeler=labelers[i], pool=s.get(Pool, pool.id))
+                lambda s: assign_next_suite(s, labeler=labelers[i], pool_id=pool.id)
             )
             if isinstance(view, Exception):
                 break
@@ -131,3 +131,34 @@ def test_many_labelers_at_once_never_exceed_overlap(session, requester):
     assert all(counts[tid] == 2 for tid in general), counts
     assert all(t.taken_count == 2 for t in general.values())
     assert session.get(Pool, pool.id).status == "closed"
+
+
+def test_two_takes_by_one_labeler_at_once_give_one_suite(session, requester):
+    """A double click: both requests queue on the labeler's lock; the second must see the
+    suite the first one made, not a snapshot from before it."""
+    pool = make_pool(session, requester, general_per_suite=2, control_per_suite=0)
+    add_tasks(session, pool, general=10)
+    pool = open_pool(session, requester, pool)
+    labeler = make_labeler(session)
+    blocker = new_session(write=True)  # holds the labeler's lock (the database's, on SQLite)
+    lock = "SELECT id FROM user_account WHERE id = :id"
+    if blocker.get_bind().dialect.name == "postgresql":
+        lock += " FOR NO KEY UPDATE"
+    else:
+        blocker.connection()  # BEGIN IMMEDIATE
+    blocker.execute(text(lock), {"id": labeler.id})
+
+    def take(_i):
+        return _in_own_session(lambda s: assign_next_suite(s, labeler=labeler, pool_id=pool.id))
+
+    with ThreadPoolExecutor(max_workers=2) as executor:
+        futures = [executor.submit(take, i) for i in range(2)]
+        time.sleep(0.5)  # both are waiting on the lock now
+        blocker.commit()
+        blocker.close()
+        views = [f.result(timeout=30) for f in futures]
+    assert all(not isinstance(v, Exception) for v in views), views
+    assert views[0].assignment_id == views[1].assignment_id
+    session.expire_all()
+    assert len(session.exec(select(Assignment)).all()) == 1
+    assert sum(t.taken_count for t in session.exec(select(Task))) == 2

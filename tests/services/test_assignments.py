@@ -68,7 +68,7 @@ def _answer_all(session, labeler, view, value="cat"):
 
 def test_suite_composition_matches_pool_and_counts_general_slots(session, requester, labeler):
     pool = _pool(session, requester)
-    view = assign_next_suite(session, labeler=labeler, pool=pool)
+    view = assign_next_suite(session, labeler=labeler, pool_id=pool.id)
     assert _kinds(session, view) == {TaskKind.GENERAL: 4, TaskKind.CONTROL: 1}
     assert [t.position for t in view.tasks] == [0, 1, 2, 3, 4]
     assert [o.value for o in view.options] == ["cat", "dog", "bird"]
@@ -82,8 +82,8 @@ def test_suite_composition_matches_pool_and_counts_general_slots(session, reques
 
 def test_labeler_with_an_active_suite_gets_the_same_suite_back(session, requester, labeler):
     pool = _pool(session, requester)
-    first = assign_next_suite(session, labeler=labeler, pool=pool)
-    again = assign_next_suite(session, labeler=labeler, pool=pool)
+    first = assign_next_suite(session, labeler=labeler, pool_id=pool.id)
+    again = assign_next_suite(session, labeler=labeler, pool_id=pool.id)
     assert again.assignment_id == first.assignment_id
     assert session.exec(select(Assignment)).all().__len__() == 1
 
@@ -94,7 +94,7 @@ def test_overlap_never_exceeded_and_pool_closes_when_complete(session, requester
     for _ in range(20):
         for labeler in labelers:
             try:
-                view = assign_next_suite(session, labeler=labeler, pool=pool)
+                view = assign_next_suite(session, labeler=labeler, pool_id=pool.id)
             except (NoSuiteAvailable, NotFound):
                 continue
             _answer_all(session, labeler, view)
@@ -119,19 +119,19 @@ def test_overlap_never_exceeded_and_pool_closes_when_complete(session, requester
 
 def test_partial_suite_at_the_tail_of_the_pool(session, requester, labeler):
     pool = _pool(session, requester, general=5, overlap=2, general_per_suite=4)
-    _answer_all(session, labeler, assign_next_suite(session, labeler=labeler, pool=pool))
-    tail = assign_next_suite(session, labeler=labeler, pool=pool)
+    _answer_all(session, labeler, assign_next_suite(session, labeler=labeler, pool_id=pool.id))
+    tail = assign_next_suite(session, labeler=labeler, pool_id=pool.id)
     assert _kinds(session, tail) == {TaskKind.GENERAL: 1, TaskKind.CONTROL: 1}
     _answer_all(session, labeler, tail)
     with pytest.raises(NoSuiteAvailable):
-        assign_next_suite(session, labeler=labeler, pool=pool)
+        assign_next_suite(session, labeler=labeler, pool_id=pool.id)
 
 
 def test_control_tasks_do_not_repeat_while_others_remain(session, requester, labeler):
     pool = _pool(session, requester, general=20, control=("cat", "dog", "bird", "cat"))
     seen = []
     for _ in range(4):
-        view = assign_next_suite(session, labeler=labeler, pool=pool)
+        view = assign_next_suite(session, labeler=labeler, pool_id=pool.id)
         ids = [t.task_id for t in view.tasks]
         seen += session.exec(
             select(Task.id).where(Task.id.in_(ids), Task.kind == TaskKind.CONTROL)
@@ -142,7 +142,7 @@ def test_control_tasks_do_not_repeat_while_others_remain(session, requester, lab
 
 def test_expired_suite_returns_its_slots(session, requester, labeler):
     pool = _pool(session, requester, overlap=1)
-    view = assign_next_suite(session, labeler=labeler, pool=pool)
+    view = assign_next_suite(session, labeler=labeler, pool_id=pool.id)
     row = session.get(Assignment, view.assignment_id)
     row.expires_at = utcnow() - timedelta(seconds=1)
     session.add(row)
@@ -158,7 +158,7 @@ def test_expired_suite_returns_its_slots(session, requester, labeler):
 
 def test_overdue_suite_expires_when_the_labeler_opens_it(session, requester, labeler):
     pool = _pool(session, requester, overlap=1)
-    view = assign_next_suite(session, labeler=labeler, pool=pool)
+    view = assign_next_suite(session, labeler=labeler, pool_id=pool.id)
     row = session.get(Assignment, view.assignment_id)
     row.expires_at = utcnow() - timedelta(seconds=1)
     session.add(row)
@@ -166,19 +166,19 @@ def test_overdue_suite_expires_when_the_labeler_opens_it(session, requester, lab
     assert get_assignment(session, labeler=labeler, assignment_id=row.id).status == "expired"
     session.expire_all()
     assert all(t.taken_count == 0 for t in session.exec(select(Task)))
-    fresh = assign_next_suite(session, labeler=labeler, pool=pool)
+    fresh = assign_next_suite(session, labeler=labeler, pool_id=pool.id)
     assert fresh.assignment_id != row.id
 
 
 def test_skip_releases_slots_and_next_suite_has_other_tasks(session, requester, labeler):
     pool = _pool(session, requester, overlap=1)
-    view = assign_next_suite(session, labeler=labeler, pool=pool)
+    view = assign_next_suite(session, labeler=labeler, pool_id=pool.id)
     skip_assignment(session, labeler=labeler, assignment_id=view.assignment_id)
     skip_assignment(session, labeler=labeler, assignment_id=view.assignment_id)  # idempotent
     session.expire_all()
     assert session.get(Assignment, view.assignment_id).status == AssignmentStatus.SKIPPED
     assert all(t.taken_count == 0 for t in session.exec(select(Task)))
-    other = assign_next_suite(session, labeler=labeler, pool=pool)
+    other = assign_next_suite(session, labeler=labeler, pool_id=pool.id)
     old_general = set(_general_ids(session, view))
     assert not old_general & set(_general_ids(session, other))
 
@@ -190,7 +190,7 @@ def _general_ids(session, view):
 
 def test_double_submit_stores_one_set_of_answers_and_pays_once(session, requester, labeler):
     pool = _pool(session, requester, reward_cents=7)
-    view = assign_next_suite(session, labeler=labeler, pool=pool)
+    view = assign_next_suite(session, labeler=labeler, pool_id=pool.id)
     first = _answer_all(session, labeler, view)
     second = _answer_all(session, labeler, view, value="dog")
     assert first.status == second.status == AssignmentStatus.ACCEPTED
@@ -204,7 +204,7 @@ def test_double_submit_stores_one_set_of_answers_and_pays_once(session, requeste
 
 def test_submit_with_task_ids_and_duration_recorded(session, requester, labeler):
     pool = _pool(session, requester)
-    view = assign_next_suite(session, labeler=labeler, pool=pool)
+    view = assign_next_suite(session, labeler=labeler, pool_id=pool.id)
     answers = {t.task_id: "dog" for t in view.tasks}
     submit_assignment(session, labeler=labeler, assignment_id=view.assignment_id, answers=answers)
     session.expire_all()
@@ -216,7 +216,7 @@ def test_submit_with_task_ids_and_duration_recorded(session, requester, labeler)
 
 def test_answers_for_another_labelers_suite_are_refused(session, requester, labeler):
     pool = _pool(session, requester)
-    view = assign_next_suite(session, labeler=labeler, pool=pool)
+    view = assign_next_suite(session, labeler=labeler, pool_id=pool.id)
     intruder = make_labeler(session)
     with pytest.raises(NotFound):
         _answer_all(session, intruder, view)
@@ -227,7 +227,7 @@ def test_answers_for_another_labelers_suite_are_refused(session, requester, labe
 
 def test_submit_names_missing_and_unknown_answers(session, requester, labeler):
     pool = _pool(session, requester)
-    view = assign_next_suite(session, labeler=labeler, pool=pool)
+    view = assign_next_suite(session, labeler=labeler, pool_id=pool.id)
     answers = {0: "cat", 1: "zebra"}
     with pytest.raises(ValidationFailed) as err:
         submit_assignment(
@@ -253,7 +253,9 @@ def test_submit_names_missing_and_unknown_answers(session, requester, labeler):
 
 def test_manual_review_pool_keeps_suite_submitted_and_unpaid(session, requester, labeler):
     pool = _pool(session, requester, auto_accept=False)
-    result = _answer_all(session, labeler, assign_next_suite(session, labeler=labeler, pool=pool))
+    result = _answer_all(
+        session, labeler, assign_next_suite(session, labeler=labeler, pool_id=pool.id)
+    )
     assert result.status == AssignmentStatus.SUBMITTED and not result.paid
     assert ledger.get_balance(session, user=labeler) == 0
 
@@ -274,7 +276,7 @@ def test_banned_labeler_gets_no_suite_and_sees_reason(session, requester, labele
     )
     session.commit()
     with pytest.raises(LabelerBanned) as err:
-        assign_next_suite(session, labeler=labeler, pool=pool)
+        assign_next_suite(session, labeler=labeler, pool_id=pool.id)
     assert "Answers came too fast." in err.value.message and "Animals" in err.value.message
     assert err.value.payload["until"].startswith(until.date().isoformat())
     assert session.exec(select(Assignment)).all() == []
@@ -285,10 +287,10 @@ def test_audience_filters_languages_adult_and_rating(session, requester):
     pool = _pool(session, requester, filter_languages=["DE"], adult_content=True, min_rating=70)
     english = make_labeler(session, languages=["EN"], adult_allowed=True)
     with pytest.raises(Forbidden, match="DE"):
-        assign_next_suite(session, labeler=english, pool=pool)
+        assign_next_suite(session, labeler=english, pool_id=pool.id)
     prude = make_labeler(session, languages=["DE"])
     with pytest.raises(Forbidden, match="adult"):
-        assign_next_suite(session, labeler=prude, pool=pool)
+        assign_next_suite(session, labeler=prude, pool_id=pool.id)
     fresh = make_labeler(session, languages=["de"], adult_allowed=True)
     assert [c.pool_id for c in list_available_pools(session, labeler=fresh)] == [pool.id]
     skill = Skill(owner_id=requester.id, name=CONTROL_SKILL_NAME)
@@ -297,7 +299,7 @@ def test_audience_filters_languages_adult_and_rating(session, requester):
     session.add(UserSkill(skill_id=skill.id, user_id=fresh.id, value=50))
     session.commit()
     with pytest.raises(Forbidden, match="at least 70"):
-        assign_next_suite(session, labeler=fresh, pool=pool)
+        assign_next_suite(session, labeler=fresh, pool_id=pool.id)
 
 
 def test_control_accuracy_counts_every_control_answer_across_the_requesters_pools(
@@ -308,7 +310,7 @@ def test_control_accuracy_counts_every_control_answer_across_the_requesters_pool
     second = _pool(session, requester, control=("cat", "cat", "cat"))
     seen = []
     for pool in (first, first, first, second, second):
-        _answer_all(session, labeler, assign_next_suite(session, labeler=labeler, pool=pool))
+        _answer_all(session, labeler, assign_next_suite(session, labeler=labeler, pool_id=pool.id))
         right = session.exec(
             select(Answer.value == Task.known_answer)
             .join(Task, Task.id == Answer.task_id)
@@ -332,7 +334,7 @@ def test_available_pool_card_counts_suites_for_this_labeler(session, requester, 
     pool = _pool(session, requester, general=10, overlap=2, general_per_suite=4)
     [card] = list_available_pools(session, labeler=labeler)
     assert (card.suites_remaining, card.tasks_per_suite, card.reward_cents) == (3, 5, 5)
-    _answer_all(session, labeler, assign_next_suite(session, labeler=labeler, pool=pool))
+    _answer_all(session, labeler, assign_next_suite(session, labeler=labeler, pool_id=pool.id))
     [card] = list_available_pools(session, labeler=labeler)
     assert card.suites_remaining == 2
 
@@ -343,7 +345,7 @@ def test_training_check_gives_hint_only_for_training_tasks(session, requester, l
     )
     add_tasks(session, pool, general=3, control=["dog"], training=[("cat", "Look at the ears.")])
     pool = open_pool(session, requester, pool)
-    view = assign_next_suite(session, labeler=labeler, pool=pool)
+    view = assign_next_suite(session, labeler=labeler, pool_id=pool.id)
     kinds = dict(
         session.exec(
             select(AssignmentTask.position, Task.kind)

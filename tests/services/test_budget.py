@@ -106,7 +106,6 @@ def test_pool_reservation_total_always_equals_the_ledger(session, requester, mon
     """Launch, paid suites with a fee, a reservation that runs short, close: the pool's
     running total matches the sum of its reservation entries at every step."""
     from app.services.assignments import assign_next_suite, submit_assignment
-    from app.services.labeler_pools import get_open_pool
     from tests.builders.users import make_labeler
 
     monkeypatch.setenv("CROWDLAB_PLATFORM_FEE_PERCENT", "10")
@@ -147,8 +146,7 @@ def test_pool_reservation_total_always_equals_the_ledger(session, requester, mon
     check(33)
     for n, expected in ((1, 0), (2, 0)):
         labeler = make_labeler(session, email=f"payee{n}@example.com")
-        live = get_open_pool(session, pool_id=pool.id)
-        suite = assign_next_suite(session, labeler=labeler, pool=live)
+        suite = assign_next_suite(session, labeler=labeler, pool_id=pool.id)
         result = submit_assignment(
             session,
             labeler=labeler,

@@ -16,7 +16,7 @@ def _train(session, labeler, training, first_answers):
     tries = iter(first_answers)
     while True:
         try:
-            view = assign_next_suite(session, labeler=labeler, pool=training)
+            view = assign_next_suite(session, labeler=labeler, pool_id=training.id)
         except Exception:  # noqa: BLE001 - no suite left
             return
         firsts = {str(t.position): next(tries) for t in view.tasks}
@@ -59,7 +59,7 @@ def test_training_score_gates_the_main_pool(session, requester):
 
     newcomer = make_labeler(session)
     with pytest.raises(Forbidden, match="training first"):
-        assign_next_suite(session, labeler=newcomer, pool=main)
+        assign_next_suite(session, labeler=newcomer, pool_id=main.id)
     assert [card.pool_id for card in list_available_pools(session, labeler=newcomer)] == [
         training.id
     ]
@@ -67,9 +67,9 @@ def test_training_score_gates_the_main_pool(session, requester):
     sloppy = make_labeler(session)
     _train(session, sloppy, training, ["cat", "dog"])
     with pytest.raises(Forbidden, match="at least 75%; yours is 50%"):
-        assign_next_suite(session, labeler=sloppy, pool=main)
+        assign_next_suite(session, labeler=sloppy, pool_id=main.id)
 
     careful = make_labeler(session)
     _train(session, careful, training, ["cat", "cat"])
-    view = assign_next_suite(session, labeler=careful, pool=main)
+    view = assign_next_suite(session, labeler=careful, pool_id=main.id)
     assert len(view.tasks) == 2

@@ -39,14 +39,14 @@ def test_skipping_suites_in_a_row_through_the_engine_bans(session, requester, la
     add_tasks(session, pool, general=5)
     open_pool(session, requester, pool)
 
-    first = assign_next_suite(session, labeler=labeler, pool=pool)
+    first = assign_next_suite(session, labeler=labeler, pool_id=pool.id)
     skip_assignment(
         session,
         labeler=labeler,
         assignment_id=first.assignment_id,
     )
     assert session.exec(select(Ban).where(Ban.labeler_id == labeler.id)).all() == []
-    second = assign_next_suite(session, labeler=labeler, pool=pool)
+    second = assign_next_suite(session, labeler=labeler, pool_id=pool.id)
     skip_assignment(
         session,
         labeler=labeler,
@@ -55,7 +55,7 @@ def test_skipping_suites_in_a_row_through_the_engine_bans(session, requester, la
     bans = session.exec(select(Ban).where(Ban.labeler_id == labeler.id)).all()
     assert [ban.public_comment for ban in bans] == ["You skipped too many suites."]
     with pytest.raises(LabelerBanned, match="skipped too many"):
-        assign_next_suite(session, labeler=labeler, pool=pool)
+        assign_next_suite(session, labeler=labeler, pool_id=pool.id)
 
 
 def test_pool_refuses_a_rule_that_can_never_fire(session, requester):
