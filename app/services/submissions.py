@@ -9,16 +9,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import func
-from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, select
 
 from app.db.models import (
     Assignment,
     AssignmentStatus,
     Pool,
-    Project,
     Task,
     TaskKind,
     User,
@@ -27,7 +26,7 @@ from app.db.types import utcnow
 from app.errors import Conflict, NotFound, ValidationFailed
 from app.services import ledger
 from app.services import suite_sql as sql
-from app.services.assignment_locks import bump_tasks, end_assignment, lock_own, on_pg
+from app.services.assignment_locks import bump_tasks, end_assignment, on_pg
 from app.services.pool_state import _close_pool
 from app.services.quality import apply_rules_after_submit
 from app.services.suite_views import load_suite_tasks
@@ -115,21 +114,46 @@ def _validate(
     return given
 
 
-def _pool_and_values(session: Session, *, pool_id: int) -> tuple[Pool, Project, list[str]]:
-    """The pool, its project (into the session, for the rules) and the option values in
-    display order, in one query."""
-    rows = session.exec(sql.POOL_AND_VALUES, params={"pool_id": pool_id}).all()
-    return rows[0][0], rows[0][1], [value for _, _, value in rows if value is not None]
+@dataclass(frozen=True, slots=True)
+class SubmitPool:
+    """What submitting a suite needs of its pool (read with the locked suite)."""
+
+    id: int
+    owner_id: int
+    overlap: int
+    auto_accept: bool
+    fee_percent: float
+    has_rules: bool  # the pool or its project has quality rules
 
 
-def _result(session: Session, assignment: Assignment, *, repeated: bool, paid=None):
-    return SubmitResult(
-        assignment_id=assignment.id,
-        pool_id=assignment.pool_id,
-        status=assignment.status,
-        reward_cents=assignment.reward_cents,
-        paid=ledger.is_paid(session, assignment=assignment) if paid is None else paid,
-        repeated=repeated,
+@dataclass(frozen=True, slots=True)
+class LockedSuite:
+    """The labeler's suite, row-locked for the submit, as one narrow row (no ORM load)."""
+
+    id: int
+    pool_id: int
+    labeler_id: int
+    status: str
+    reward_cents: int
+    created_at: datetime
+    expires_at: datetime
+    pool: SubmitPool
+    values: list[str]  # the project's option values, in display order
+
+
+def _lock_suite(session: Session, *, labeler_id: int, assignment_id: int) -> LockedSuite:
+    """The labeler's suite (else ``NotFound``), locked on PostgreSQL, with its pool's terms
+    and the option values, in one statement."""
+    statement = sql.pick(sql.SUBMIT_CONTEXT, on_pg(session))
+    params = {"assignment_id": assignment_id, "labeler_id": labeler_id}
+    rows = sql.rows(session.connection(), statement, params)
+    if not rows:
+        raise NotFound("No such suite.")
+    first = rows[0]
+    return LockedSuite(
+        *first[:7],
+        pool=SubmitPool(first[1], *first[7:12]),
+        values=[row[12] for row in rows if row[12] is not None],
     )
 
 
@@ -147,16 +171,23 @@ def submit_assignment(
     ``answers`` maps task ids (or suite positions with ``by_position``) to option values.
     A repeated submit returns the first result: one set of answers, one payment.
     """
-    assignment = lock_own(session, labeler=labeler, assignment_id=assignment_id)
-    if assignment.status in DONE:
-        result = _result(session, assignment, repeated=True)
+    suite = _lock_suite(session, labeler_id=labeler.id, assignment_id=assignment_id)
+    if suite.status in DONE:
+        result = SubmitResult(
+            assignment_id=suite.id,
+            pool_id=suite.pool_id,
+            status=suite.status,
+            reward_cents=suite.reward_cents,
+            paid=ledger.is_paid(session, assignment=suite),
+            repeated=True,
+        )
         session.rollback()
         return result
-    ensure_fresh(session, assignment)
-    # the project stays referenced (the session holds rows weakly) for the rules below
-    pool, _project, values = _pool_and_values(session, pool_id=assignment.pool_id)
-    tasks = load_suite_tasks(session, assignment_id=assignment.id)
-    given = _validate(answers, tasks, values, by_position=by_position)
+    if suite.status != AssignmentStatus.ACTIVE or suite.expires_at <= utcnow():
+        ensure_fresh(session, session.get(Assignment, suite.id))  # raises
+    pool = suite.pool
+    tasks = load_suite_tasks(session, assignment_id=suite.id)
+    given = _validate(answers, tasks, suite.values, by_position=by_position)
     firsts: dict[int, str] = {}
     if first_values:
         position_to_tid = {pos: tid for pos, tid, *_ in tasks}
@@ -165,7 +196,7 @@ def submit_assignment(
                 tid = position_to_tid.get(int(key)) if by_position else int(key)
             except (TypeError, ValueError):
                 continue
-            if tid in given and str(value) in values:
+            if tid in given and str(value) in suite.values:
                 firsts[tid] = str(value)
 
     now = utcnow()
@@ -174,31 +205,41 @@ def submit_assignment(
         "status": status.value,
         "submitted_at": now,
         "reviewed_at": now if pool.auto_accept else None,
-        "duration_seconds": max(0.0, (now - assignment.created_at).total_seconds()),
+        "duration_seconds": max(0.0, (now - suite.created_at).total_seconds()),
     }
     store = _store_answers_pg if on_pg(session) else _store_answers
-    bumped = store(session, assignment, labeler, pool, given, firsts, finished)
-    for name, value in finished.items():  # the row is written; keep the object in step
-        set_committed_value(assignment, name, value)
-    suite = [(tid, kind, overlap, n) for tid, kind, n, overlap in bumped]  # every suite task
+    bumped = store(session, suite, labeler, pool, given, firsts, finished)
+    counts = [(tid, kind, overlap, n) for tid, kind, n, overlap in bumped]  # every suite task
     controls = [
         given[tid] == known for _, tid, kind, known, *_ in tasks if kind == TaskKind.CONTROL
     ]
     apply_rules_after_submit(
-        session, assignment=assignment, suite=suite, control_tally=(len(controls), sum(controls))
+        session,
+        assignment=suite,
+        suite=counts,
+        control_tally=(len(controls), sum(controls)),
+        pool=pool,
     )
+    if pool.has_rules:  # a rule may have rejected (or accepted) the suite just now
+        status = session.get(Assignment, suite.id).status
     # paid last: the payment moves the pool's reservation total (a row every submit in the
     # pool writes), so its row lock is held only from here to the commit
     paid = False
     if pool.auto_accept:
-        paid = ledger._pay_assignment(session, pool=pool, assignment=assignment)
+        paid = ledger._pay_assignment(session, pool=pool, assignment=suite)
     if any(kind == TaskKind.GENERAL and n >= (ov or pool.overlap) for _, kind, n, ov in bumped):
         _close_if_complete(session, pool=pool)
     session.commit()
-    return _result(session, assignment, repeated=False, paid=paid)
+    return SubmitResult(
+        assignment_id=suite.id,
+        pool_id=suite.pool_id,
+        status=str(status),
+        reward_cents=suite.reward_cents,
+        paid=paid,
+    )
 
 
-def _store_answers(session, assignment, labeler, pool, given, firsts, finished) -> list[tuple]:
+def _store_answers(session, suite, labeler, pool, given, firsts, finished) -> list[tuple]:
     """Write the answers and the suite's new status, bump the submitted counters; returns
     (id, kind, submitted count, overlap) per task."""
     now = finished["submitted_at"]
@@ -207,7 +248,7 @@ def _store_answers(session, assignment, labeler, pool, given, firsts, finished) 
         sql.INSERT_ANSWERS,
         [
             {
-                "assignment_id": assignment.id,
+                "assignment_id": suite.id,
                 "task_id": tid,
                 "pool_id": pool.id,
                 "labeler_id": labeler.id,
@@ -219,18 +260,18 @@ def _store_answers(session, assignment, labeler, pool, given, firsts, finished) 
             for tid, value in given.items()
         ],
     )
-    conn.execute(sql.FINISH_ASSIGNMENT, {"assignment_id": assignment.id, **finished})
+    conn.execute(sql.FINISH_ASSIGNMENT, {"assignment_id": suite.id, **finished})
     return bump_tasks(session, given.keys(), "submitted_count", 1)
 
 
-def _store_answers_pg(session, assignment, labeler, pool, given, firsts, finished) -> list[tuple]:
+def _store_answers_pg(session, suite, labeler, pool, given, firsts, finished) -> list[tuple]:
     """The same in one statement (PostgreSQL)."""
     task_ids = list(given)
     rows = sql.rows(
         session.connection(),
         sql.SUBMIT_SUITE_PG,
         {
-            "assignment_id": assignment.id,
+            "assignment_id": suite.id,
             "pool_id": pool.id,
             "labeler_id": labeler.id,
             "task_ids": task_ids,
@@ -245,7 +286,7 @@ def _store_answers_pg(session, assignment, labeler, pool, given, firsts, finishe
     return sorted(rows)
 
 
-def _close_if_complete(session: Session, *, pool: Pool) -> None:
+def _close_if_complete(session: Session, *, pool: Pool | SubmitPool) -> None:
     """Close the pool once every general task has its overlap of answers (flush only).
 
     On PostgreSQL two suites that finish the last tasks at the same moment would each see

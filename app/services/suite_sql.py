@@ -14,6 +14,7 @@ from sqlalchemy import (
     JSON,
     Boolean,
     Connection,
+    Float,
     Integer,
     String,
     bindparam,
@@ -28,12 +29,9 @@ from sqlmodel import select
 
 from app.db.models import (
     Answer,
-    AnswerOption,
     ApiToken,
     Assignment,
     AssignmentTask,
-    Pool,
-    Project,
     Task,
     User,
 )
@@ -227,13 +225,29 @@ LOCK_OWN = (
     _OWN.with_for_update(key_share=True).execution_options(populate_existing=True),
 )
 
-POOL_AND_VALUES = (
-    select(Pool, Project, AnswerOption.value)
-    .join(Project, Project.id == Pool.project_id)
-    .outerjoin(AnswerOption, AnswerOption.project_id == Project.id)
-    .where(Pool.id == bindparam("pool_id"))
-    .order_by(AnswerOption.position, AnswerOption.id)
-)
+# The labeler's suite, locked (a repeated submit waits here, then reads the new status),
+# with what submitting it needs of the pool and the project's option values, one row per
+# option in display order. ``rules`` says whether the pool or its project has quality
+# rules (anything but an empty list: when unsure, the rules engine loads and looks).
+_SUBMIT_CONTEXT = """
+SELECT a.id, a.pool_id, a.labeler_id, a.status, a.reward_cents, a.created_at, a.expires_at,
+  p.owner_id, p.overlap, p.auto_accept, p.fee_percent,
+  CAST(p.quality_rules AS TEXT) <> '[]' OR CAST(pr.quality_rules AS TEXT) <> '[]' AS rules,
+  o.value
+FROM assignment a JOIN pool p ON p.id = a.pool_id JOIN project pr ON pr.id = p.project_id
+LEFT JOIN answer_option o ON o.project_id = p.project_id
+WHERE a.id = :assignment_id AND a.labeler_id = :labeler_id ORDER BY o.position, o.id
+"""
+SUBMIT_CONTEXT = tuple(
+    text(_SUBMIT_CONTEXT + suffix).columns(
+        column("id", Integer), column("pool_id", Integer), column("labeler_id", Integer),
+        column("status", String), column("reward_cents", Integer),
+        column("created_at", UTCDateTime), column("expires_at", UTCDateTime),
+        column("owner_id", Integer), column("overlap", Integer), column("auto_accept", Boolean),
+        column("fee_percent", Float), column("rules", Boolean), column("value", String),
+    )
+    for suffix in ("", " FOR NO KEY UPDATE OF a")
+)  # fmt: skip
 
 SUITE_TASKS = text(
     "SELECT at.position, t.id, t.kind, t.known_answer, t.hint, t.image, m.sha256, "

@@ -9,12 +9,17 @@ Contract used by the labeling hot path (issue 4):
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from sqlmodel import Session
 
 from app.db.models import Assignment, Ban, Pool
 from app.db.types import utcnow
 from app.errors import LabelerBanned
 from app.services import suite_sql as sql
+
+if TYPE_CHECKING:
+    from app.services.submissions import LockedSuite, SubmitPool
 
 
 def active_ban_for(session: Session, *, labeler_id: int, pool: Pool) -> Ban | None:
@@ -51,20 +56,24 @@ def ensure_not_banned(session: Session, *, labeler_id: int, pool: Pool) -> None:
 def apply_rules_after_submit(
     session: Session,
     *,
-    assignment: Assignment,
+    assignment: Assignment | LockedSuite,
     suite: list[tuple] | None = None,
     control_tally: tuple[int, int] | None = None,
+    pool: SubmitPool | None = None,
 ) -> None:
     """Run the pool's quality rules after a submitted suite (flush only, no commit).
 
     Updates the labeler's control accuracy, runs the submit-time collectors for the
     submitter, and majority vote for everyone whose task this suite completed. ``suite``
     is optional: (task id, kind, overlap, submitted_count) of every task, read fresh;
-    so is ``control_tally``: (control answers, right ones) of the suite.
+    so is ``control_tally``: (control answers, right ones) of the suite, and ``pool``:
+    what the submit read of the pool (a pool without rules then costs no ORM load).
     """
     from app.services.quality.engine import run_after_submit
 
-    run_after_submit(session, assignment=assignment, suite=suite, control_tally=control_tally)
+    run_after_submit(
+        session, assignment=assignment, suite=suite, control_tally=control_tally, pool=pool
+    )
 
 
 def apply_rules_after_skip(session: Session, *, assignment: Assignment) -> None:

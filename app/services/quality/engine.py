@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from sqlmodel import Session, select
 
@@ -26,6 +27,9 @@ from app.db.models import (
 from app.services.quality import actions, collectors, skills
 from app.services.quality.bans import ALL_RULES
 from app.services.quality.rules import QualityConfig, Rule, conditions_hold, load_configs, rule_key
+
+if TYPE_CHECKING:
+    from app.services.submissions import LockedSuite, SubmitPool
 
 log = logging.getLogger("crowdlab.quality")
 
@@ -157,18 +161,22 @@ def _completed_task_labelers(session: Session, *, pool: Pool, suite: list[tuple]
 def run_after_submit(
     session: Session,
     *,
-    assignment: Assignment,
+    assignment: Assignment | LockedSuite,
     suite: list[tuple] | None = None,
     control_tally: tuple[int, int] | None = None,
+    pool: SubmitPool | None = None,
 ) -> list[str]:
     """Update control accuracy and run submit rules (majority vote for every co-labeler).
 
     ``suite``: the caller's fresh (task id, kind, overlap, submitted_count) of every task
     of the suite, and ``control_tally`` its (control answers, right ones), if it has them
-    (saves reading them again)."""
-    pool = session.get(Pool, assignment.pool_id)
+    (saves reading them again); ``pool``: what the caller read of the pool, which says
+    whether the pool or its project has rules at all."""
+    known = pool
     if pool is None:
-        return []
+        pool = session.get(Pool, assignment.pool_id)
+        if pool is None:
+            return []
     if suite is None:
         suite = _suite_tasks(session, assignment=assignment)
     if any(kind == TaskKind.CONTROL for _, kind, _, _ in suite):
@@ -179,6 +187,10 @@ def run_after_submit(
             assignment_id=assignment.id,
             tally=control_tally,
         )
+    if known is not None:
+        if not known.has_rules:
+            return []
+        pool = session.get(Pool, assignment.pool_id)
     rules = pool_rules(session, pool, SUBMIT_COLLECTORS)
     if not rules:
         return []
