@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import select
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 
+import psycopg
+from psycopg.pq import ConnStatus
 from sqlalchemy import event
 from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlmodel import Session, create_engine
 
 from app.settings import get_settings
@@ -56,7 +60,32 @@ def engine_for(url: str) -> Engine:
                 conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
-    return create_engine(url, pool_size=20, max_overflow=30, pool_pre_ping=True)
+    if parsed.get_driver_name() != "psycopg":  # another driver: a round trip per checkout
+        return create_engine(url, pool_size=20, max_overflow=30, pool_pre_ping=True)
+    engine = create_engine(url, pool_size=20, max_overflow=30)
+    event.listen(engine, "checkout", _server_still_there)
+    return engine
+
+
+def _server_still_there(dbapi_connection, _record, _proxy) -> None:
+    """Hand out a pooled PostgreSQL connection only if the server has not hung up on it.
+
+    An idle connection has nothing to read unless the server said goodbye (a restart, an
+    administrator's terminate) or closed the socket, so a zero-timeout poll of the socket
+    finds a dead one without a round trip (``pool_pre_ping`` sends a query every time).
+    ``DisconnectionError`` makes the pool drop it and connect afresh."""
+    pgconn = dbapi_connection.pgconn
+    try:
+        if hasattr(select, "poll"):
+            poller = select.poll()
+            poller.register(pgconn.socket, select.POLLIN)
+            unread = bool(poller.poll(0))
+        else:  # pragma: no cover - Windows
+            unread = bool(select.select([pgconn.socket], [], [], 0)[0])
+    except (OSError, ValueError, psycopg.Error):
+        unread = True
+    if unread or pgconn.status != ConnStatus.OK:
+        raise DisconnectionError("The database server closed this connection.")
 
 
 # PostgreSQL plans the labeling queries from table statistics; after a bulk insert they
