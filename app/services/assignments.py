@@ -15,6 +15,7 @@ bench/labeling_load.py drives this path over HTTP.
 from __future__ import annotations
 
 import random
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import update
@@ -34,7 +35,14 @@ from app.services.submissions import (  # noqa: F401  (the engine's public surfa
     submit_assignment,
 )
 from app.services.suite_sql import pick
-from app.services.suite_views import SuiteView, build_view, image_url
+from app.services.suite_views import (
+    OptionView,
+    ProjectView,
+    SuiteHead,
+    SuiteView,
+    build_view,
+    image_url,
+)
 from app.services.users import TokenLabeler
 
 
@@ -69,20 +77,37 @@ def _pick_unlimited(
     return sql.rows(conn, sql.PICK_LEAST_SEEN, params)
 
 
-def _take_context(
-    conn, *, labeler_id: int, pool_id: int, now: datetime
-) -> tuple[PoolTerms, int | None, list[tuple[int, datetime]]]:
-    """The open pool's terms, the id of the ban that keeps the labeler out (or None) and
-    the labeler's active suites there as (id, expires at); ``NotFound`` unless open."""
+@dataclass
+class _TakeContext:
+    pool: PoolTerms
+    ban_id: int | None  # the ban that keeps the labeler out of the pool, if any
+    active: list[tuple[int, datetime]]  # the labeler's active suites there: (id, expires at)
+    project: ProjectView
+
+
+def _take_context(conn, *, labeler_id: int, pool_id: int, now: datetime) -> _TakeContext:
+    """What taking a suite needs to know, in one statement; ``NotFound`` unless open."""
     found = sql.rows(
         conn, sql.TAKE_CONTEXT, {"pool_id": pool_id, "labeler_id": labeler_id, "now": now}
     )
     terms = len(sql.POOL_TERMS)
     if not found or found[0][3] != PoolStatus.OPEN:
         raise NotFound("This pool does not exist or is no longer open.")
-    pool = PoolTerms(*found[0][:terms])
-    active = [(row[terms + 1], row[terms + 2]) for row in found if row[terms + 1] is not None]
-    return pool, found[0][terms], active
+    first = found[0]
+    active = dict.fromkeys(  # in id order, each once (a suite has a row per option)
+        (row[terms + 1], row[terms + 2]) for row in found if row[terms + 1] is not None
+    )
+    options = [  # the rows of the first suite (or of none) hold each option once
+        OptionView(*row[terms + 6 :])
+        for row in found
+        if row[terms + 1] == first[terms + 1] and row[terms + 7] is not None
+    ]
+    return _TakeContext(
+        pool=PoolTerms(*first[:terms]),
+        ban_id=first[terms],
+        active=list(active),
+        project=ProjectView(*first[terms + 3 : terms + 6], options),
+    )
 
 
 def assign_next_suite(session: Session, *, labeler: User | TokenLabeler, pool_id: int) -> SuiteView:
@@ -92,13 +117,14 @@ def assign_next_suite(session: Session, *, labeler: User | TokenLabeler, pool_id
     conn = session.connection()
     if pg:  # one chooser per labeler at a time: no two active suites in a pool
         sql.rows(conn, sql.LOCK_LABELER, {"labeler_id": labeler.id})
-    pool, ban_id, active = _take_context(conn, labeler_id=labeler.id, pool_id=pool_id, now=now)
-    ban = session.get(Ban, ban_id) if ban_id is not None else None
+    context = _take_context(conn, labeler_id=labeler.id, pool_id=pool_id, now=now)
+    pool, project = context.pool, context.project
+    ban = session.get(Ban, context.ban_id) if context.ban_id is not None else None
     check_labeler_fits(session, labeler=labeler, pool=pool, ban=ban)
-    for assignment_id, expires_at in active:
+    for assignment_id, expires_at in context.active:
         assignment = session.get(Assignment, assignment_id)
         if expires_at > now:
-            view = build_view(session, assignment=assignment, pool=pool)
+            view = build_view(session, assignment=assignment, pool=pool, project=project)
             session.commit()
             return view
         end_assignment(session, assignment, AssignmentStatus.EXPIRED)
@@ -165,17 +191,14 @@ def assign_next_suite(session: Session, *, labeler: User | TokenLabeler, pool_id
         )
         if general_ids:
             conn.execute(sql.BUMP["taken_count", False], {"ids": general_ids, "delta": 1})
-    inserted = Assignment(  # the row just written, for the view (not added to the session)
-        id=assignment_id,
-        status=AssignmentStatus.ACTIVE.value,
-        expires_at=expires_at,
-        **{k: row[k] for k in ("pool_id", "labeler_id", "reward_cents", "created_at")},
+    inserted = SuiteHead(  # the row just written, for the view
+        assignment_id, AssignmentStatus.ACTIVE.value, expires_at, pool.reward_cents
     )
     tasks = [
         (position, tid, kind, None, hint, image_url(image, sha, ctype))
         for position, (tid, _, kind, hint, image, sha, ctype) in enumerate(picked)
     ]
-    view = build_view(session, assignment=inserted, pool=pool, tasks=tasks)
+    view = build_view(session, assignment=inserted, pool=pool, tasks=tasks, project=project)
     session.commit()
     return view
 

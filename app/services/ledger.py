@@ -178,11 +178,16 @@ def _pay_assignment(session: Session, *, pool: Pool, assignment: Assignment) -> 
             }
         )
     conn = session.connection()
-    if len(sql.rows(conn, sql.PAYMENT[len(entries)], params)) < len(entries):
+    spend = {"pool_id": pool.id, "amount": amount + fee}
+    if conn.dialect.name == "postgresql":
+        [(paid, spent)] = sql.rows(conn, sql.PAY_PG[len(entries)], {**params, **spend})
+    else:
+        paid = len(sql.rows(conn, sql.PAYMENT[len(entries)], params))
+        spent = paid == len(entries) and bool(sql.rows(conn, sql.SPEND_RESERVED, spend))
+    if paid < len(entries):
         return False  # paid already
     # the pool's running total moves with its reservation entries, as in _entry
-    spend = {"pool_id": pool.id, "amount": amount + fee}
-    if not sql.rows(conn, sql.SPEND_RESERVED, spend):
+    if not spent:  # the reservation is short: top it up from the balance first
         reserved = get_pool_reserved(session, pool=pool)
         _reserve(
             session,

@@ -125,18 +125,25 @@ POOL_TERMS = (
 _TERM_TYPES = {"keep_task_order": Boolean, "adult_content": Boolean, "filter_languages": JSON,
                "skill_filters": JSON, "extra": JSON}  # fmt: skip
 _BAN_IN_POOL = _BAN_ID.format(requester="p.owner_id", project="p.project_id", pool="p.id")
+# ... and the project's name, question, instructions and options (one row per active
+# suite and option: almost always one suite or none)
 TAKE_CONTEXT = (
     text(
         f"SELECT {', '.join('p.' + name for name in POOL_TERMS)}, ({_BAN_IN_POOL}) AS ban_id, "
-        "a.id AS active_id, a.expires_at AS active_expires_at FROM pool p "
+        "a.id AS active_id, a.expires_at AS active_expires_at, "
+        "pr.name, pr.question, pr.instructions, o.label, o.value, o.hotkey FROM pool p "
+        "JOIN project pr ON pr.id = p.project_id "
+        "LEFT JOIN answer_option o ON o.project_id = p.project_id "
         "LEFT JOIN assignment a ON a.pool_id = p.id AND a.labeler_id = :labeler_id "
-        "AND a.status = 'active' WHERE p.id = :pool_id ORDER BY a.id"
+        "AND a.status = 'active' WHERE p.id = :pool_id ORDER BY a.id, o.position, o.id"
     )
     .bindparams(bindparam("now", type_=UTCDateTime))
     .columns(
         *(column(name, _TERM_TYPES.get(name)) for name in POOL_TERMS),
         column("ban_id", Integer), column("active_id", Integer),
-        column("active_expires_at", UTCDateTime),
+        column("active_expires_at", UTCDateTime), column("name", String),
+        column("question", String), column("instructions", String), column("label", String),
+        column("value", String), column("hotkey", String),
     )
 )  # fmt: skip
 
@@ -350,6 +357,22 @@ def _payment(rows: int):
 
 # payment + earning, and with a platform fee a third entry
 PAYMENT = {2: _payment(2), 3: _payment(3)}
+
+
+def _pay_pg(rows: int):
+    """PostgreSQL: the entries and the pool's running total in one statement; the total
+    moves only when every entry was new and the reservation covers them. Returns
+    (entries written, 1 if the total moved else 0)."""
+    entries = PAYMENT[rows].text
+    return text(
+        f"WITH paid AS ({entries}), spent AS (UPDATE pool "
+        "SET reserved_cents = reserved_cents - :amount WHERE id = :pool_id "
+        f"AND reserved_cents >= :amount AND (SELECT count(*) FROM paid) = {rows} "
+        "RETURNING 1) SELECT (SELECT count(*) FROM paid), (SELECT count(*) FROM spent)"
+    )
+
+
+PAY_PG = {2: _pay_pg(2), 3: _pay_pg(3)}
 
 # --- quality: the labeler's control accuracy over the requester's pools --------------------
 

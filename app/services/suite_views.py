@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from sqlmodel import Session, select
 
@@ -14,6 +14,9 @@ from app.db.models import AnswerOption, Assignment, Pool, TaskKind
 from app.db.types import utcnow
 from app.services import suite_sql as sql
 from app.services.media import EXTENSIONS
+
+if TYPE_CHECKING:
+    from app.services.labeler_pools import PoolTerms
 
 
 @dataclass
@@ -69,6 +72,16 @@ def image_url(image: str, sha256: str | None, content_type: str | None) -> str:
     return image
 
 
+class SuiteHead(NamedTuple):
+    """What a suite view needs of the assignment row (a suite just written has no ORM
+    object)."""
+
+    id: int
+    status: str
+    expires_at: datetime
+    reward_cents: int
+
+
 class OptionView(NamedTuple):
     """An answer option as a labeler sees it."""
 
@@ -97,24 +110,38 @@ def load_suite_tasks(session: Session, *, assignment_id: int) -> list[tuple]:
     ]
 
 
-def project_view(conn, *, project_id: int) -> tuple[str, str, str, list[OptionView]]:
+class ProjectView(NamedTuple):
+    """What a labeler sees of the project around a suite."""
+
+    name: str
+    question: str
+    instructions: str
+    options: list[OptionView]
+
+
+def project_view(conn, *, project_id: int) -> ProjectView:
     """The project's name, question, instructions and options, in one query."""
     rows = sql.rows(conn, sql.PROJECT_VIEW, {"project_id": project_id})
     if not rows:
-        return "", "", "", []
-    name, question, instructions = rows[0][:3]
+        return ProjectView("", "", "", [])
     options = [OptionView(*row[3:]) for row in rows if row[4] is not None]
-    return name, question, instructions, options
+    return ProjectView(*rows[0][:3], options)
 
 
 def build_view(
-    session: Session, *, assignment: Assignment, pool: Pool, tasks: list[tuple] | None = None
+    session: Session,
+    *,
+    assignment: Assignment | SuiteHead,
+    pool: Pool | PoolTerms,
+    tasks: list[tuple] | None = None,
+    project: ProjectView | None = None,
 ) -> SuiteView:
-    """The labeler's view of a suite (two queries; one when the caller has ``tasks``, the
-    rows ``load_suite_tasks`` would return)."""
-    name, question, instructions, options = project_view(
-        session.connection(), project_id=pool.project_id
-    )
+    """The labeler's view of a suite: a query for the project and one for the tasks, less
+    what the caller has (``tasks``, the rows ``load_suite_tasks`` would return; ``project``,
+    what ``project_view`` would)."""
+    if project is None:
+        project = project_view(session.connection(), project_id=pool.project_id)
+    name, question, instructions, options = project
     suite_tasks = [
         SuiteTask(
             position=pos,

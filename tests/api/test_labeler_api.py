@@ -33,6 +33,7 @@ def test_labeler_lists_pools_takes_and_submits_a_suite(session, requester, label
     assert 0 < suite["seconds_left"] <= 600
     again = labeler_api.post(f"/api/v1/labeler/pools/{pool.id}/suites").json()
     assert again["id"] == suite["id"]
+    assert (again["options"], again["question"]) == (suite["options"], suite["question"])
 
     answers = {str(t["position"]): "cat" for t in suite["tasks"]}
     url = f"/api/v1/labeler/assignments/{suite['id']}/submit"
