@@ -273,20 +273,28 @@ def stop_server(procs: list[subprocess.Popen]) -> None:
 
 
 def cpu_seconds(servers: list[subprocess.Popen]) -> dict[str, float]:
-    """CPU time used so far by the server processes, this process and the whole machine
-    (Linux ``/proc``; zeros elsewhere)."""
+    """CPU time used so far by the server processes, this process, the whole machine and
+    other virtual machines on the same host (Linux ``/proc``; zeros elsewhere)."""
     tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
     try:
         server = 0.0
         for proc in servers:
             fields = Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
             server += (int(fields[11]) + int(fields[12])) / tick  # utime + stime
-        busy = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
-        machine = (sum(map(int, busy)) - int(busy[3]) - int(busy[4])) / tick  # minus idle
+        # user nice system idle iowait irq softirq steal ...: busy here, and the time the
+        # hypervisor gave to other machines (a noisy neighbour slows every figure down)
+        fields = [int(n) for n in Path("/proc/stat").read_text().splitlines()[0].split()[1:9]]
+        machine = (sum(fields[:3]) + fields[5] + fields[6]) / tick
+        stolen = fields[7] / tick
     except (OSError, IndexError, ValueError):
-        return {"server": 0.0, "load_generator": 0.0, "database_and_rest": 0.0}
+        return dict.fromkeys(("server", "load_generator", "database_and_rest", "stolen"), 0.0)
     own = time.process_time()
-    return {"server": server, "load_generator": own, "database_and_rest": machine - server - own}
+    return {
+        "server": server,
+        "load_generator": own,
+        "database_and_rest": machine - server - own,
+        "stolen": stolen,
+    }
 
 
 class Stats:
@@ -526,7 +534,8 @@ def main(argv: list[str] | None = None) -> int:
         "payout_mismatches": checks["payout_mismatches"],
         "http_errors": stats.errors,
         # CPU milliseconds per submitted suite (take + submit): the server processes, this
-        # load generator, and the rest of the machine (PostgreSQL, mostly)
+        # load generator, the rest of the machine (PostgreSQL, mostly), and what the
+        # hypervisor gave to other machines meanwhile ("stolen": high means a noisy run)
         "cpu_ms_per_suite": {k: round(v * 1000 / max(stats.suites, 1), 2) for k, v in cpu.items()},
         "labelers_out_of_tasks": stats.no_tasks,
     }
