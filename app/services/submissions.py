@@ -29,7 +29,7 @@ from app.services import suite_sql as sql
 from app.services.assignment_locks import bump_tasks, end_assignment, on_pg
 from app.services.pool_state import _close_pool
 from app.services.quality import apply_rules_after_submit
-from app.services.suite_views import load_suite_tasks
+from app.services.suite_views import load_suite_tasks, suite_tasks
 from app.services.users import TokenLabeler
 
 DONE = (AssignmentStatus.SUBMITTED, AssignmentStatus.ACCEPTED, AssignmentStatus.REJECTED)
@@ -128,7 +128,7 @@ class SubmitPool:
 
 @dataclass(frozen=True, slots=True)
 class LockedSuite:
-    """The labeler's suite, row-locked for the submit, as one narrow row (no ORM load)."""
+    """The labeler's suite, row-locked for the submit, read in one statement (no ORM)."""
 
     id: int
     pool_id: int
@@ -139,11 +139,12 @@ class LockedSuite:
     expires_at: datetime
     pool: SubmitPool
     values: list[str]  # the project's option values, in display order
+    tasks: list[tuple]  # what ``load_suite_tasks`` returns
 
 
 def _lock_suite(session: Session, *, labeler_id: int, assignment_id: int) -> LockedSuite:
-    """The labeler's suite (else ``NotFound``), locked on PostgreSQL, with its pool's terms
-    and the option values, in one statement."""
+    """The labeler's suite (else ``NotFound``), locked on PostgreSQL, with its pool's terms,
+    the option values and its tasks, in one statement."""
     statement = sql.pick(sql.SUBMIT_CONTEXT, on_pg(session))
     params = {"assignment_id": assignment_id, "labeler_id": labeler_id}
     rows = sql.rows(session.connection(), statement, params)
@@ -153,7 +154,8 @@ def _lock_suite(session: Session, *, labeler_id: int, assignment_id: int) -> Loc
     return LockedSuite(
         *first[:7],
         pool=SubmitPool(first[1], *first[7:12]),
-        values=[row[12] for row in rows if row[12] is not None],
+        values=list(first[12] or []),
+        tasks=suite_tasks(row[13:] for row in rows if row[14] is not None),
     )
 
 
@@ -186,7 +188,7 @@ def submit_assignment(
     if suite.status != AssignmentStatus.ACTIVE or suite.expires_at <= utcnow():
         ensure_fresh(session, session.get(Assignment, suite.id))  # raises
     pool = suite.pool
-    tasks = load_suite_tasks(session, assignment_id=suite.id)
+    tasks = suite.tasks
     given = _validate(answers, tasks, suite.values, by_position=by_position)
     firsts: dict[int, str] = {}
     if first_values:

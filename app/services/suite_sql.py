@@ -233,32 +233,42 @@ LOCK_OWN = (
 )
 
 # The labeler's suite, locked (a repeated submit waits here, then reads the new status),
-# with what submitting it needs of the pool and the project's option values, one row per
-# option in display order. ``rules`` says whether the pool or its project has quality
-# rules (anything but an empty list: when unsure, the rules engine loads and looks).
-_SUBMIT_CONTEXT = """
+# with what submitting it needs of the pool, the project's option values in display order
+# and the suite's tasks: one row per task, in suite order. ``rules`` says whether the pool
+# or its project has quality rules (anything but an empty list: when unsure, the rules
+# engine loads and looks).
+_SUITE_TASK = "at.position, t.id, t.kind, t.known_answer, t.hint, t.image, m.sha256, m.content_type"
+_SUBMIT_CONTEXT = f"""
 SELECT a.id, a.pool_id, a.labeler_id, a.status, a.reward_cents, a.created_at, a.expires_at,
   p.owner_id, p.overlap, p.auto_accept, p.fee_percent,
   CAST(p.quality_rules AS TEXT) <> '[]' OR CAST(pr.quality_rules AS TEXT) <> '[]' AS rules,
-  o.value
+  {{values}} AS option_values, {_SUITE_TASK}
 FROM assignment a JOIN pool p ON p.id = a.pool_id JOIN project pr ON pr.id = p.project_id
-LEFT JOIN answer_option o ON o.project_id = p.project_id
-WHERE a.id = :assignment_id AND a.labeler_id = :labeler_id ORDER BY o.position, o.id
+LEFT JOIN assignment_task at ON at.assignment_id = a.id
+LEFT JOIN task t ON t.id = at.task_id LEFT JOIN media_file m ON m.id = t.media_id
+WHERE a.id = :assignment_id AND a.labeler_id = :labeler_id ORDER BY at.position
 """
+_OPTION_VALUES = (  # (SQLite, PostgreSQL): the values as a list
+    "(SELECT json_group_array(v.value) FROM (SELECT o.value FROM answer_option o "
+    "WHERE o.project_id = p.project_id ORDER BY o.position, o.id) v)",
+    "(SELECT array_agg(o.value ORDER BY o.position, o.id) FROM answer_option o "
+    "WHERE o.project_id = p.project_id)",
+)
 SUBMIT_CONTEXT = tuple(
-    text(_SUBMIT_CONTEXT + suffix).columns(
+    text(_SUBMIT_CONTEXT.format(values=values) + suffix).columns(
         column("id", Integer), column("pool_id", Integer), column("labeler_id", Integer),
         column("status", String), column("reward_cents", Integer),
         column("created_at", UTCDateTime), column("expires_at", UTCDateTime),
         column("owner_id", Integer), column("overlap", Integer), column("auto_accept", Boolean),
-        column("fee_percent", Float), column("rules", Boolean), column("value", String),
+        column("fee_percent", Float), column("rules", Boolean), column("option_values", JSON),
+        *(column(name) for name in ("position", "id", "kind", "known_answer", "hint", "image",
+                                    "sha256", "content_type")),
     )
-    for suffix in ("", " FOR NO KEY UPDATE OF a")
+    for values, suffix in zip(_OPTION_VALUES, ("", " FOR NO KEY UPDATE OF a"), strict=True)
 )  # fmt: skip
 
 SUITE_TASKS = text(
-    "SELECT at.position, t.id, t.kind, t.known_answer, t.hint, t.image, m.sha256, "
-    "m.content_type FROM assignment_task at JOIN task t ON t.id = at.task_id "
+    f"SELECT {_SUITE_TASK} FROM assignment_task at JOIN task t ON t.id = at.task_id "
     "LEFT JOIN media_file m ON m.id = t.media_id WHERE at.assignment_id = :assignment_id "
     "ORDER BY at.position"
 )

@@ -104,6 +104,12 @@ def list_options(session: Session, *, project_id: int) -> list[AnswerOption]:
 def load_suite_tasks(session: Session, *, assignment_id: int) -> list[tuple]:
     """(position, task id, kind, known answer, hint, image URL) per task, in order."""
     rows = sql.rows(session.connection(), sql.SUITE_TASKS, {"assignment_id": assignment_id})
+    return suite_tasks(rows)
+
+
+def suite_tasks(rows) -> list[tuple]:
+    """``load_suite_tasks``'s tuples from rows of (position, task id, kind, known answer,
+    hint, image, sha256, content type)."""
     return [
         (pos, tid, kind, known, hint, image_url(image, sha, ctype))
         for pos, tid, kind, known, hint, image, sha, ctype in rows

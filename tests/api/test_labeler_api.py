@@ -60,7 +60,7 @@ def test_unknown_answer_is_a_422_naming_the_task(session, requester, labeler_api
     body = response.json()
     assert body["code"] == "VALIDATION_ERROR"
     assert "Task 3" in body["payload"]["errors"]["answers.2"]
-    assert "unicorn" in body["message"]
+    assert "unicorn" in body["message"] and "(use cat, dog, bird)" in body["message"]
     assert session.exec(select(Answer)).all() == []
 
 
