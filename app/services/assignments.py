@@ -52,29 +52,29 @@ class NoSuiteAvailable(Conflict):
     code = "NO_TASKS_AVAILABLE"
 
 
-def _pick_general(conn, *, labeler_id: int, pool: PoolTerms, pg: bool) -> list[tuple]:
-    """(id, position, kind, hint, image, sha256, content type) per picked task."""
-    statement = pick(sql.PICK_GENERAL[bool(pool.keep_task_order)], pg)
+def _pick_tasks(conn, *, labeler_id: int, pool: PoolTerms, pg: bool) -> list[tuple]:
+    """(id, position, kind, hint, image, sha256, content type) per picked task: general
+    tasks with a free slot, and the control / training tasks this labeler has seen least
+    often, at random."""
     params = {
         "pool_id": pool.id,
         "labeler_id": labeler_id,
         "overlap": pool.overlap,
         "n": pool.general_per_suite,
+        "n_control": pool.control_per_suite,
+        "n_training": pool.training_per_suite,
     }
-    return sql.rows(conn, statement, params)
-
-
-def _pick_unlimited(
-    conn, *, labeler_id: int, pool: PoolTerms, kind: TaskKind, count: int, reuse: bool
-) -> list[tuple]:
-    """Control / training tasks: the ones this labeler has seen least often, at random."""
-    if count <= 0:
-        return []
-    params = {"pool_id": pool.id, "labeler_id": labeler_id, "kind": str(kind), "n": count}
-    unseen = sql.rows(conn, sql.PICK_UNSEEN, params)
-    if len(unseen) == count or not reuse:
-        return unseen
-    return sql.rows(conn, sql.PICK_LEAST_SEEN, params)
+    picked = sql.rows(conn, pick(sql.PICK_SUITE[bool(pool.keep_task_order)], pg), params)
+    reuse = pool.general_per_suite > 0  # seen ones again only alongside general tasks
+    for kind, count in (
+        (TaskKind.CONTROL, pool.control_per_suite),
+        (TaskKind.TRAINING, pool.training_per_suite),
+    ):
+        unseen = sum(1 for row in picked if row[2] == kind)
+        if reuse and unseen < count:  # every one seen already: the least seen ones
+            least = sql.rows(conn, sql.PICK_LEAST_SEEN, {**params, "kind": str(kind), "n": count})
+            picked = [row for row in picked if row[2] != kind] + least
+    return picked
 
 
 @dataclass
@@ -129,32 +129,12 @@ def assign_next_suite(session: Session, *, labeler: User | TokenLabeler, pool_id
             return view
         end_assignment(session, assignment, AssignmentStatus.EXPIRED)
 
-    general = (
-        _pick_general(conn, labeler_id=labeler.id, pool=pool, pg=pg)
-        if pool.general_per_suite > 0
-        else []
-    )
-    reuse = pool.general_per_suite > 0
-    extra = _pick_unlimited(
-        conn,
-        labeler_id=labeler.id,
-        pool=pool,
-        kind=TaskKind.CONTROL,
-        count=pool.control_per_suite,
-        reuse=reuse,
-    ) + _pick_unlimited(
-        conn,
-        labeler_id=labeler.id,
-        pool=pool,
-        kind=TaskKind.TRAINING,
-        count=pool.training_per_suite,
-        reuse=reuse,
-    )
-    if (pool.general_per_suite > 0 and not general) or not (general or extra):
+    picked = _pick_tasks(conn, labeler_id=labeler.id, pool=pool, pg=pg)
+    general = [row for row in picked if row[2] == TaskKind.GENERAL]
+    if (pool.general_per_suite > 0 and not general) or not picked:
         session.commit()  # keeps the expiry above
         raise NoSuiteAvailable("There are no more tasks for you in this pool.")
 
-    picked = general + extra
     if pool.keep_task_order:
         picked.sort(key=lambda item: (item[1], item[0]))
     else:

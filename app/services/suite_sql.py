@@ -159,27 +159,40 @@ WHERE t.pool_id = :pool_id AND t.kind = 'general'
   AND t.taken_count < COALESCE(t.overlap, :overlap)
   AND t.id NOT IN ({_HAD})
 """
-# keep_task_order → (SQLite, PostgreSQL); PostgreSQL walks ix_task_pool_kind_taken in order
-# and skips rows other labelers are taking right now instead of waiting for them.
-PICK_GENERAL = {
-    True: (
-        text(_GENERAL + "ORDER BY t.position, t.id LIMIT :n"),
-        text(_GENERAL + "ORDER BY t.position, t.id LIMIT :n FOR NO KEY UPDATE OF t SKIP LOCKED"),
-    ),
-    False: (
-        text(_GENERAL + "ORDER BY t.taken_count, t.id LIMIT :n"),
-        text(_GENERAL + "ORDER BY t.taken_count LIMIT :n FOR NO KEY UPDATE OF t SKIP LOCKED"),
-    ),
-}
+_GENERAL_ORDER = {  # keep_task_order → (SQLite, PostgreSQL)
+    True: ("ORDER BY t.position, t.id LIMIT :n",
+           "ORDER BY t.position, t.id LIMIT :n FOR NO KEY UPDATE OF t SKIP LOCKED"),
+    False: ("ORDER BY t.taken_count, t.id LIMIT :n",
+            "ORDER BY t.taken_count LIMIT :n FOR NO KEY UPDATE OF t SKIP LOCKED"),
+}  # fmt: skip
 
-# Control / training tasks the labeler has not had in this pool, at random; once none is
-# left (and ``reuse`` allows), the ones the labeler has seen least often.
-# (ids are drawn first: shuffling narrow rows costs half of shuffling whole tasks)
-PICK_UNSEEN = text(
-    f"SELECT {_PICKED} FROM task t LEFT JOIN media_file m ON m.id = t.media_id "
-    "WHERE t.id IN (SELECT c.id FROM task c WHERE c.pool_id = :pool_id AND c.kind = :kind "
-    f"AND c.id NOT IN ({_HAD}) ORDER BY random() LIMIT :n)"
-)
+
+# Control / training tasks the labeler has not had in this pool, at random (ids are drawn
+# first: shuffling narrow rows costs half of shuffling whole tasks).
+def _unseen(kind: str, limit: str) -> str:
+    return (
+        f"SELECT {_PICKED} FROM task t LEFT JOIN media_file m ON m.id = t.media_id "
+        f"WHERE t.id IN (SELECT c.id FROM task c WHERE c.pool_id = :pool_id AND c.kind = '{kind}' "
+        f"AND c.id NOT IN ({_HAD}) ORDER BY random() LIMIT {limit})"
+    )
+
+
+# A suite's tasks in one statement: :n general tasks with a free slot (PostgreSQL walks
+# ix_task_pool_kind_taken in order and skips rows other labelers are taking right now
+# instead of waiting for them), :n_control control and :n_training training tasks.
+# keep_task_order → (SQLite, PostgreSQL)
+PICK_SUITE = {
+    keep: tuple(
+        text(
+            f"WITH g AS ({_GENERAL}{order}), c AS ({_unseen('control', ':n_control')}), "
+            f"tr AS ({_unseen('training', ':n_training')}) "
+            "SELECT * FROM g UNION ALL SELECT * FROM c UNION ALL SELECT * FROM tr"
+        )
+        for order in orders
+    )
+    for keep, orders in _GENERAL_ORDER.items()
+}
+# once no unseen control / training task is left: the ones the labeler has seen least often
 PICK_LEAST_SEEN = text(
     f"""
 SELECT {_PICKED} FROM task t

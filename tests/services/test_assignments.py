@@ -138,6 +138,12 @@ def test_control_tasks_do_not_repeat_while_others_remain(session, requester, lab
         ).all()
         _answer_all(session, labeler, view)
     assert len(seen) == 4 and len(set(seen)) == 4
+    view = assign_next_suite(session, labeler=labeler, pool_id=pool.id)  # all seen: again
+    ids = [t.task_id for t in view.tasks]
+    again = session.exec(
+        select(Task.id).where(Task.id.in_(ids), Task.kind == TaskKind.CONTROL)
+    ).all()
+    assert len(again) == 1 and again[0] in seen
 
 
 def test_expired_suite_returns_its_slots(session, requester, labeler):
