@@ -157,7 +157,7 @@ _GENERAL = f"""
 SELECT {_PICKED} FROM task t LEFT JOIN media_file m ON m.id = t.media_id
 WHERE t.pool_id = :pool_id AND t.kind = 'general'
   AND t.taken_count < COALESCE(t.overlap, :overlap)
-  AND t.id NOT IN ({_HAD})
+  AND t.id NOT IN (SELECT task_id FROM seen)
 """
 _GENERAL_ORDER = {  # keep_task_order → (SQLite, PostgreSQL)
     True: ("ORDER BY t.position, t.id LIMIT :n",
@@ -173,18 +173,20 @@ def _unseen(kind: str, limit: str) -> str:
     return (
         f"SELECT {_PICKED} FROM task t LEFT JOIN media_file m ON m.id = t.media_id "
         f"WHERE t.id IN (SELECT c.id FROM task c WHERE c.pool_id = :pool_id AND c.kind = '{kind}' "
-        f"AND c.id NOT IN ({_HAD}) ORDER BY random() LIMIT {limit})"
+        f"AND c.id NOT IN (SELECT task_id FROM seen) ORDER BY random() LIMIT {limit})"
     )
 
 
-# A suite's tasks in one statement: :n general tasks with a free slot (PostgreSQL walks
+# A suite's tasks in one statement (``seen``: the tasks the labeler had in the pool, read
+# once): :n general tasks with a free slot (PostgreSQL walks
 # ix_task_pool_kind_taken in order and skips rows other labelers are taking right now
 # instead of waiting for them), :n_control control and :n_training training tasks.
 # keep_task_order → (SQLite, PostgreSQL)
 PICK_SUITE = {
     keep: tuple(
         text(
-            f"WITH g AS ({_GENERAL}{order}), c AS ({_unseen('control', ':n_control')}), "
+            f"WITH seen AS ({_HAD}), g AS ({_GENERAL}{order}), "
+            f"c AS ({_unseen('control', ':n_control')}), "
             f"tr AS ({_unseen('training', ':n_training')}) "
             "SELECT * FROM g UNION ALL SELECT * FROM c UNION ALL SELECT * FROM tr"
         )
