@@ -235,24 +235,6 @@ def training_score(session: Session, *, labeler_id: int, pool_id: int) -> float 
     return None if not total else 100.0 * int(correct) / int(total)
 
 
-def get_open_pool(session: Session, *, pool_id: int) -> Pool:
-    """An open pool (else NotFound); the caller checks the labeler's access itself,
-    as ``assign_next_suite`` does under the labeler's row lock."""
-    pool = session.get(Pool, pool_id)
-    if pool is None or pool.status != PoolStatus.OPEN:
-        raise NotFound("This pool does not exist or is no longer open.")
-    return pool
-
-
-def get_available_pool(session: Session, *, labeler: User, pool_id: int) -> Pool:
-    """An open pool the labeler may work on (else NotFound / Forbidden / LabelerBanned)."""
-    pool = session.get(Pool, pool_id)
-    if pool is None or pool.status != PoolStatus.OPEN:
-        raise NotFound("This pool does not exist or is no longer open.")
-    check_pool_access(session, labeler=labeler, pool=pool)
-    return pool
-
-
 def _had_task_ids(labeler_id: int):
     return (
         select(AssignmentTask.task_id)
