@@ -90,23 +90,26 @@ def _take_context(conn, *, labeler_id: int, pool_id: int, now: datetime) -> _Tak
     found = sql.rows(
         conn, sql.TAKE_CONTEXT, {"pool_id": pool_id, "labeler_id": labeler_id, "now": now}
     )
-    terms = len(sql.POOL_TERMS)
-    if not found or found[0][3] != PoolStatus.OPEN:
+    # a row: the pool's terms, the ban id, the active suite's id and expiry, the project's
+    # name, question and instructions, an option's label, value and hotkey
+    ban, suite, project, option = (len(sql.POOL_TERMS) + k for k in (0, 1, 3, 6))
+    pool = PoolTerms(*found[0][:ban]) if found else None
+    if pool is None or pool.status != PoolStatus.OPEN:
         raise NotFound("This pool does not exist or is no longer open.")
     first = found[0]
     active = dict.fromkeys(  # in id order, each once (a suite has a row per option)
-        (row[terms + 1], row[terms + 2]) for row in found if row[terms + 1] is not None
+        (row[suite], row[suite + 1]) for row in found if row[suite] is not None
     )
     options = [  # the rows of the first suite (or of none) hold each option once
-        OptionView(*row[terms + 6 :])
+        OptionView(*row[option:])
         for row in found
-        if row[terms + 1] == first[terms + 1] and row[terms + 7] is not None
+        if row[suite] == first[suite] and row[option + 1] is not None
     ]
     return _TakeContext(
-        pool=PoolTerms(*first[:terms]),
-        ban_id=first[terms],
+        pool=pool,
+        ban_id=first[ban],
         active=list(active),
-        project=ProjectView(*first[terms + 3 : terms + 6], options),
+        project=ProjectView(*first[project:option], options),
     )
 
 
