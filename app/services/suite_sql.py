@@ -114,8 +114,10 @@ ACTIVE_BAN_ID = text(
 # lock still reads from before the other request's commit, so the suites are read after.
 LOCK_LABELER = text("SELECT id FROM user_account WHERE id = :labeler_id FOR NO KEY UPDATE")
 
-# What taking a suite needs of the pool (a narrow row, not the ORM's whole pool), the ban
-# that keeps the labeler out (if any) and the labeler's active suites there, in one read.
+# What taking a suite needs, in one read: the pool's terms (a narrow row, not the ORM's
+# whole pool), the ban that keeps the labeler out (if any), the labeler's active suites
+# there, and the project's name, question, instructions and options (one row per active
+# suite and option: almost always one suite or none).
 POOL_TERMS = (
     "id", "project_id", "owner_id", "status", "overlap", "reward_cents", "general_per_suite",
     "control_per_suite", "training_per_suite", "time_limit_seconds", "keep_task_order",
@@ -125,8 +127,6 @@ POOL_TERMS = (
 _TERM_TYPES = {"keep_task_order": Boolean, "adult_content": Boolean, "filter_languages": JSON,
                "skill_filters": JSON, "extra": JSON}  # fmt: skip
 _BAN_IN_POOL = _BAN_ID.format(requester="p.owner_id", project="p.project_id", pool="p.id")
-# ... and the project's name, question, instructions and options (one row per active
-# suite and option: almost always one suite or none)
 TAKE_CONTEXT = (
     text(
         f"SELECT {', '.join('p.' + name for name in POOL_TERMS)}, ({_BAN_IN_POOL}) AS ban_id, "
