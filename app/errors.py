@@ -55,9 +55,9 @@ class ValidationFailed(CrowdlabError):
 
 
 class InsufficientFunds(CrowdlabError):
-    """The balance does not cover the amount."""
+    """The balance does not cover the amount (409: the account's state refuses it now)."""
 
-    status_code = 402
+    status_code = 409
     code = "INSUFFICIENT_FUNDS"
 
 

@@ -278,7 +278,7 @@ def change_pool_state(
 
 @router.post("/pools/{pool_id}/open", name="api:pools_open", response_model=None)
 def open_pool(session: SessionDep, user: ApiRequester, pool_id: str) -> Response:
-    """Launch: reserve the budget and open (204 when already open; 402 when funds are short)."""
+    """Launch: reserve the budget and open (204 when already open; 409 when funds are short)."""
     return change_pool_state(session, user, _pool(session, user, pool_id), "open")
 
 

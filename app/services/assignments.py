@@ -23,7 +23,8 @@ from sqlmodel import Session, select
 
 from app.db.models import Assignment, AssignmentStatus, Ban, Pool, PoolStatus, TaskKind, User
 from app.db.types import utcnow
-from app.errors import Conflict, NotFound
+from app.errors import Conflict, InsufficientFunds, NotFound
+from app.services import ledger
 from app.services import suite_sql as sql
 from app.services.assignment_locks import end_assignment, lock_own, on_pg, release_slots
 from app.services.labeler_pools import PoolTerms, check_labeler_fits
@@ -50,6 +51,11 @@ class NoSuiteAvailable(Conflict):
     """The pool has no task left that this labeler may take."""
 
     code = "NO_TASKS_AVAILABLE"
+
+
+class PoolBudgetUsedUp(NoSuiteAvailable):
+    """The pool has tasks, but neither its reservation nor its owner's balance covers
+    another suite."""
 
 
 def _pick_tasks(conn, *, labeler_id: int, pool: PoolTerms, pg: bool) -> list[tuple]:
@@ -137,6 +143,16 @@ def assign_next_suite(session: Session, *, labeler: User | TokenLabeler, pool_id
     if (pool.general_per_suite > 0 and not general) or not picked:
         session.commit()  # keeps the expiry above
         raise NoSuiteAvailable("There are no more tasks for you in this pool.")
+    try:  # every suite handed out can be paid: its reward is reserved before it is given
+        ledger.ensure_suite_covered(
+            session, pool_id=pool.id, owner_id=pool.owner_id, reward_cents=pool.reward_cents
+        )
+    except InsufficientFunds:
+        session.commit()  # keeps the expiry above
+        raise PoolBudgetUsedUp(
+            "This pool's budget is used up for now: no new suites until the requester "
+            "tops up. Try another pool."
+        ) from None
 
     if pool.keep_task_order:
         picked.sort(key=lambda item: (item[1], item[0]))

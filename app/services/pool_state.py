@@ -13,8 +13,8 @@ def _close_pool(session: Session, *, pool: Pool, reason: str) -> int:
     """Close an open pool and release its unspent reservation (flush only).
 
     Reasons follow Toloka: MANUAL, COMPLETED, EXPIRED, NOT_ENOUGH_BALANCE. Returns the
-    released amount in cents. Money still owed for submitted-but-unreviewed suites stays
-    reserved when the pool is reviewed manually.
+    released amount in cents. What the suites still out or awaiting review may cost stays
+    reserved; ``release_closed_pools`` returns it once they are settled.
     """
     if pool.status != PoolStatus.OPEN:
         return 0
@@ -23,6 +23,6 @@ def _close_pool(session: Session, *, pool: Pool, reason: str) -> int:
     pool.closed_at = utcnow()
     session.add(pool)
     session.flush()
-    if not pool.auto_accept:
-        return 0
-    return ledger._release(session, pool=pool, memo=f"Released on close ({reason.lower()})")
+    return ledger.release_pool_reservation(
+        session, pool=pool, memo=f"Released on close ({reason.lower()})"
+    )

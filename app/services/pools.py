@@ -274,7 +274,7 @@ class BudgetReview:
 
 
 def _fee_per_suite(price_cents: int, fee_percent: float) -> int:
-    # The same rounding as the payment path (ledger._pay_assignment), so the reservation covers it.
+    # The same rounding as the payment path (ledger.pay_suite), so the reservation covers it.
     return round(price_cents * (fee_percent or 0.0) / 100)
 
 
@@ -307,6 +307,14 @@ def _review(session: Session, pool: Pool, fee_percent: float) -> BudgetReview:
                 f"A labeler sees each control task once, so {counts[TaskKind.CONTROL]} control "
                 f"tasks cap every labeler at {cap} suites."
             )
+    if suites and pool.overlap > 1 and pool.general_per_suite > 1:
+        warnings.append(
+            "The last suites of a pool can hold fewer tasks than "
+            f"{pool.general_per_suite} (a labeler never gets a task twice), so a few more "
+            "suites than this may be paid. Each suite is reserved before it is handed out: "
+            "from the balance once this reservation is used, and none is handed out that "
+            "the balance cannot cover."
+        )
     return BudgetReview(
         general_tasks=counts[TaskKind.GENERAL],
         control_tasks=counts[TaskKind.CONTROL],
@@ -363,7 +371,7 @@ def launch_pool(session: Session, *, requester: User, pool_id: int) -> Pool:
         )
     pool.fee_percent = fee_percent
     if review.to_reserve_cents:
-        ledger._reserve(
+        ledger.reserve_for_pool(
             session, pool=pool, amount_cents=review.to_reserve_cents, memo=f"Launch of {pool.name}"
         )
     _mark_open(pool)

@@ -228,7 +228,7 @@ def submit_assignment(
     # pool writes), so its row lock is held only from here to the commit
     paid = False
     if pool.auto_accept:
-        paid = ledger._pay_assignment(session, pool=pool, assignment=suite)
+        paid = ledger.pay_suite(session, pool=pool, assignment=suite)
     if any(kind == TaskKind.GENERAL and n >= (ov or pool.overlap) for _, kind, n, ov in bumped):
         _close_if_complete(session, pool=pool)
     session.commit()

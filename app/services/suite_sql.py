@@ -385,19 +385,47 @@ PAYMENT = {2: _payment(2), 3: _payment(3)}
 
 
 def _pay_pg(rows: int):
-    """PostgreSQL: the entries and the pool's running total in one statement; the total
-    moves only when every entry was new and the reservation covers them. Returns
-    (entries written, 1 if the total moved else 0)."""
+    """PostgreSQL: the entries, the labeler's balance and the pool's running total in one
+    statement; the balance and the total move only when every entry was new (the total
+    only when the reservation covers them). Returns (entries written, 1 if the total
+    moved else 0). Entry 1 is always the labeler's earning."""
     entries = PAYMENT[rows].text
     return text(
         f"WITH paid AS ({entries}), spent AS (UPDATE pool "
         "SET reserved_cents = reserved_cents - :amount WHERE id = :pool_id "
         f"AND reserved_cents >= :amount AND (SELECT count(*) FROM paid) = {rows} "
+        "RETURNING 1), earned AS (INSERT INTO account_balance (user_id, cents) "
+        f"SELECT :user_1, :amount_1 WHERE (SELECT count(*) FROM paid) = {rows} "
+        "ON CONFLICT (user_id) DO UPDATE SET cents = account_balance.cents + EXCLUDED.cents "
         "RETURNING 1) SELECT (SELECT count(*) FROM paid), (SELECT count(*) FROM spent)"
     )
 
 
 PAY_PG = {2: _pay_pg(2), 3: _pay_pg(3)}
+
+# --- balances: moved in the statement that checks them -----------------------------------
+
+CREDIT_BALANCE = text(
+    "INSERT INTO account_balance (user_id, cents) VALUES (:user_id, :cents) "
+    "ON CONFLICT (user_id) DO UPDATE SET cents = account_balance.cents + EXCLUDED.cents"
+)
+# takes money only when the balance covers it (else: no row)
+DEBIT_BALANCE = text(
+    "UPDATE account_balance SET cents = cents - :cents "
+    "WHERE user_id = :user_id AND cents >= :cents RETURNING cents"
+)
+BALANCE = text("SELECT cents FROM account_balance WHERE user_id = :user_id")
+
+# a pool's reservation and fee; (SQLite, PostgreSQL): there the row is locked while a new
+# suite is checked against it, in a statement of its own, so that the outstanding suites
+# below are read after the lock
+_POOL_BUDGET = "SELECT reserved_cents, fee_percent FROM pool WHERE id = :pool_id"
+POOL_BUDGET = (text(_POOL_BUDGET), text(_POOL_BUDGET + " FOR NO KEY UPDATE"))
+# suites handed out or awaiting review and not paid yet: (reward, how many) per reward
+OUTSTANDING_SUITES = text(
+    "SELECT reward_cents, COUNT(*) FROM assignment WHERE pool_id = :pool_id "
+    "AND status IN ('active', 'submitted') AND reward_cents > 0 GROUP BY reward_cents"
+)
 
 # --- quality: the labeler's control accuracy over the requester's pools --------------------
 

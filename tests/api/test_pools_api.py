@@ -180,7 +180,7 @@ def test_open_needs_funds_then_reserves_and_close_releases(requester_api, sessio
     pid = f"{pool.id:010d}"
     assert requester_api.get(f"/api/v1/pools/{pid}/budget").json()["total"] == 0.3
     short = requester_api.post(f"/api/v1/pools/{pid}/open")
-    assert short.status_code == 402 and short.json()["code"] == "INSUFFICIENT_FUNDS"
+    assert short.status_code == 409 and short.json()["code"] == "INSUFFICIENT_FUNDS"
     assert short.json()["payload"]["shortfall"] == 0.3
     ledger.top_up(session, user=requester, amount_cents=100)
     opened = requester_api.post(f"/api/v1/pools/{pid}/open")

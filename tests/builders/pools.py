@@ -107,7 +107,7 @@ def open_pool(
         session.commit()
     extra = budget_cents - ledger.get_pool_reserved(session, pool=pool)
     if extra > 0:
-        ledger._reserve(session, pool=pool, amount_cents=extra, memo="test launch")
+        ledger.reserve_for_pool(session, pool=pool, amount_cents=extra, memo="test launch")
         session.commit()
     session.refresh(pool)
     return pool

@@ -124,7 +124,7 @@ def test_pool_reservation_total_always_equals_the_ledger(session, requester, mon
 
     check(99)  # 3 suites × (0.30 + 0.03 fee)
     # the reservation is drained by hand, so the last suite must top it up from the balance
-    ledger._entry(
+    ledger.add_entry(
         session,
         user_id=requester.id,
         pool_id=pool.id,
@@ -133,7 +133,7 @@ def test_pool_reservation_total_always_equals_the_ledger(session, requester, mon
         amount_cents=-66,
         memo="test",
     )
-    ledger._entry(
+    ledger.add_entry(
         session,
         user_id=requester.id,
         pool_id=pool.id,

@@ -152,7 +152,7 @@ def test_launch_refused_with_shortfall_then_top_up_and_launch(requester_client, 
     review = requester_client.get(f"/requester/pools/{pool.id}/launch").text
     assert "3 × $1.00 = $3.00" in review and "Top up $3.00" in review
     refused = requester_client.post(f"/requester/pools/{pool.id}/launch")
-    assert refused.status_code == 402 and "Top up at least $3.00" in refused.text
+    assert refused.status_code == 409 and "Top up at least $3.00" in refused.text
     topped = requester_client.post(
         "/requester/balance/top-up",
         data={"amount": "5", "next": f"/requester/pools/{pool.id}/launch"},

@@ -5,7 +5,7 @@ from app.db.models.assignment import Answer, Assignment, AssignmentStatus, Assig
 from app.db.models.ban import Ban, BanScope
 from app.db.models.collection import Collection, CollectionItem
 from app.db.models.job import Job, JobStatus
-from app.db.models.ledger import LedgerAccount, LedgerEntry, LedgerKind
+from app.db.models.ledger import AccountBalance, LedgerAccount, LedgerEntry, LedgerKind
 from app.db.models.media import MediaFile
 from app.db.models.ml import ModelStatus, TrainedModel
 from app.db.models.pool import Pool, PoolStatus
@@ -15,6 +15,7 @@ from app.db.models.task import Task, TaskKind
 from app.db.models.user import ApiToken, Role, User
 
 __all__ = [
+    "AccountBalance",
     "AggregatedLabel",
     "AggregationRun",
     "Answer",

@@ -5,7 +5,16 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import BigInteger, Column, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    UniqueConstraint,
+)
 from sqlmodel import Field, SQLModel
 
 from app.db.types import UTCDateTime, utcnow
@@ -25,6 +34,8 @@ class LedgerKind(StrEnum):
     FEE = "fee"
     BONUS = "bonus"
     WITHDRAWAL = "withdrawal"
+    # a negative balance left by a version before the balance guard, written off to zero
+    WRITE_OFF = "write_off"
 
 
 class LedgerEntry(SQLModel, table=True):
@@ -66,3 +77,22 @@ class LedgerEntry(SQLModel, table=True):
     )
     memo: str = Field(default="", max_length=500)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+
+
+class AccountBalance(SQLModel, table=True):
+    """A user's spendable balance: the running sum of their ``balance`` entries.
+
+    Every ``balance`` entry moves this row in the same transaction, a debit only by a
+    conditional ``UPDATE ... WHERE cents >= amount``; the check constraint is the last
+    line of defence, so no interleaving of requests can take a balance below zero.
+    """
+
+    __tablename__ = "account_balance"
+    __table_args__ = (CheckConstraint("cents >= 0", name="ck_account_balance_not_negative"),)
+
+    user_id: int = Field(
+        sa_column=Column(
+            Integer, ForeignKey("user_account.id", ondelete="CASCADE"), primary_key=True
+        )
+    )
+    cents: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, default=0))

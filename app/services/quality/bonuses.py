@@ -10,14 +10,13 @@ from sqlmodel import Session, select
 from app.db.models import (
     Assignment,
     AssignmentStatus,
-    LedgerAccount,
     LedgerEntry,
     LedgerKind,
     Pool,
     Role,
     User,
 )
-from app.errors import InsufficientFunds, NotFound, ValidationFailed
+from app.errors import NotFound, ValidationFailed
 from app.services import ledger
 
 MIN_BONUS_CENTS = 1
@@ -97,41 +96,14 @@ def grant_bonus(
             "Bonuses go to labelers with accepted work in your pools.",
             errors={"labeler_id": "No accepted work from this labeler."},
         )
-    fee = round(amount_cents * (pool.fee_percent or 0.0) / 100)
-    balance = ledger.get_balance(session, user=requester)
-    if amount_cents + fee > balance:
-        raise InsufficientFunds(
-            f"The bonus needs ${(amount_cents + fee) / 100:,.2f} but the balance is "
-            f"${balance / 100:,.2f}. Top up first.",
-            payload={"required": (amount_cents + fee) / 100, "balance": balance / 100},
-        )
-    common = {"pool_id": pool.id, "kind": LedgerKind.BONUS, "account": LedgerAccount.BALANCE}
-    ledger._entry(
+    entry = ledger.pay_bonus(
         session,
-        user_id=requester.id,
-        amount_cents=-amount_cents,
-        counterparty_id=labeler_id,
-        memo=message,
-        **common,
+        pool=pool,
+        requester_id=requester.id,
+        labeler_id=labeler_id,
+        amount_cents=int(amount_cents),
+        message=message,
     )
-    entry = ledger._entry(
-        session,
-        user_id=labeler_id,
-        amount_cents=amount_cents,
-        counterparty_id=requester.id,
-        memo=message,
-        **common,
-    )
-    if fee:
-        ledger._entry(
-            session,
-            user_id=requester.id,
-            account=LedgerAccount.BALANCE,
-            kind=LedgerKind.FEE,
-            amount_cents=-fee,
-            pool_id=pool.id,
-            memo="Platform fee on bonus",
-        )
     session.commit()
     session.refresh(entry)
     return _as_bonus(entry)

@@ -122,7 +122,7 @@ def _reopen_if_completed(session: Session, *, pool: Pool, slots: int, force: boo
     cost = _reissue_cost(pool, slots)
     try:
         if cost > ledger.get_pool_reserved(session, pool=pool):
-            ledger._reserve(session, pool=pool, amount_cents=cost, memo="Re-issued tasks")
+            ledger.reserve_for_pool(session, pool=pool, amount_cents=cost, memo="Re-issued tasks")
     except InsufficientFunds:
         return False
     pool.status = PoolStatus.OPEN

@@ -62,7 +62,7 @@ def _settle_if_closed(session: Session, *, pool: Pool) -> None:
         )
     ).one()
     if not waiting:
-        ledger._release(session, pool=pool, memo="Released after review")
+        ledger.release_pool_reservation(session, pool=pool, memo="Released after review")
 
 
 def _accept(
@@ -80,7 +80,7 @@ def _accept(
     assignment.review_comment = (comment or "").strip()[:2000] or None
     session.add(assignment)
     session.flush()
-    ledger._pay_assignment(session, pool=pool, assignment=assignment)
+    ledger.pay_suite(session, pool=pool, assignment=assignment)
     return True
 
 

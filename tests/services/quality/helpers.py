@@ -73,7 +73,7 @@ def submit_suite(
             s.add(row)
         s.flush()
         if pool.auto_accept:
-            ledger._pay_assignment(s, pool=pool, assignment=assignment)
+            ledger.pay_suite(s, pool=pool, assignment=assignment)
         apply_rules_after_submit(s, assignment=assignment)
         s.commit()
         return assignment.id
