@@ -1,0 +1,1 @@
+"""Toloka-shaped routes; ``app.main`` mounts every module's ``router``."""

@@ -1,0 +1,1 @@
+"""Accounts: users, sign-up and log-in, API tokens."""
