@@ -56,7 +56,7 @@ def _create_user(args: argparse.Namespace) -> int:
     from app.db.engine import session_scope
     from app.db.migrate import upgrade
     from app.errors import ValidationFailed
-    from app.services.users import create_user
+    from app.services.accounts.users import create_user
 
     upgrade()
     password = args.password or getpass.getpass("Password: ")

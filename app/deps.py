@@ -13,7 +13,7 @@ from app.db.engine import new_session
 from app.db.models import Role, User
 from app.errors import Forbidden, Unauthorized
 from app.security import CSRF_FORM_FIELD, CSRF_HEADER, CSRF_SESSION_KEY, csrf_matches
-from app.services.users import TokenLabeler, get_user, labeler_for_token, user_for_token
+from app.services.accounts.users import TokenLabeler, get_user, labeler_for_token, user_for_token
 
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 

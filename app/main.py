@@ -85,7 +85,7 @@ def _install_error_handlers(app: FastAPI) -> None:
         if _wants_json(request):
             payload = exc.payload
             if isinstance(exc, ValidationFailed) and _is_toloka_client(request):
-                from app.services.toloka_compat import toloka_validation_payload
+                from app.compat.toloka.shapes import toloka_validation_payload
 
                 payload = toloka_validation_payload(exc.errors, exc.message)
             return _error_json(exc.status_code, exc.code, exc.message, payload)
@@ -98,7 +98,7 @@ def _install_error_handlers(app: FastAPI) -> None:
         message = exc.detail if isinstance(exc.detail, str) else _TITLES.get(exc.status_code, "")
         if _wants_json(request):
             if exc.status_code in (404, 405):
-                from app.services.toloka_compat import unsupported_feature
+                from app.compat.toloka.shapes import unsupported_feature
 
                 feature = unsupported_feature(request.url.path)
                 if feature:
@@ -192,4 +192,7 @@ def create_app(*, start_jobs: bool | None = None) -> FastAPI:
         app.include_router(importlib.import_module(name).router)
     _include_routers(app, "app.web")
     _include_routers(app, "app.api")
+    # the compatibility layers, each mounted as a unit (see app/compat)
+    _include_routers(app, "app.compat.toloka.routes")
+    app.include_router(importlib.import_module("app.compat.customvision.routes.mount").router)
     return app

@@ -46,8 +46,10 @@ def _fill():
     from app.db.engine import session_scope
     from app.db.migrate import upgrade
     from app.db.models import User
-    from app.services import demo, ledger, pools, uploads
-    from app.services.demo_data import digit_images
+    from app.services.demo import scenario as demo
+    from app.services.demo.data import digit_images
+    from app.services.money import ledger
+    from app.services.projects import pools, uploads
 
     upgrade()
     with session_scope() as session:
@@ -82,8 +84,8 @@ def _samples(result, labels: str = "368") -> list[tuple[str, bytes]]:
     """Held-out digits the published model gets right (the page shows a typical success)."""
     from app.db.engine import session_scope
     from app.db.models import TrainedModel
-    from app.services import inference
-    from app.services.demo_data import digit_images
+    from app.services.demo.data import digit_images
+    from app.services.ml import inference
 
     images = digit_images(size=32, per_class=80, offset=50)
     chosen = []

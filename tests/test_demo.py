@@ -9,7 +9,7 @@ import pytest
 from sqlmodel import select
 
 from app.db.models import Ban, User
-from app.services import demo
+from app.services.demo import scenario as demo
 from tests.builders.models import quiet_torch_threads
 from tests.builders.users import csrf_of, login
 

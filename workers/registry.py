@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from app.db.models import JobStatus
-from app.services.jobs import JobCancelled, ProgressReporter, mark_finished, mark_running
+from app.services.jobs.records import JobCancelled, ProgressReporter, mark_finished, mark_running
 
 log = logging.getLogger("crowdlab.jobs")
 

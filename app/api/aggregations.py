@@ -12,8 +12,8 @@ from app.api.schemas.aggregations import AggregateByPool, AggregationCreate, Agg
 from app.db.models import AggregationRun
 from app.deps import ApiRequester, SessionDep
 from app.errors import ValidationFailed
-from app.services import aggregations as svc
-from app.services.progress import public_id
+from app.services.aggregations import runs as svc
+from app.services.projects.progress import public_id
 
 router = APIRouter(prefix="/api/v1", tags=["aggregations"])
 

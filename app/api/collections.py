@@ -7,7 +7,7 @@ from fastapi import APIRouter, File, Form, UploadFile
 from app.api.schemas.models import CollectionPublic
 from app.db.models import Collection
 from app.deps import ApiRequester, SessionDep
-from app.services import collections
+from app.services.ml import collections
 
 router = APIRouter(prefix="/api/v1", tags=["collections"])
 

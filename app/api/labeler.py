@@ -12,14 +12,14 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from app.deps import ApiLabeler, SessionDep, api_labeler_session
-from app.services.assignments import (
+from app.services.labeling.assignments import (
     assign_next_suite,
     get_assignment,
     list_assignments,
     skip_assignment,
     submit_assignment,
 )
-from app.services.labeler_pools import list_available_pools
+from app.services.labeling.available import list_available_pools
 
 router = APIRouter(prefix="/api/v1/labeler", tags=["labeler"])
 

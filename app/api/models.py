@@ -17,8 +17,8 @@ from app.api.schemas.models import (
 from app.db.models import Role, TrainedModel
 from app.deps import ApiRequester, SessionDep
 from app.errors import Forbidden, Unauthorized, ValidationFailed
-from app.services import inference, trained_models
-from app.services.users import user_for_token
+from app.services.accounts.users import user_for_token
+from app.services.ml import inference, trained_models
 from app.settings import get_settings
 
 router = APIRouter(prefix="/api/v1", tags=["models"])

@@ -8,7 +8,7 @@ from fastapi import APIRouter
 
 from app.db.models import Job, JobStatus
 from app.deps import ApiUser, SessionDep
-from app.services.jobs import get_job
+from app.services.jobs.records import get_job
 
 router = APIRouter(prefix="/api/v1", tags=["operations"])
 

@@ -20,13 +20,13 @@ from app.api.schemas.common import (
     public_id,
 )
 from app.api.schemas.pools import PoolBody
+from app.compat.toloka.shapes import apply_training_requirement
 from app.db.models import Pool, PoolStatus
 from app.db.models.pool import PoolType
 from app.deps import ApiRequester, SessionDep
 from app.errors import ValidationFailed
-from app.services import pools, progress, uploads
-from app.services.operation_records import _record_operation
-from app.services.toloka_compat import apply_training_requirement
+from app.services.jobs.operations import _record_operation
+from app.services.projects import pools, progress, uploads
 
 router = APIRouter(prefix="/api/v1", tags=["pools"])
 

@@ -12,9 +12,9 @@ from app.api.schemas.common import clamp_limit, iso, parse_filter_id, parse_id, 
 from app.api.schemas.projects import ProjectBody
 from app.db.models import Project, ProjectStatus
 from app.deps import ApiRequester, SessionDep
-from app.services import projects
-from app.services.operation_records import _record_operation
-from app.services.projects import OptionInput
+from app.services.jobs.operations import _record_operation
+from app.services.projects import projects
+from app.services.projects.projects import OptionInput
 
 router = APIRouter(prefix="/api/v1", tags=["projects"])
 

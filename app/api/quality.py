@@ -10,12 +10,13 @@ from typing import Any
 from fastapi import APIRouter, Body, Query
 from fastapi.responses import JSONResponse, Response
 
+from app.compat.toloka.assignments import assignments_json
 from app.db.models import Assignment, Ban, Skill, UserSkill
 from app.deps import ApiRequester, SessionDep
 from app.errors import ValidationFailed
-from app.services.progress import public_id
-from app.services.quality import bans, bonuses, dry_run, pool_rules, review, skills
-from app.services.toloka_assignments import assignments_json
+from app.services.money import bonuses
+from app.services.projects.progress import public_id
+from app.services.quality import bans, dry_run, pool_rules, review, skills
 
 router = APIRouter(prefix="/api/v1", tags=["quality"])
 

@@ -15,9 +15,9 @@ from app.api.schemas.tasks import TaskBody, TaskPatch
 from app.db.models import Pool, Task, TaskKind
 from app.deps import ApiRequester, SessionDep
 from app.errors import NotFound, ValidationFailed
-from app.services import control_tasks, pools, projects, uploads
-from app.services.operation_records import _record_operation, check_operation_id
-from app.services.upload_formats import TaskInput, is_url
+from app.services.jobs.operations import _record_operation, check_operation_id
+from app.services.projects import control_tasks, pools, projects, uploads
+from app.services.projects.upload_formats import TaskInput, is_url
 from app.settings import get_settings
 
 router = APIRouter(prefix="/api/v1", tags=["tasks"])

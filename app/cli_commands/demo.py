@@ -58,7 +58,7 @@ def _run(args: argparse.Namespace) -> int:
     from app.cli_commands.aggregate import ProgressBar
     from app.db.engine import session_scope
     from app.db.migrate import upgrade
-    from app.services.demo import run_demo
+    from app.services.demo.scenario import run_demo
     from app.settings import get_settings
 
     if not args.verbose:  # log lines would tear the progress bar apart

@@ -43,7 +43,7 @@ def _fail(exc: CrowdlabError) -> int:
 def _collection_import(args: argparse.Namespace) -> int:
     from app.db.engine import session_scope
     from app.db.migrate import upgrade
-    from app.services import collections
+    from app.services.ml import collections
 
     upgrade()
     with session_scope() as session:
@@ -158,7 +158,7 @@ def _train(args: argparse.Namespace) -> int:
     from app.db.engine import session_scope
     from app.db.migrate import upgrade
     from app.db.models import TrainedModel
-    from app.services import collections, trained_models
+    from app.services.ml import collections, trained_models
 
     upgrade()
     settings = {
@@ -218,7 +218,7 @@ def _train(args: argparse.Namespace) -> int:
 
 def _predict(args: argparse.Namespace) -> int:
     from app.db.engine import session_scope
-    from app.services import inference, trained_models
+    from app.services.ml import inference, trained_models
 
     status = 0
     with session_scope(write=False) as session:

@@ -8,7 +8,7 @@ from starlette.routing import NoMatchFound
 
 from app.deps import CurrentRequester, SessionDep, verify_csrf
 from app.errors import ValidationFailed
-from app.services import aggregations as svc
+from app.services.aggregations import runs as svc
 from app.web.templating import flash, render
 
 router = APIRouter(dependencies=[Depends(verify_csrf)], include_in_schema=False)

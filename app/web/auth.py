@@ -10,7 +10,7 @@ from fastapi.responses import RedirectResponse
 from app.db.models import Role
 from app.deps import CurrentUser, OptionalUser, SessionDep, verify_csrf
 from app.errors import Unauthorized, ValidationFailed
-from app.services import users
+from app.services.accounts import users
 from app.web.templating import flash, render
 
 router = APIRouter(dependencies=[Depends(verify_csrf)], include_in_schema=False)

@@ -10,7 +10,7 @@ from fastapi.responses import RedirectResponse
 from app.db.models import LedgerAccount
 from app.deps import CurrentRequester, SessionDep, verify_csrf
 from app.errors import ValidationFailed
-from app.services import ledger
+from app.services.money import ledger
 from app.web.forms import parse_money_cents
 from app.web.templating import flash, render
 

@@ -7,7 +7,7 @@ from fastapi.responses import RedirectResponse
 
 from app.deps import CurrentRequester, SessionDep, verify_csrf
 from app.errors import UploadRejected, ValidationFailed
-from app.services import collection_aggregation, collections, trained_models
+from app.services.ml import collection_aggregation, collections, trained_models
 from app.web.forms import parse_int
 from app.web.templating import flash, render
 
@@ -207,7 +207,7 @@ def collection_detail(
     counts = collections.class_counts(session, collection_ids=[collection.id])[collection.id]
     job = None
     if collection.job_id:
-        from app.services.jobs import get_job
+        from app.services.jobs.records import get_job
 
         job = get_job(session, owner=user, job_id=collection.job_id)
     return render(

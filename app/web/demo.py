@@ -6,7 +6,7 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
 from app.deps import OptionalUser, SessionDep, verify_csrf
-from app.services import demo
+from app.services.demo import scenario as demo
 from app.web.templating import render
 
 router = APIRouter(dependencies=[Depends(verify_csrf)], include_in_schema=False)

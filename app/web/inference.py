@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 
 from app.deps import CurrentRequester, SessionDep, verify_csrf
 from app.errors import ValidationFailed
-from app.services import inference, trained_models
+from app.services.ml import inference, trained_models
 from app.settings import get_settings
 from app.web.templating import render
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Request
 
 from app.deps import CurrentUser, SessionDep, verify_csrf
-from app.services import jobs
+from app.services.jobs import records as jobs
 from app.web.templating import render
 
 router = APIRouter(dependencies=[Depends(verify_csrf)], include_in_schema=False)

@@ -17,8 +17,7 @@ from app.errors import (
     NotFound,
     ValidationFailed,
 )
-from app.services import ledger
-from app.services.assignments import (
+from app.services.labeling.assignments import (
     NoSuiteAvailable,
     assign_next_suite,
     check_training_answer,
@@ -26,11 +25,12 @@ from app.services.assignments import (
     skip_assignment,
     submit_assignment,
 )
-from app.services.labeler_pools import (
+from app.services.labeling.available import (
     get_earnings,
     list_available_pools,
     list_ban_notices,
 )
+from app.services.money import ledger
 from app.web.templating import flash, is_htmx, money, render
 
 router = APIRouter(dependencies=[Depends(verify_csrf)], include_in_schema=False)

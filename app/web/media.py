@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Response
 
 from app.deps import CurrentUser, SessionDep
-from app.services.media import get_media_by_sha, read_media
+from app.services.media.store import get_media_by_sha, read_media
 
 router = APIRouter(include_in_schema=False)
 

@@ -8,7 +8,7 @@ from fastapi.responses import RedirectResponse, Response
 from app.db.models import TaskKind
 from app.deps import CurrentRequester, SessionDep, verify_csrf
 from app.errors import Conflict, UploadRejected, ValidationFailed
-from app.services import control_tasks, pools, projects, uploads
+from app.services.projects import control_tasks, pools, projects, uploads
 from app.web.templating import flash, is_htmx, render
 
 router = APIRouter(dependencies=[Depends(verify_csrf)], include_in_schema=False)

@@ -8,7 +8,7 @@ from fastapi.responses import RedirectResponse, Response
 from app.db.models import Pool
 from app.deps import CurrentRequester, SessionDep, verify_csrf
 from app.errors import Conflict, InsufficientFunds, ValidationFailed
-from app.services import control_tasks, pools, progress, projects
+from app.services.projects import control_tasks, pools, progress, projects
 from app.settings import get_settings
 from app.web.forms import parse_int, parse_money_cents
 from app.web.templating import flash, render

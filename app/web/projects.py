@@ -7,8 +7,8 @@ from fastapi.responses import RedirectResponse
 
 from app.deps import CurrentRequester, SessionDep, verify_csrf
 from app.errors import Conflict, ValidationFailed
-from app.services import pools, projects
-from app.services.projects import OptionInput
+from app.services.projects import pools, projects
+from app.services.projects.projects import OptionInput
 from app.web.templating import flash, render
 
 router = APIRouter(dependencies=[Depends(verify_csrf)], include_in_schema=False)

@@ -9,7 +9,8 @@ from starlette.datastructures import UploadFile
 
 from app.deps import CurrentRequester, SessionDep, verify_csrf
 from app.errors import CrowdlabError, UploadRejected, ValidationFailed
-from app.services.quality import ban_files, bans, bonuses, labelers, overlap, skills
+from app.services.money import bonuses
+from app.services.quality import ban_files, bans, labelers, overlap, skills
 from app.services.quality.rules import DURATION_UNITS, SCOPES
 from app.web.forms import parse_int, parse_money_cents
 from app.web.templating import flash, render

@@ -7,7 +7,8 @@ from collections import Counter
 from fastapi import APIRouter, Depends, Request
 
 from app.deps import CurrentRequester, SessionDep, verify_csrf
-from app.services import ledger, pools, projects
+from app.services.money import ledger
+from app.services.projects import pools, projects
 from app.web.templating import render
 
 router = APIRouter(dependencies=[Depends(verify_csrf)], include_in_schema=False)

@@ -9,9 +9,9 @@ import base64
 
 import pytest
 
+from app.compat.customvision.domain import get_project, iteration_uuid, project_uuid
 from app.db.models import ModelStatus, TrainedModel
-from app.services import trained_models
-from app.services.customvision import get_project, iteration_uuid, project_uuid
+from app.services.ml import trained_models
 from tests.builders.models import digit_pngs, make_collection, make_trained_model
 from tests.builders.users import make_token
 

@@ -6,7 +6,7 @@ from sqlmodel import select
 
 from app.db.models import Answer, Ban, BanScope, LedgerEntry, LedgerKind, Task
 from app.db.types import utcnow
-from app.services import ledger
+from app.services.money import ledger
 from tests.builders.pools import add_tasks, make_pool, open_pool
 from tests.builders.users import make_labeler, make_token
 

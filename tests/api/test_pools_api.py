@@ -8,7 +8,7 @@ import zipfile
 
 from PIL import Image
 
-from app.services import ledger
+from app.services.money import ledger
 from tests.builders.pools import add_tasks, make_pool, make_project
 from tests.builders.users import make_requester
 

@@ -7,7 +7,7 @@ import threading
 import httpx
 import pytest
 
-from app.services import inference, trained_models
+from app.services.ml import inference, trained_models
 from tests.builders.models import (
     TINY_SETTINGS,
     digit_pngs,

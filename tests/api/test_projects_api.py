@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from app.services.projects import OptionInput, build_task_spec
+from app.services.projects.projects import OptionInput, build_task_spec
 from tests.builders.pools import add_tasks, make_pool, make_project, open_pool
 from tests.builders.users import make_requester, make_token
 

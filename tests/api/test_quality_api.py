@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlmodel import select
 
 from app.db.models import Task
-from app.services import ledger
+from app.services.money import ledger
 from app.services.quality.presets import image_classification_preset
 from tests.builders.pools import add_tasks, make_pool, open_pool
 from tests.builders.users import make_labeler, make_requester, make_token

@@ -84,7 +84,7 @@ def make_collection(
     **options,
 ) -> Collection:
     """A ready collection of digits imported through the ZIP service."""
-    from app.services.collections import create_collection_from_zip
+    from app.services.ml.collections import create_collection_from_zip
 
     return create_collection_from_zip(
         session,
@@ -176,7 +176,7 @@ def make_aggregated_run(session: Session, requester: User):
     Confidences: 0.9, 0.95, 0.5 for "0"; 0.8, 0.99, 0.6 for "1".
     """
     from app.db.models import AggregatedLabel, AggregationRun
-    from app.services.media import store_image
+    from app.services.media.store import store_image
     from tests.builders.pools import add_tasks, make_pool, make_project
 
     project = make_project(session, requester, options=("0", "1"))

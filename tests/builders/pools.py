@@ -8,8 +8,9 @@ from collections.abc import Sequence
 from sqlmodel import Session
 
 from app.db.models import Pool, Project, Task, TaskKind, User
-from app.services import ledger, pools, projects, uploads
-from app.services.upload_formats import TaskInput
+from app.services.money import ledger
+from app.services.projects import pools, projects, uploads
+from app.services.projects.upload_formats import TaskInput
 
 _images = itertools.count(1)
 _PROJECT_ARGS = {"name", "question", "public_description", "instructions", "private_comment"}

@@ -9,7 +9,7 @@ from fastapi.testclient import TestClient
 from sqlmodel import Session
 
 from app.db.models import Role, User
-from app.services.users import create_api_token, create_user
+from app.services.accounts.users import create_api_token, create_user
 
 PASSWORD = "correct horse battery"
 _counter = itertools.count(1)

@@ -30,7 +30,7 @@ from azure.cognitiveservices.vision.customvision.training.models import (
 from msrest.authentication import ApiKeyCredentials
 from PIL import Image
 
-from app.services import collections, trained_models
+from app.services.ml import collections, trained_models
 from tests.builders.models import digit_pngs, quiet_torch_threads
 from tests.builders.users import make_requester, make_token
 

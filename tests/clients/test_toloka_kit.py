@@ -37,7 +37,8 @@ from sqlmodel import select
 from app.db.engine import new_session
 from app.db.models import Ban, Pool, PoolStatus, Project, Task, TaskKind, User
 from app.errors import Forbidden, LabelerBanned
-from app.services import assignments, ledger, submissions
+from app.services.labeling import assignments, submissions
+from app.services.money import ledger
 from app.services.quality import active_ban_for
 from tests.browser.conftest import LiveServer
 from tests.builders.pools import make_pool

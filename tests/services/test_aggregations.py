@@ -11,7 +11,7 @@ from sqlmodel import select
 from aggregation import simulate_crowd
 from app.db.models import AggregatedLabel, AggregationRun, Job
 from app.errors import Conflict, NotFound, ValidationFailed
-from app.services import aggregations as svc
+from app.services.aggregations import runs as svc
 from tests.builders.answers import add_answers, add_simulated_crowd
 from tests.builders.pools import add_tasks, make_pool
 from tests.builders.users import make_labeler, make_requester

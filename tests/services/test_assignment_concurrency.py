@@ -14,8 +14,8 @@ from sqlmodel import select
 from app.db.engine import new_session
 from app.db.models import Answer, Assignment, AssignmentStatus, LedgerEntry, LedgerKind, Pool, Task
 from app.errors import CrowdlabError
-from app.services import ledger
-from app.services.assignments import NoSuiteAvailable, assign_next_suite, submit_assignment
+from app.services.labeling.assignments import NoSuiteAvailable, assign_next_suite, submit_assignment
+from app.services.money import ledger
 from tests.builders.pools import add_tasks, make_pool, open_pool
 from tests.builders.users import make_labeler
 

@@ -25,8 +25,7 @@ from app.db.models import (
 )
 from app.db.types import utcnow
 from app.errors import Forbidden, LabelerBanned, NotFound, ValidationFailed
-from app.services import ledger
-from app.services.assignments import (
+from app.services.labeling.assignments import (
     NoSuiteAvailable,
     assign_next_suite,
     check_training_answer,
@@ -35,7 +34,8 @@ from app.services.assignments import (
     skip_assignment,
     submit_assignment,
 )
-from app.services.labeler_pools import CONTROL_SKILL_NAME, list_available_pools
+from app.services.labeling.available import CONTROL_SKILL_NAME, list_available_pools
+from app.services.money import ledger
 from tests.builders.pools import add_tasks, make_pool, open_pool
 from tests.builders.users import make_labeler
 from workers.jobs.assignments import expire_assignments

@@ -6,9 +6,10 @@ import pytest
 
 from app.db.models import LedgerAccount, PoolStatus
 from app.errors import InsufficientFunds
-from app.services import ledger, pools
-from app.services.upload_formats import TaskInput
-from app.services.uploads import add_tasks as add_task_items
+from app.services.money import ledger
+from app.services.projects import pools
+from app.services.projects.upload_formats import TaskInput
+from app.services.projects.uploads import add_tasks as add_task_items
 from tests.builders.pools import add_tasks, make_pool
 
 
@@ -105,7 +106,7 @@ def test_review_warns_about_missing_control_tasks(session, requester):
 def test_pool_reservation_total_always_equals_the_ledger(session, requester, monkeypatch):
     """Launch, paid suites with a fee, a reservation that runs short, close: the pool's
     running total matches the sum of its reservation entries at every step."""
-    from app.services.assignments import assign_next_suite, submit_assignment
+    from app.services.labeling.assignments import assign_next_suite, submit_assignment
     from tests.builders.users import make_labeler
 
     monkeypatch.setenv("CROWDLAB_PLATFORM_FEE_PERCENT", "10")

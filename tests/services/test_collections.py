@@ -14,8 +14,8 @@ from app.db.models import (
     Task,
 )
 from app.errors import NotFound, UploadRejected, ValidationFailed
-from app.services import collection_aggregation, collections
-from app.services.media import store_image
+from app.services.media.store import store_image
+from app.services.ml import collection_aggregation, collections
 from tests.builders.models import (
     digit_pngs,
     digits_zip,

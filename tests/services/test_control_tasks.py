@@ -6,7 +6,7 @@ import pytest
 
 from app.db.models import TaskKind
 from app.errors import Conflict, NotFound, ValidationFailed
-from app.services import control_tasks
+from app.services.projects import control_tasks
 from tests.builders.pools import add_tasks, make_pool
 from tests.builders.users import make_requester
 

@@ -19,9 +19,10 @@ from sqlmodel import select
 from app.db.engine import new_session
 from app.db.models import LedgerEntry, LedgerKind, Pool
 from app.errors import CrowdlabError, InsufficientFunds
-from app.services import ledger, pools
-from app.services.assignments import PoolBudgetUsedUp, assign_next_suite, submit_assignment
-from app.services.quality.bonuses import grant_bonus
+from app.services.labeling.assignments import PoolBudgetUsedUp, assign_next_suite, submit_assignment
+from app.services.money import ledger
+from app.services.money.bonuses import grant_bonus
+from app.services.projects import pools
 from tests.builders.pools import add_tasks, make_pool, open_pool
 from tests.builders.users import make_labeler, make_requester
 

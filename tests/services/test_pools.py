@@ -6,7 +6,7 @@ import pytest
 
 from app.db.models import PoolStatus
 from app.errors import Conflict, NotFound, ValidationFailed
-from app.services import pools
+from app.services.projects import pools
 from app.services.quality.presets import image_classification_preset
 from tests.builders.pools import add_tasks, make_pool, make_project, open_pool
 from tests.builders.users import make_requester

@@ -8,7 +8,7 @@ import pytest
 
 from app.db.models import Assignment, Ban, BanScope, Task
 from app.errors import NotFound
-from app.services import progress
+from app.services.projects import progress
 from tests.builders.answers import add_answers
 from tests.builders.pools import add_tasks, make_pool, open_pool
 from tests.builders.users import make_labeler, make_requester

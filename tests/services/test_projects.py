@@ -8,8 +8,8 @@ import pytest
 
 from app.db.models import ProjectStatus
 from app.errors import Conflict, NotFound, ValidationFailed
-from app.services import projects
-from app.services.projects import OptionInput
+from app.services.projects import projects
+from app.services.projects.projects import OptionInput
 from tests.builders.pools import add_tasks, make_pool, make_project, open_pool
 from tests.builders.users import make_requester
 

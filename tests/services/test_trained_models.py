@@ -9,7 +9,7 @@ import pytest
 from app.db.models import Job, ModelStatus, TrainedModel
 from app.errors import Conflict, NotFound, UploadRejected, ValidationFailed
 from app.security import hash_token
-from app.services import inference, trained_models
+from app.services.ml import inference, trained_models
 from tests.builders.models import (
     TINY_SETTINGS,
     digit_pngs,
@@ -85,7 +85,7 @@ def test_training_settings_are_validated_by_field(session, requester):
 def test_a_failing_training_marks_the_model_failed_with_the_message(session, requester):
     collection = make_collection(session, requester, per_class=4)
     from app.db.models import CollectionItem, MediaFile
-    from app.services.media import local_path
+    from app.services.media.store import local_path
 
     item = session.exec(
         CollectionItem.__table__.select().where(CollectionItem.collection_id == collection.id)

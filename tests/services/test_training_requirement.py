@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from app.errors import Forbidden
-from app.services.assignments import assign_next_suite, submit_assignment
-from app.services.labeler_pools import list_available_pools
+from app.services.labeling.assignments import assign_next_suite, submit_assignment
+from app.services.labeling.available import list_available_pools
 from tests.builders.pools import add_tasks, make_pool, make_project, open_pool
 from tests.builders.users import make_labeler
 

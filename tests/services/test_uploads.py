@@ -11,7 +11,7 @@ from sqlmodel import func, select
 
 from app.db.models import Job, JobStatus, MediaFile, Task, TaskKind
 from app.errors import Conflict, UploadRejected
-from app.services import projects, uploads
+from app.services.projects import projects, uploads
 from tests.builders.pools import add_tasks, make_pool, make_project, open_pool
 
 
@@ -258,7 +258,7 @@ def test_failed_upload_job_imports_nothing_and_says_why(session, requester, pool
 def test_archived_pool_takes_no_tasks(session, requester, pool):
     add_tasks(session, pool, general=1)
     open_pool(session, requester, pool)
-    from app.services import pools
+    from app.services.projects import pools
 
     pools.close_pool(session, requester=requester, pool_id=pool.id)
     pools.archive_pool(session, requester=requester, pool_id=pool.id)
@@ -274,7 +274,7 @@ def test_a_big_upload_refreshes_the_planner_statistics_on_postgresql(session, re
     from sqlalchemy import event, text
 
     from app.db.engine import BULK_ROWS
-    from app.services.upload_formats import TaskInput
+    from app.services.projects.upload_formats import TaskInput
 
     sent: list[str] = []
     engine = session.get_bind().engine

@@ -11,7 +11,7 @@ import pytest
 from sqlmodel import select
 
 from app.db.models import AggregationRun
-from app.services.jobs import create_job
+from app.services.jobs.records import create_job
 from tests.builders.answers import add_answers
 from tests.builders.pools import add_tasks, make_pool
 from tests.builders.users import login, make_labeler, make_requester

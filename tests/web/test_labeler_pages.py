@@ -9,7 +9,7 @@ from sqlmodel import select
 
 from app.db.models import Assignment, AssignmentTask, Ban, BanScope, Task, TaskKind
 from app.db.types import utcnow
-from app.services import ledger
+from app.services.money import ledger
 from tests.builders.pools import add_tasks, make_pool, make_project, open_pool
 
 HTMX = {"HX-Request": "true"}

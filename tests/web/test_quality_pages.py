@@ -8,7 +8,7 @@ import re
 from sqlmodel import select
 
 from app.db.models import Assignment, Ban, Pool, Task
-from app.services import ledger
+from app.services.money import ledger
 from app.services.quality.presets import image_classification_preset
 from tests.builders.pools import add_tasks, make_pool, open_pool
 from tests.builders.users import make_labeler, make_requester

@@ -9,7 +9,7 @@ from PIL import Image
 from sqlmodel import select
 
 from app.db.models import Pool, PoolStatus, Project, Task, TaskKind
-from app.services import ledger
+from app.services.money import ledger
 from tests.builders.answers import add_answers
 from tests.builders.pools import add_tasks, make_pool, make_project, open_pool
 from tests.builders.users import make_labeler, make_requester

@@ -7,7 +7,7 @@ from sqlmodel import select
 
 from app.api.operations import operation_json
 from app.db.models import AggregatedLabel, AggregationRun, Job, WorkerQuality
-from app.services import aggregations as svc
+from app.services.aggregations import runs as svc
 from tests.builders.answers import add_answers
 from tests.builders.pools import add_tasks, make_pool
 from tests.builders.users import make_labeler

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from app.db.models import Job, JobStatus
-from app.services.jobs import request_cancel, submit_job
+from app.services.jobs.records import request_cancel, submit_job
 from workers.registry import job, on_failure
 
 
@@ -39,7 +39,7 @@ def _record_job_status(payload, message, cancelled):
 
 def test_failure_hook_runs_before_the_job_is_seen_finished(session, requester):
     """Pages reload once a job is done; the domain row must be final by then."""
-    from app.services.jobs import create_job
+    from app.services.jobs.records import create_job
     from workers.registry import execute_job
 
     _SEEN_BY_HOOK.clear()
@@ -55,7 +55,7 @@ def test_failure_hook_runs_before_the_job_is_seen_finished(session, requester):
 
 def test_a_listener_hears_every_recorded_update(session, requester):
     """A foreground run (``crowdlab train``) draws each update, however quickly it comes."""
-    from app.services.jobs import create_job
+    from app.services.jobs.records import create_job
     from workers.registry import execute_job
 
     row = create_job(session, kind="test_ok", owner=requester, payload={"n": 1})
@@ -92,7 +92,7 @@ def test_progress_partial_polls_until_done(requester_client, session, requester)
 
 
 def test_queued_job_can_be_cancelled_and_never_runs(session, requester, settings):
-    from app.services.jobs import create_job
+    from app.services.jobs.records import create_job
 
     row = create_job(session, kind="test_ok", owner=requester, payload={"n": 1})
     session.commit()

@@ -37,8 +37,8 @@ from app.db.models import (
     TaskKind,
 )
 from app.db.types import utcnow
-from app.services.aggregations import JOB_KIND
-from app.services.jobs import ProgressReporter
+from app.services.aggregations.runs import JOB_KIND
+from app.services.jobs.records import ProgressReporter
 from workers.registry import job, on_failure
 
 _LOAD, _FIT = 0.15, 0.80  # progress bar shares: loading ends at 15 %, fitting at 80 %

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from app.db.engine import session_scope
-from app.services.assignments import expire_overdue
+from app.services.labeling.assignments import expire_overdue
 from workers.periodic import periodic_step
 
 

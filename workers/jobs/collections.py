@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from app.db.engine import session_scope
-from app.services import collections
+from app.services.ml import collections
 from workers.registry import job, on_failure
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from app.db.engine import session_scope
-from app.services.demo import run_demo
+from app.services.demo.scenario import run_demo
 from workers.registry import job
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from app.db.engine import session_scope
 from app.db.models import TrainedModel
 from app.errors import NotFound
-from app.services import media
-from app.services.inference import (
+from app.services.media import store as media
+from app.services.ml.inference import (
     BATCH_JOB_KIND,
     TSV_HEADER,
     _predictor,

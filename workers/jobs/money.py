@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from app.db.engine import session_scope
-from app.services.ledger import release_closed_pools
+from app.services.money.ledger import release_closed_pools
 from workers.periodic import periodic_step
 
 

@@ -11,10 +11,10 @@ from app.db.engine import session_scope
 from app.db.models import Job, ModelStatus, TrainedModel
 from app.db.types import utcnow
 from app.errors import NotFound
-from app.services import media
-from app.services.collections import collection_items
-from app.services.jobs import JobCancelled
-from app.services.trained_models import FIGURES, TRAIN_JOB_KIND, models_dir_for
+from app.services.jobs.records import JobCancelled
+from app.services.media import store as media
+from app.services.ml.collections import collection_items
+from app.services.ml.trained_models import FIGURES, TRAIN_JOB_KIND, models_dir_for
 from workers.registry import job, on_failure
 
 CANCEL_CHECK_SECONDS = 1.0

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from app.services.uploads import discard_upload_files, run_upload_job
+from app.services.projects.uploads import discard_upload_files, run_upload_job
 from workers.registry import job, on_failure
 
 

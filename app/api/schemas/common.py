@@ -9,7 +9,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from app.errors import NotFound, ValidationFailed
-from app.services.progress import public_id
+from app.services.projects.progress import public_id
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 300

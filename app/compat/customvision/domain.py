@@ -21,7 +21,7 @@ from sqlmodel import Session, select
 from app.db.engine import is_sqlite
 from app.db.models import Collection, CollectionItem, User
 from app.errors import CrowdlabError
-from app.services.collections import delete_collection, list_collections
+from app.services.ml.collections import delete_collection, list_collections
 
 NAMESPACE = uuid.UUID("6f1c3a52-4d7e-4b8a-9c21-5e0f7a9b3d11")
 SOURCE = "customvision"

@@ -13,10 +13,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import delete, func
 from sqlmodel import Session, select
 
-from app.db.models import Collection, CollectionItem, MediaFile, User
-from app.errors import UploadRejected
-from app.services import media
-from app.services.customvision import (
+from app.compat.customvision.domain import (
     CustomVisionError,
     bump_revision,
     get_project,
@@ -28,6 +25,9 @@ from app.services.customvision import (
     tag_map,
     tag_names_by_id,
 )
+from app.db.models import Collection, CollectionItem, MediaFile, User
+from app.errors import UploadRejected
+from app.services.media import store as media
 
 MAX_BATCH_IMAGES = 64
 MAX_BATCH_TAGS = 20

@@ -17,10 +17,7 @@ from pathlib import Path
 
 from sqlmodel import Session, select
 
-from app.db.models import Collection, CollectionItem, ModelStatus, TrainedModel, User
-from app.services import trained_models
-from app.services.collections import stratified_split
-from app.services.customvision import (
+from app.compat.customvision.domain import (
     SOURCE,
     CustomVisionError,
     get_project,
@@ -32,6 +29,9 @@ from app.services.customvision import (
     tag_counts,
     tag_id_for,
 )
+from app.db.models import Collection, CollectionItem, ModelStatus, TrainedModel, User
+from app.services.ml import trained_models
+from app.services.ml.collections import stratified_split
 
 MIN_TAGS = 2
 MIN_IMAGES_PER_TAG = 5

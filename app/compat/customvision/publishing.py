@@ -12,11 +12,7 @@ import uuid
 
 from sqlmodel import Session, select
 
-from app.db.models import Collection, ModelStatus, TrainedModel, User
-from app.db.types import utcnow
-from app.security import hash_token
-from app.services import inference, trained_models
-from app.services.customvision import (
+from app.compat.customvision.domain import (
     CustomVisionError,
     get_project,
     iteration_uuid,
@@ -25,7 +21,11 @@ from app.services.customvision import (
     set_extra,
     tag_id_for,
 )
-from app.services.customvision_iterations import get_iteration, list_iterations
+from app.compat.customvision.iterations import get_iteration, list_iterations
+from app.db.models import Collection, ModelStatus, TrainedModel, User
+from app.db.types import utcnow
+from app.security import hash_token
+from app.services.ml import inference, trained_models
 
 
 def _crowdlab_name(session: Session, *, collection: Collection, model: TrainedModel, name: str):

@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlmodel import Session, select
 
+from app.compat.toloka.shapes import absolute_input, iso
 from app.db.models import (
     Answer,
     Assignment,
@@ -23,9 +24,8 @@ from app.db.models import (
     User,
 )
 from app.errors import NotFound, ValidationFailed
-from app.services.pools import get_pool
-from app.services.progress import public_id
-from app.services.toloka_compat import absolute_input, iso
+from app.services.projects.pools import get_pool
+from app.services.projects.progress import public_id
 from app.settings import get_settings
 
 # Toloka's TSV writes ACCEPTED as APPROVED.

@@ -26,9 +26,9 @@ from app.db.models import (
 )
 from app.db.models.pool import PoolType
 from app.errors import NotFound, ValidationFailed
-from app.services import ledger
-from app.services.pools import get_pool
-from app.services.progress import public_id
+from app.services.money import ledger
+from app.services.projects.pools import get_pool
+from app.services.projects.progress import public_id
 from app.settings import get_settings
 
 _CODE_RE = re.compile(r"^[A-Z][A-Z0-9_]+$")

@@ -80,7 +80,7 @@ class Pool(SQLModel, table=True):
     review_period_days: int = Field(default=7)
     fee_percent: float = Field(default=0.0)
     # What is left of the pool's reservation, in cents: the running sum of the owner's
-    # ``reserved`` ledger entries for the pool, kept by app/services/ledger.py in the same
+    # ``reserved`` ledger entries for the pool, kept by app/services/money/ledger.py in the same
     # transaction as each entry, so paying a suite need not add up the pool's history.
     reserved_cents: int = Field(
         default=0, sa_column=Column(BigInteger, nullable=False, server_default="0")

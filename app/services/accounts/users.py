@@ -11,8 +11,8 @@ from app.db.models import ApiToken, Role, User
 from app.db.types import utcnow
 from app.errors import Conflict, Forbidden, NotFound, Unauthorized, ValidationFailed
 from app.security import hash_password, hash_token, new_api_token, verify_password
-from app.services import suite_sql as sql
-from app.services.suite_sql import USER_FOR_TOKEN
+from app.services.labeling import sql
+from app.services.labeling.sql import USER_FOR_TOKEN
 
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 MIN_PASSWORD = 8

@@ -27,8 +27,8 @@ from app.db.models import (
     WorkerQuality,
 )
 from app.errors import Conflict, NotFound, ValidationFailed
-from app.services.jobs import create_job, get_job
-from app.services.progress import public_id
+from app.services.jobs.records import create_job, get_job
+from app.services.projects.progress import public_id
 from app.settings import get_settings
 
 JOB_KIND = "aggregation"

@@ -16,9 +16,9 @@ from sqlmodel import Session, func, select
 
 from app.db.models import Answer, Assignment, Ban, Pool, Role, Task, User
 from app.errors import Conflict, LabelerBanned, NotFound
-from app.services import users
-from app.services.assignments import NoSuiteAvailable, assign_next_suite, submit_assignment
-from app.services.demo_data import CLASSES
+from app.services.accounts import users
+from app.services.demo.data import CLASSES
+from app.services.labeling.assignments import NoSuiteAvailable, assign_next_suite, submit_assignment
 
 Progress = Callable[[float, str], None]
 DOMAIN = "demo.crowdlab.test"

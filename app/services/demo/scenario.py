@@ -22,19 +22,13 @@ from sqlmodel import Session, func, select
 
 from app.db.models import Answer, Job, MediaFile, Pool, Role, User
 from app.errors import Conflict, CrowdlabError, NotFound, ValidationFailed
-from app.services import (
-    aggregations,
-    collection_aggregation,
-    control_tasks,
-    ledger,
-    pools,
-    projects,
-    trained_models,
-    uploads,
-    users,
-)
-from app.services.demo_crowd import DOMAIN, DemoLabeler, create_labelers, simulate_labeling
-from app.services.demo_data import CLASSES, digit_images, zip_of_classes
+from app.services.accounts import users
+from app.services.aggregations import runs as aggregations
+from app.services.demo.crowd import DOMAIN, DemoLabeler, create_labelers, simulate_labeling
+from app.services.demo.data import CLASSES, digit_images, zip_of_classes
+from app.services.ml import collection_aggregation, trained_models
+from app.services.money import ledger
+from app.services.projects import control_tasks, pools, projects, uploads
 from app.settings import get_settings
 
 Progress = Callable[[float, str], None]
@@ -336,7 +330,7 @@ def start_demo_job(session: Session, *, train: bool = True, labelers: int = 6) -
     ).first()
     if running is not None:
         return running
-    from app.services.jobs import submit_job
+    from app.services.jobs.records import submit_job
 
     return submit_job(
         session, kind=JOB_KIND, owner=None, payload={"train": bool(train), "labelers": labelers}

@@ -24,19 +24,18 @@ from sqlmodel import Session, select
 from app.db.models import Assignment, AssignmentStatus, Ban, Pool, PoolStatus, TaskKind, User
 from app.db.types import utcnow
 from app.errors import Conflict, InsufficientFunds, NotFound
-from app.services import ledger
-from app.services import suite_sql as sql
-from app.services.assignment_locks import end_assignment, lock_own, on_pg, release_slots
-from app.services.labeler_pools import PoolTerms, check_labeler_fits
-from app.services.quality import apply_rules_after_skip
-from app.services.submissions import (  # noqa: F401  (the engine's public surface)
+from app.services.accounts.users import TokenLabeler
+from app.services.labeling import sql
+from app.services.labeling.available import PoolTerms, check_labeler_fits
+from app.services.labeling.locks import end_assignment, lock_own, on_pg, release_slots
+from app.services.labeling.sql import pick
+from app.services.labeling.submissions import (  # noqa: F401  (the engine's public surface)
     SubmitResult,
     TrainingCheck,
     check_training_answer,
     submit_assignment,
 )
-from app.services.suite_sql import pick
-from app.services.suite_views import (
+from app.services.labeling.views import (
     OptionView,
     ProjectView,
     SuiteHead,
@@ -44,7 +43,8 @@ from app.services.suite_views import (
     build_view,
     image_url,
 )
-from app.services.users import TokenLabeler
+from app.services.money import ledger
+from app.services.quality import apply_rules_after_skip
 
 
 class NoSuiteAvailable(Conflict):

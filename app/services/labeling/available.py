@@ -29,9 +29,9 @@ from app.db.models import (
 )
 from app.db.types import utcnow
 from app.errors import Forbidden, LabelerBanned, NotFound
-from app.services import ledger
+from app.services.accounts.users import TokenLabeler
+from app.services.money import ledger
 from app.services.quality import active_ban_for
-from app.services.users import TokenLabeler
 
 # The skill behind a pool's "minimum rating" filter: ``pool.extra["rating_skill_id"]`` when
 # set, otherwise the pool owner's skill with this name (written by the control-task rules).

@@ -13,8 +13,8 @@ from sqlmodel import Session, select
 from app.db.engine import is_sqlite
 from app.db.models import Assignment, AssignmentStatus, AssignmentTask, Task, TaskKind, User
 from app.errors import NotFound
-from app.services import suite_sql as sql
-from app.services.users import TokenLabeler
+from app.services.accounts.users import TokenLabeler
+from app.services.labeling import sql
 
 
 def on_pg(session: Session) -> bool:

@@ -24,13 +24,13 @@ from app.db.models import (
 )
 from app.db.types import utcnow
 from app.errors import Conflict, NotFound, ValidationFailed
-from app.services import ledger
-from app.services import suite_sql as sql
-from app.services.assignment_locks import bump_tasks, end_assignment, on_pg
-from app.services.pool_state import _close_pool
+from app.services.accounts.users import TokenLabeler
+from app.services.labeling import sql
+from app.services.labeling.locks import bump_tasks, end_assignment, on_pg
+from app.services.labeling.views import load_suite_tasks, suite_tasks
+from app.services.money import ledger
+from app.services.projects.pool_state import _close_pool
 from app.services.quality import apply_rules_after_submit
-from app.services.suite_views import load_suite_tasks, suite_tasks
-from app.services.users import TokenLabeler
 
 DONE = (AssignmentStatus.SUBMITTED, AssignmentStatus.ACCEPTED, AssignmentStatus.REJECTED)
 

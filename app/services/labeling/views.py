@@ -12,11 +12,11 @@ from sqlmodel import Session, select
 
 from app.db.models import AnswerOption, Assignment, Pool, TaskKind
 from app.db.types import utcnow
-from app.services import suite_sql as sql
-from app.services.media import EXTENSIONS
+from app.services.labeling import sql
+from app.services.media.store import EXTENSIONS
 
 if TYPE_CHECKING:
-    from app.services.labeler_pools import PoolTerms
+    from app.services.labeling.available import PoolTerms
 
 
 @dataclass

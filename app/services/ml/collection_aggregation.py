@@ -8,7 +8,7 @@ from sqlmodel import Session, select
 
 from app.db.models import AggregatedLabel, AggregationRun, Collection, Task, TaskKind, User
 from app.errors import Conflict, NotFound, ValidationFailed
-from app.services.collections import (
+from app.services.ml.collections import (
     DEFAULT_VAL_FRACTION,
     _add_items,
     _check_settings,

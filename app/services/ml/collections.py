@@ -17,7 +17,8 @@ from sqlmodel import Session, select
 
 from app.db.models import Collection, CollectionItem, MediaFile, User
 from app.errors import Conflict, NotFound, UploadRejected, ValidationFailed
-from app.services import archive, media
+from app.services.media import store as media
+from app.services.projects import archive
 from app.settings import get_settings
 
 DEFAULT_VAL_FRACTION = 0.2
@@ -298,7 +299,7 @@ def create_collection_from_zip(
         session.commit()
         return collection
 
-    from app.services.jobs import create_job
+    from app.services.jobs.records import create_job
 
     uploads = get_settings().data_dir / "uploads"
     uploads.mkdir(parents=True, exist_ok=True)

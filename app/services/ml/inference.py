@@ -15,9 +15,9 @@ from sqlmodel import Session, select
 
 from app.db.models import Job, MediaFile, ModelStatus, Pool, Task, TrainedModel, User
 from app.errors import Conflict, NotFound, UploadRejected, ValidationFailed
-from app.services import media
-from app.services.collections import collection_items, get_collection
-from app.services.trained_models import get_model
+from app.services.media import store as media
+from app.services.ml.collections import collection_items, get_collection
+from app.services.ml.trained_models import get_model
 from app.settings import get_settings
 
 BATCH_JOB_KIND = "batch_inference"
@@ -179,7 +179,7 @@ def start_batch_prediction(
     else:
         collection = get_collection(session, requester=requester, collection_id=collection_id)
         source = {"collection_id": collection.id}
-    from app.services.jobs import submit_job
+    from app.services.jobs.records import submit_job
 
     return submit_job(
         session, kind=BATCH_JOB_KIND, owner=requester, payload={"model_id": model.id, **source}

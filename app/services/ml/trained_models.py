@@ -16,7 +16,7 @@ from app.db.models import Collection, CollectionItem, Job, ModelStatus, TrainedM
 from app.db.types import utcnow
 from app.errors import Conflict, NotFound, ValidationFailed
 from app.security import hash_token
-from app.services.collections import get_collection
+from app.services.ml.collections import get_collection
 from app.settings import get_settings
 
 TRAIN_JOB_KIND = "training"
@@ -166,7 +166,7 @@ def start_training(
     )
     session.add(model)
     session.flush()
-    from app.services.jobs import create_job
+    from app.services.jobs.records import create_job
 
     job = create_job(
         session,

@@ -17,7 +17,7 @@ from app.db.models import (
     User,
 )
 from app.errors import NotFound, ValidationFailed
-from app.services import ledger
+from app.services.money import ledger
 
 MIN_BONUS_CENTS = 1
 MAX_BONUS_CENTS = 100_00

@@ -34,7 +34,7 @@ from app.db.models import (
 )
 from app.db.types import utcnow
 from app.errors import InsufficientFunds, ValidationFailed
-from app.services import suite_sql as sql
+from app.services.labeling import sql
 
 MAX_TOPUP_CENTS = 100_000_00
 

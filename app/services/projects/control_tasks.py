@@ -10,8 +10,8 @@ from sqlmodel import Session, select
 
 from app.db.models import AnswerOption, Pool, PoolStatus, Project, Task, TaskKind, User
 from app.errors import Conflict, NotFound, ValidationFailed
-from app.services.pools import get_pool
-from app.services.projects import list_options
+from app.services.projects.pools import get_pool
+from app.services.projects.projects import list_options
 
 UNBALANCED_RATIO = 0.5
 

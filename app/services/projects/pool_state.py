@@ -6,7 +6,7 @@ from sqlmodel import Session
 
 from app.db.models import Pool, PoolStatus
 from app.db.types import utcnow
-from app.services import ledger
+from app.services.money import ledger
 
 
 def _close_pool(session: Session, *, pool: Pool, reason: str) -> int:

@@ -17,9 +17,9 @@ from app.db.models import Pool, PoolStatus, Project, ProjectStatus, Task, TaskKi
 from app.db.models.pool import PoolType
 from app.db.types import utcnow
 from app.errors import Conflict, InsufficientFunds, NotFound, ValidationFailed
-from app.services import ledger
-from app.services.pool_state import _close_pool
-from app.services.projects import get_project
+from app.services.money import ledger
+from app.services.projects.pool_state import _close_pool
+from app.services.projects.projects import get_project
 from app.services.quality.presets import image_classification_preset
 from app.services.quality.rules import dump_configs, parse_configs
 from app.settings import get_settings

@@ -22,8 +22,8 @@ from app.db.models import (
     User,
 )
 from app.db.types import utcnow
-from app.services import ledger
-from app.services.pools import get_pool
+from app.services.money import ledger
+from app.services.projects.pools import get_pool
 from app.settings import get_settings
 
 DONE_STATUSES = (AssignmentStatus.SUBMITTED, AssignmentStatus.ACCEPTED, AssignmentStatus.REJECTED)

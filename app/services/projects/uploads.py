@@ -24,10 +24,12 @@ from app.db.engine import refresh_statistics
 from app.db.models import Job, MediaFile, Pool, PoolStatus, Project, Task, TaskKind, User
 from app.db.models.pool import PoolType
 from app.errors import Conflict, UploadRejected, ValidationFailed
-from app.services import archive, jobs, media
-from app.services.pools import get_pool
-from app.services.projects import _add_options, has_open_pool, list_options
-from app.services.upload_formats import TaskInput, TsvContext, is_url, parse_task_tsv
+from app.services.jobs import records as jobs
+from app.services.media import store as media
+from app.services.projects import archive
+from app.services.projects.pools import get_pool
+from app.services.projects.projects import _add_options, has_open_pool, list_options
+from app.services.projects.upload_formats import TaskInput, TsvContext, is_url, parse_task_tsv
 from app.settings import get_settings
 
 Progress = Callable[[float, str], None]

@@ -16,10 +16,10 @@ from sqlmodel import Session
 from app.db.models import Assignment, Ban, Pool
 from app.db.types import utcnow
 from app.errors import LabelerBanned
-from app.services import suite_sql as sql
+from app.services.labeling import sql
 
 if TYPE_CHECKING:
-    from app.services.submissions import LockedSuite, SubmitPool
+    from app.services.labeling.submissions import LockedSuite, SubmitPool
 
 
 def active_ban_for(session: Session, *, labeler_id: int, pool: Pool) -> Ban | None:

@@ -29,7 +29,7 @@ from app.services.quality.bans import ALL_RULES
 from app.services.quality.rules import QualityConfig, Rule, conditions_hold, load_configs, rule_key
 
 if TYPE_CHECKING:
-    from app.services.submissions import LockedSuite, SubmitPool
+    from app.services.labeling.submissions import LockedSuite, SubmitPool
 
 log = logging.getLogger("crowdlab.quality")
 

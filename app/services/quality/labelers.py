@@ -8,7 +8,8 @@ from sqlmodel import Session, select
 
 from app.db.models import Assignment, Ban, Pool, Role, User, UserSkill
 from app.errors import NotFound
-from app.services.quality import bans, bonuses, collectors, overlap, skills
+from app.services.money import bonuses
+from app.services.quality import bans, collectors, overlap, skills
 
 
 @dataclass

@@ -15,7 +15,7 @@ from sqlmodel import Session, select
 
 from app.db.models import Answer, Pool, PoolStatus, Task, TaskKind
 from app.errors import InsufficientFunds, NotFound
-from app.services import ledger
+from app.services.money import ledger
 
 
 def owned_pool(session: Session, *, requester_id: int, pool_id: int) -> Pool:

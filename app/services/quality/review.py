@@ -27,7 +27,7 @@ from app.db.models import (
 )
 from app.db.types import utcnow
 from app.errors import Conflict, NotFound, UploadRejected, ValidationFailed
-from app.services import ledger
+from app.services.money import ledger
 from app.services.quality import overlap
 
 TSV_COLUMNS = [

@@ -13,7 +13,7 @@ from sqlmodel import Session, select
 from app.db.models import Pool, Role, Skill, User, UserSkill
 from app.db.types import utcnow
 from app.errors import Conflict, NotFound, ValidationFailed
-from app.services import suite_sql as sql
+from app.services.labeling import sql
 from app.services.quality.rules import OPERATOR_FUNCS, Operator
 
 CONTROL_ACCURACY = "Control accuracy"

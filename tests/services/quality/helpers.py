@@ -26,7 +26,7 @@ from app.db.models import (
     User,
 )
 from app.db.types import utcnow
-from app.services import ledger
+from app.services.money import ledger
 from app.services.quality import apply_rules_after_skip, apply_rules_after_submit
 
 

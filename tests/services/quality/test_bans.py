@@ -7,7 +7,7 @@ from sqlmodel import select
 
 from app.db.models import Answer, Pool, Task
 from app.errors import LabelerBanned, UploadRejected, ValidationFailed
-from app.services.pool_state import _close_pool
+from app.services.projects.pool_state import _close_pool
 from app.services.quality import active_ban_for, ban_files, bans, ensure_not_banned
 from tests.builders.pools import add_tasks, make_pool, make_project, open_pool
 from tests.builders.users import make_labeler, make_requester

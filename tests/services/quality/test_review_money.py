@@ -10,8 +10,8 @@ from sqlmodel import select
 from app.db.models import Assignment, Task
 from app.db.types import utcnow
 from app.errors import UploadRejected, ValidationFailed
-from app.services import ledger
-from app.services.quality import bonuses, review
+from app.services.money import bonuses, ledger
+from app.services.quality import review
 from tests.builders.pools import add_tasks, make_pool, open_pool
 from tests.builders.users import make_labeler
 

@@ -7,8 +7,8 @@ from sqlmodel import select
 
 from app.db.models import Assignment, Ban
 from app.errors import LabelerBanned, ValidationFailed
-from app.services.assignments import assign_next_suite, skip_assignment, submit_assignment
-from app.services.pools import create_pool
+from app.services.labeling.assignments import assign_next_suite, skip_assignment, submit_assignment
+from app.services.projects.pools import create_pool
 from tests.builders.pools import add_tasks, make_pool, make_project, open_pool
 
 

@@ -1,4 +1,4 @@
 """Azure Custom Vision compatible API (training and prediction, v3.x) over Crowdlab.
 
-The routers are mounted by ``app/api/customvision_routes.py``.
+The routers are mounted by ``mount.py`` beside them.
 """

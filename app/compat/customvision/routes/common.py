@@ -15,7 +15,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
 
-from app.api.customvision.schemas import encode
+from app.compat.customvision.domain import CustomVisionError
+from app.compat.customvision.publishing import model_for_key
+from app.compat.customvision.routes.schemas import encode
 from app.db.models import Role, User
 from app.deps import SessionDep, token_from_headers
 from app.errors import (
@@ -27,9 +29,7 @@ from app.errors import (
     UploadRejected,
     ValidationFailed,
 )
-from app.services.customvision import CustomVisionError
-from app.services.customvision_publishing import model_for_key
-from app.services.users import get_user, user_for_token
+from app.services.accounts.users import get_user, user_for_token
 
 VERSION = re.compile(r"^v3\.\d+(-preview)?$")
 

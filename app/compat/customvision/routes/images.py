@@ -9,9 +9,10 @@ from typing import Annotated
 from fastapi import Depends, Query, Request
 from fastapi.concurrency import run_in_threadpool
 
-from app.api.customvision.common import TrainingUser, no_content, ok
-from app.api.customvision.multipart import image_parts, raw_body
-from app.api.customvision.schemas import (
+from app.compat.customvision import images
+from app.compat.customvision.routes.common import TrainingUser, no_content, ok
+from app.compat.customvision.routes.multipart import image_parts, raw_body
+from app.compat.customvision.routes.schemas import (
     ImageFileCreateBatch,
     ImageTagCreateBatch,
     ImageUrlCreateBatch,
@@ -19,11 +20,10 @@ from app.api.customvision.schemas import (
     encode,
     image_json,
 )
-from app.api.customvision.training import training_router
+from app.compat.customvision.routes.training import training_router
 from app.deps import SessionDep
 from app.errors import UploadRejected, ValidationFailed
-from app.services import customvision_images as images
-from app.services.inference import fetch_image_url
+from app.services.ml.inference import fetch_image_url
 
 router = training_router()
 RawBody = Annotated[bytes, Depends(raw_body)]

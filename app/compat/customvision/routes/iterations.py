@@ -7,14 +7,13 @@ from typing import Annotated
 from fastapi import Depends, Query, Request
 from fastapi.concurrency import run_in_threadpool
 
-from app.api.customvision.common import TrainingUser, no_content, ok
-from app.api.customvision.multipart import image_parts, raw_body
-from app.api.customvision.schemas import ImageUrl, IterationUpdate, TrainingParameters
-from app.api.customvision.training import training_router
+from app.compat.customvision import iterations, publishing
+from app.compat.customvision.routes.common import TrainingUser, no_content, ok
+from app.compat.customvision.routes.multipart import image_parts, raw_body
+from app.compat.customvision.routes.schemas import ImageUrl, IterationUpdate, TrainingParameters
+from app.compat.customvision.routes.training import training_router
 from app.deps import SessionDep
-from app.services import customvision_iterations as iterations
-from app.services import customvision_publishing as publishing
-from app.services.inference import fetch_image_url
+from app.services.ml.inference import fetch_image_url
 
 router = training_router()
 RawBody = Annotated[bytes, Depends(raw_body)]

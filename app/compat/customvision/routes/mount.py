@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from app.api.customvision import images, iterations, prediction, training
+from app.compat.customvision.routes import images, iterations, prediction, training
 
 router = APIRouter()
 for module in (training, images, iterations, prediction):

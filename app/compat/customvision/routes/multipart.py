@@ -13,7 +13,7 @@ from fastapi import Request
 from python_multipart import parse_form
 from python_multipart.exceptions import FormParserError
 
-from app.services.customvision import CustomVisionError
+from app.compat.customvision.domain import CustomVisionError
 from app.settings import get_settings
 
 

@@ -10,12 +10,12 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request
 from fastapi.concurrency import run_in_threadpool
 
-from app.api.customvision.common import Caller, CustomVisionRoute, check_version, ok
-from app.api.customvision.multipart import image_parts, raw_body
-from app.api.customvision.schemas import ImageUrl
+from app.compat.customvision import publishing
+from app.compat.customvision.routes.common import Caller, CustomVisionRoute, check_version, ok
+from app.compat.customvision.routes.multipart import image_parts, raw_body
+from app.compat.customvision.routes.schemas import ImageUrl
 from app.deps import SessionDep
-from app.services import customvision_publishing as publishing
-from app.services.inference import fetch_image_url
+from app.services.ml.inference import fetch_image_url
 
 router = APIRouter(
     prefix="/customvision/{version}/prediction",

@@ -11,8 +11,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 from pydantic.alias_generators import to_camel
 
+from app.compat.customvision.domain import GENERAL_DOMAIN, project_uuid
 from app.db.models import Collection
-from app.services.customvision import GENERAL_DOMAIN, project_uuid
 
 
 class CamelModel(BaseModel):

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Query
 
-from app.api.customvision.common import (
+from app.compat.customvision import domain as cv
+from app.compat.customvision.routes.common import (
     CustomVisionRoute,
     TrainingUser,
     check_version,
     no_content,
     ok,
 )
-from app.api.customvision.schemas import ProjectUpdate, TagUpdate, csv, project_json
+from app.compat.customvision.routes.schemas import ProjectUpdate, TagUpdate, csv, project_json
 from app.deps import SessionDep
-from app.services import customvision as cv
 
 PREFIX = "/customvision/{version}/training"
 

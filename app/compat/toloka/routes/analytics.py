@@ -8,9 +8,9 @@ from fastapi import APIRouter, Body
 from fastapi.responses import JSONResponse
 
 from app.api.operations import operation_json
+from app.compat.toloka.shapes import iso, run_analytics
 from app.deps import ApiRequester, SessionDep
-from app.services.operation_records import _record_operation
-from app.services.toloka_compat import iso, run_analytics
+from app.services.jobs.operations import _record_operation
 
 router = APIRouter(prefix="/api/staging", tags=["analytics"])
 

@@ -16,8 +16,8 @@ from app.api.schemas.common import (
     parse_filter_id,
     parse_id,
 )
+from app.compat.toloka import assignments as compat
 from app.deps import ApiRequester, SessionDep
-from app.services import toloka_assignments as compat
 
 router = APIRouter(tags=["assignments"])
 

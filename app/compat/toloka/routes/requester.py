@@ -6,8 +6,8 @@ from typing import Any
 
 from fastapi import APIRouter
 
+from app.compat.toloka.shapes import requester_json
 from app.deps import ApiRequester, SessionDep
-from app.services.toloka_compat import requester_json
 
 router = APIRouter(prefix="/api/v1", tags=["requester"])
 

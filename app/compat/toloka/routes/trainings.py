@@ -13,12 +13,12 @@ from fastapi.responses import Response
 
 from app.api.pools import change_pool_state
 from app.api.schemas.common import clamp_limit, parse_filter_id, parse_id, public_id
+from app.compat.toloka.shapes import is_training, iso
 from app.db.models import Pool
 from app.db.models.pool import PoolType
 from app.deps import ApiRequester, SessionDep
 from app.errors import NotFound, ValidationFailed
-from app.services import pools
-from app.services.toloka_compat import is_training, iso
+from app.services.projects import pools
 
 router = APIRouter(prefix="/api/v1", tags=["trainings"])
 
