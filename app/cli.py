@@ -110,6 +110,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``crowdlab`` console script."""
+    import workers.queue  # noqa: F401  (installs the job queue that services submit to)
+
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(

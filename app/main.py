@@ -16,6 +16,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.sessions import SessionMiddleware
 
+import workers.queue  # noqa: F401  (installs the job queue that services submit to)
 from app.deps import LoginRequired
 from app.errors import CrowdlabError, ValidationFailed
 from app.settings import REPO_ROOT, get_settings

@@ -92,7 +92,7 @@ def unwrap_model(model: nn.Module) -> nn.Module:
         if isinstance(model, nn.parallel.DistributedDataParallel | nn.DataParallel):
             inner = model.module
         elif hasattr(model, "_orig_mod"):
-            inner = model._orig_mod
+            inner = model._orig_mod  # noqa: SLF001  (torch.compile's wrapper keeps it there)
         if not isinstance(inner, nn.Module):
             return model
         model = inner
@@ -222,33 +222,6 @@ def load_state_dict(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise CheckpointError(f"{file} does not hold a state dict of tensors")
     return {k.removeprefix("module."): v for k, v in state.items()}
-
-
-def load_checkpoint(
-    path: str | os.PathLike[str], device: str | torch.device = "cpu"
-) -> tuple[nn.Module, CheckpointInfo]:
-    """Rebuild the model of a checkpoint directory, in eval mode, on ``device``.
-
-    Returns:
-        ``(model, info)``.
-
-    Raises:
-        CheckpointError: when the checkpoint is incomplete or does not match its arch.
-    """
-    from model.factory import create_network
-
-    info = read_checkpoint_info(path)
-    state = load_state_dict(Path(path) / WEIGHTS_FILE)
-    network = create_network(info.arch, info.num_classes, **info.model_kwargs)
-    try:
-        network.load_state_dict(state, strict=True)
-    except RuntimeError as exc:
-        raise CheckpointError(
-            f"weights in {path} do not match architecture {info.arch!r} "
-            f"with {info.num_classes} classes: {exc}"
-        ) from exc
-    network.eval()
-    return network.to(device), info
 
 
 def _versions() -> dict[str, str]:

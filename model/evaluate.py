@@ -12,9 +12,9 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from model.checkpoint import load_checkpoint
 from model.data import ImageListDataset, build_transform, check_items
 from model.device import Runtime, eval_mode, make_runtime
+from model.factory import load_checkpoint
 from model.metrics import compute_metrics
 
 

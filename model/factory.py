@@ -20,7 +20,13 @@ import timm
 import torch
 from torch import nn
 
-from model.checkpoint import CheckpointError, load_state_dict
+from model.checkpoint import (
+    WEIGHTS_FILE,
+    CheckpointError,
+    CheckpointInfo,
+    load_state_dict,
+    read_checkpoint_info,
+)
 from model.data import DataConfig, resolve_data_config
 
 logger = logging.getLogger(__name__)
@@ -350,3 +356,28 @@ def _resample_pos_embed(model: nn.Module, pos_embed: torch.Tensor) -> torch.Tens
     if getattr(model, "no_embed_class", False):
         prefix = 0
     return resample_abs_pos_embed(pos_embed, new_size=list(grid), num_prefix_tokens=prefix)
+
+
+def load_checkpoint(
+    path: str | os.PathLike[str], device: str | torch.device = "cpu"
+) -> tuple[nn.Module, CheckpointInfo]:
+    """Rebuild the model of a checkpoint directory, in eval mode, on ``device``.
+
+    Returns:
+        ``(model, info)``.
+
+    Raises:
+        CheckpointError: when the checkpoint is incomplete or does not match its arch.
+    """
+    info = read_checkpoint_info(path)
+    state = load_state_dict(Path(path) / WEIGHTS_FILE)
+    network = create_network(info.arch, info.num_classes, **info.model_kwargs)
+    try:
+        network.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        raise CheckpointError(
+            f"weights in {path} do not match architecture {info.arch!r} "
+            f"with {info.num_classes} classes: {exc}"
+        ) from exc
+    network.eval()
+    return network.to(device), info

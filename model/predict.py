@@ -17,9 +17,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from model.checkpoint import SIDECAR_FILE, CheckpointInfo, load_checkpoint
+from model.checkpoint import SIDECAR_FILE, CheckpointInfo
 from model.data import ImageInput, build_transform, load_image
 from model.device import Runtime, make_runtime
+from model.factory import load_checkpoint
 
 Prediction = list[tuple[str, float]]
 

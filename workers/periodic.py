@@ -24,9 +24,8 @@ def periodic_step(name: str) -> Callable:
 
 
 def run_periodic() -> dict[str, object]:
-    """Run every registered step; one failing step does not stop the others."""
-    import workers.jobs  # noqa: F401  (job modules register their periodic steps)
-
+    """Run every registered step (``workers.queue`` imports the modules that register them);
+    one failing step does not stop the others."""
     results: dict[str, object] = {}
     for name, func in _STEPS:
         try:

@@ -4,13 +4,20 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from functools import lru_cache
 
 from huey import Huey, RedisHuey, SqliteHuey
 
+import workers.jobs  # noqa: F401  (registers every job kind and periodic step)
+from app.services.jobs.records import set_dispatcher
 from app.settings import get_settings
 
 log = logging.getLogger("crowdlab.queue")
+
+
+# the "run_job" task of each Huey instance (one per settings, see get_huey)
+_RUN_JOB: dict[Huey, Callable[[int], object]] = {}
 
 
 @lru_cache
@@ -28,8 +35,7 @@ def get_huey() -> Huey:
 
     from workers.registry import execute_job
 
-    run = huey.task(name="run_job")(execute_job)
-    huey._crowdlab_run = run  # type: ignore[attr-defined]
+    _RUN_JOB[huey] = huey.task(name="run_job")(execute_job)
 
     @huey.periodic_task(crontab(minute="*"), name="periodic_maintenance")
     def periodic_maintenance() -> None:
@@ -42,8 +48,10 @@ def get_huey() -> Huey:
 
 def dispatch(job_id: int) -> None:
     """Queue a committed job row for execution (runs at once when jobs are immediate)."""
-    get_huey()._crowdlab_run(job_id)  # type: ignore[attr-defined]
+    _RUN_JOB[get_huey()](job_id)
 
+
+set_dispatcher(dispatch)
 
 _consumer_lock = threading.Lock()
 _consumer = None
@@ -58,7 +66,7 @@ def start_in_process_consumer(workers: int = 2):
         huey = get_huey()
         consumer = huey.create_consumer(workers=workers, worker_type="thread", periodic=True)
         # The web server owns the process's signals; the consumer must not take them.
-        consumer._set_signal_handlers = lambda: None
+        consumer._set_signal_handlers = lambda: None  # noqa: SLF001  (Huey has no option)
         consumer.start()
         _consumer = consumer
         log.info("in-process job consumer started with %d threads", workers)

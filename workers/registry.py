@@ -31,9 +31,7 @@ def job(kind: str) -> Callable[[JobFunction], JobFunction]:
 
 
 def handler_for(kind: str) -> JobFunction:
-    """The function registered for a kind (importing the job modules first)."""
-    import workers.jobs  # noqa: F401  (registers every job kind)
-
+    """The function registered for a kind (``workers.queue`` imports every job module)."""
     try:
         return _REGISTRY[kind]
     except KeyError:

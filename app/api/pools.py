@@ -20,13 +20,13 @@ from app.api.schemas.common import (
     public_id,
 )
 from app.api.schemas.pools import PoolBody
-from app.compat.toloka.shapes import apply_training_requirement
 from app.db.models import Pool, PoolStatus
 from app.db.models.pool import PoolType
 from app.deps import ApiRequester, SessionDep
 from app.errors import ValidationFailed
-from app.services.jobs.operations import _record_operation
+from app.services.jobs.operations import record_operation
 from app.services.projects import pools, progress, uploads
+from app.services.projects.trainings import apply_training_requirement
 
 router = APIRouter(prefix="/api/v1", tags=["pools"])
 
@@ -266,7 +266,7 @@ def change_pool_state(
     if (pool.status == status) == done_when_equal:
         return Response(status_code=204)
     change(session, requester=user, pool_id=pool.id)
-    job = _record_operation(
+    job = record_operation(
         session,
         owner=user,
         operation_type=f"{prefix}.{action.upper()}",

@@ -12,7 +12,7 @@ from app.api.schemas.common import clamp_limit, iso, parse_filter_id, parse_id, 
 from app.api.schemas.projects import ProjectBody
 from app.db.models import Project, ProjectStatus
 from app.deps import ApiRequester, SessionDep
-from app.services.jobs.operations import _record_operation
+from app.services.jobs.operations import record_operation
 from app.services.projects import projects
 from app.services.projects.projects import OptionInput
 
@@ -124,7 +124,7 @@ def archive_project(session: SessionDep, user: ApiRequester, project_id: str) ->
     if project.status == ProjectStatus.ARCHIVED:
         return Response(status_code=204)
     projects.archive_project(session, requester=user, project_id=project.id)
-    job = _record_operation(
+    job = record_operation(
         session,
         owner=user,
         operation_type="PROJECT.ARCHIVE",

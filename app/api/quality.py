@@ -10,8 +10,7 @@ from typing import Any
 from fastapi import APIRouter, Body, Query
 from fastapi.responses import JSONResponse, Response
 
-from app.compat.toloka.assignments import assignments_json
-from app.db.models import Assignment, Ban, Skill, UserSkill
+from app.db.models import Ban, Skill, UserSkill
 from app.deps import ApiRequester, SessionDep
 from app.errors import ValidationFailed
 from app.services.money import bonuses
@@ -276,39 +275,6 @@ def list_bonuses(
         session, requester=user, labeler_id=_int(user_id, "user_id"), limit=limit + 1
     )
     return _page([bonus_json(b) for b in found], limit)
-
-
-# ---------------------------------------------------------------- assignment review
-
-
-def assignment_json(session, assignment: Assignment, *, requester) -> dict:
-    """The assignment in Toloka's shape (shared with ``GET /assignments``)."""
-    return assignments_json(session, [assignment], requester=requester)[0]
-
-
-@router.patch("/assignments/{assignment_id}", name="api:assignment:review")
-def patch_assignment(
-    session: SessionDep, user: ApiRequester, assignment_id: int, body: dict[str, Any] = Body(...)
-) -> dict:
-    """Accept or reject a suite: ``{"status": "ACCEPTED"|"REJECTED", "public_comment"}``."""
-    status = str(body.get("status") or "").upper()
-    comment = str(body.get("public_comment") or "")
-    current, _pool = review.get_reviewable(session, requester=user, assignment_id=assignment_id)
-    if current.status.upper() == status:  # Toloka: no ACCEPTED→ACCEPTED, REJECTED→REJECTED
-        raise review.InappropriateStatus(f"The assignment is already {current.status}.")
-    if status == "ACCEPTED":
-        done = review.accept_assignment(
-            session, requester=user, assignment_id=assignment_id, comment=comment
-        )
-    elif status == "REJECTED":
-        done = review.reject_assignment(
-            session, requester=user, assignment_id=assignment_id, comment=comment
-        )
-    else:
-        raise ValidationFailed(
-            "status is ACCEPTED or REJECTED.", errors={"status": "ACCEPTED or REJECTED."}
-        )
-    return assignment_json(session, done, requester=user)
 
 
 # ---------------------------------------------------------------- pool quality rules

@@ -15,7 +15,7 @@ from app.api.schemas.tasks import TaskBody, TaskPatch
 from app.db.models import Pool, Task, TaskKind
 from app.deps import ApiRequester, SessionDep
 from app.errors import NotFound, ValidationFailed
-from app.services.jobs.operations import _record_operation, check_operation_id
+from app.services.jobs.operations import check_operation_id, record_operation
 from app.services.projects import control_tasks, pools, projects, uploads
 from app.services.projects.upload_formats import TaskInput, is_url
 from app.settings import get_settings
@@ -188,7 +188,7 @@ def create_tasks(
                     "output": failures.get(index, {}),
                 }
             )
-    job = _record_operation(
+    job = record_operation(
         session,
         owner=user,
         operation_type="TASK.BATCH_CREATE",

@@ -13,13 +13,12 @@ from model.checkpoint import (
     WEIGHTS_FILE,
     CheckpointError,
     atomic_write_bytes,
-    load_checkpoint,
     read_checkpoint_info,
     save_checkpoint,
 )
 from model.config import TrainConfig
 from model.data import DataConfig
-from model.factory import build_model
+from model.factory import build_model, load_checkpoint
 
 
 def _save(tmp_path: Path) -> tuple[torch.nn.Module, Path]:

@@ -9,9 +9,9 @@ from app.services.media import store as media
 from app.services.ml.inference import (
     BATCH_JOB_KIND,
     TSV_HEADER,
-    _predictor,
     batch_inputs,
     batch_output_path,
+    predictor_for,
     tsv_cell,
 )
 from workers.registry import job
@@ -26,7 +26,7 @@ def batch_predict(job_id: int, payload: dict, progress) -> dict:
         model = session.get(TrainedModel, int(payload["model_id"]))
         if model is None:
             raise NotFound("The model was deleted.")
-        predictor = _predictor(model)
+        predictor = predictor_for(model)
         inputs = batch_inputs(session, payload)
     out = batch_output_path(job_id)
     out.parent.mkdir(parents=True, exist_ok=True)

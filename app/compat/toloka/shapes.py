@@ -24,7 +24,6 @@ from app.db.models import (
     TaskKind,
     User,
 )
-from app.db.models.pool import PoolType
 from app.errors import NotFound, ValidationFailed
 from app.services.money import ledger
 from app.services.projects.pools import get_pool
@@ -213,35 +212,6 @@ def run_analytics(session: Session, *, requester: User, requests: Sequence[dict]
             {"request": request, "result": _metric(session, pool, name), "finished": None}
         )
     return results
-
-
-def is_training(pool: Pool) -> bool:
-    return pool.pool_type == PoolType.TRAINING
-
-
-def apply_training_requirement(
-    session: Session, *, requester: User, pool: Pool, requirement: dict | None
-) -> Pool:
-    """Toloka's ``quality_control.training_requirement`` → the pool's training columns."""
-    if requirement is None:
-        return pool
-    raw_id = str((requirement or {}).get("training_pool_id") or "").strip()
-    training_id = None
-    if raw_id:
-        training = session.get(Pool, int(raw_id)) if raw_id.isdigit() else None
-        if training is None or training.owner_id != requester.id or not is_training(training):
-            raise ValidationFailed(
-                "training_pool_id is not one of your trainings.",
-                errors={"quality_control.training_requirement.training_pool_id": "DOES_NOT_EXIST"},
-            )
-        training_id = training.id
-    level = requirement.get("training_passing_skill_value")
-    pool.training_pool_id = training_id
-    pool.training_level_required = int(level) if training_id and level is not None else None
-    session.add(pool)
-    session.commit()
-    session.refresh(pool)
-    return pool
 
 
 # Toloka endpoints Crowdlab does not offer: answered with a clear code, not a bare 404.

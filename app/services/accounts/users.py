@@ -8,11 +8,12 @@ from dataclasses import dataclass
 from sqlmodel import Session, select
 
 from app.db.models import ApiToken, Role, User
+from app.db.raw import rows
 from app.db.types import utcnow
 from app.errors import Conflict, Forbidden, NotFound, Unauthorized, ValidationFailed
 from app.security import hash_password, hash_token, new_api_token, verify_password
-from app.services.labeling import sql
-from app.services.labeling.sql import USER_FOR_TOKEN
+from app.services.accounts import sql
+from app.services.accounts.sql import USER_FOR_TOKEN
 
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 MIN_PASSWORD = 8
@@ -134,7 +135,7 @@ class TokenLabeler:
 def labeler_for_token(session: Session, plain: str) -> TokenLabeler:
     """The active labeler owning a valid, unrevoked token; ``Unauthorized`` or
     ``Forbidden`` (another kind of account) otherwise."""
-    found = sql.rows(session.connection(), sql.LABELER_FOR_TOKEN, {"token_hash": hash_token(plain)})
+    found = rows(session.connection(), sql.LABELER_FOR_TOKEN, {"token_hash": hash_token(plain)})
     if not found:
         raise Unauthorized("Invalid or revoked API token.")
     labeler = TokenLabeler(*found[0])

@@ -24,7 +24,7 @@ def check_operation_id(session: Session, *, external_id: str | None) -> None:
         raise OperationExists(f"An operation with id {external_id} already exists.")
 
 
-def _record_operation(
+def record_operation(
     session: Session,
     *,
     owner: User,

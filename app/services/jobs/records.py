@@ -63,6 +63,17 @@ def request_cancel(session: Session, *, owner: User, job_id: int) -> Job:
     return job
 
 
+# Queues a committed job row by id. The queue (``workers.queue``) installs itself when it is
+# imported, so that services never import the workers that run their jobs.
+_dispatcher: Callable[[int], None] | None = None
+
+
+def set_dispatcher(dispatcher: Callable[[int], None]) -> None:
+    """Install the function that queues a committed job (``workers.queue`` does it)."""
+    global _dispatcher
+    _dispatcher = dispatcher
+
+
 class JobCancelled(Exception):
     """Raised inside a job when its owner asked to cancel it."""
 
@@ -147,10 +158,10 @@ def submit_job(
     external_id: str | None = None,
 ) -> Job:
     """Create a job row, commit, and queue it (when jobs are immediate, it runs now)."""
+    if _dispatcher is None:
+        raise RuntimeError("No job queue is wired: import workers.queue first (app.main does).")
     job = create_job(session, kind=kind, owner=owner, payload=payload, external_id=external_id)
     session.commit()
-    from workers.queue import dispatch  # the queue is wired at the edge of the app
-
-    dispatch(job.id)
+    _dispatcher(job.id)
     session.refresh(job)
     return job

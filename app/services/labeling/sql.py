@@ -1,4 +1,5 @@
-"""Prebuilt statements of the labeling hot path (take a suite, submit it, pay it).
+"""Prebuilt statements of the labeling hot path (take a suite, submit it; paying it is in
+``app.services.money.sql``).
 
 Built once at import: building a SQLAlchemy statement costs more Python than running it,
 and these run on every request. Each has a PostgreSQL variant (row locks, ``SKIP LOCKED``)
@@ -7,13 +8,9 @@ and a SQLite one (writers are serialised by ``BEGIN IMMEDIATE``); ``pick(pg)`` c
 
 from __future__ import annotations
 
-import re
-
-from psycopg.pq import ExecStatus
 from sqlalchemy import (
     JSON,
     Boolean,
-    Connection,
     Float,
     Integer,
     String,
@@ -23,89 +20,17 @@ from sqlalchemy import (
     text,
     update,
 )
-from sqlalchemy.sql.elements import TextClause
-from sqlalchemy.sql.selectable import TextualSelect
 from sqlmodel import select
 
 from app.db.models import (
     Answer,
-    ApiToken,
     Assignment,
     AssignmentTask,
     Task,
-    User,
 )
+from app.db.raw import pick, rows  # noqa: F401  (the hot path's callers use them from here)
 from app.db.types import UTCDateTime
-
-
-def pick(variants: tuple, pg: bool):
-    """``variants`` is (SQLite statement, PostgreSQL statement)."""
-    return variants[1] if pg else variants[0]
-
-
-_DRIVER_SQL: dict[TextClause | TextualSelect, str] = {}
-_PARAM = re.compile(r"(?<![:\w]):(\w+)")
-
-
-def rows(
-    conn: Connection, statement: TextClause | TextualSelect, params: dict | None = None
-) -> list[tuple]:
-    """Run one of these ``text`` statements in the connection's transaction; its rows.
-
-    On PostgreSQL it goes straight to the driver (psycopg): for statements this small,
-    SQLAlchemy's execution and result machinery costs more CPU than the database does.
-    Parameters and rows need no conversion there (timestamps are timezone-aware both
-    ways); on SQLite the statement's SQLAlchemy types do the converting.
-    """
-    if conn.dialect.name != "postgresql":
-        return [tuple(row) for row in conn.execute(statement, params or {})]
-    sql = _DRIVER_SQL.get(statement)
-    if sql is None:
-        source = getattr(statement, "element", statement).text  # TextualSelect: its text
-        assert "%" not in source, "psycopg reads % as a placeholder"
-        sql = _DRIVER_SQL[statement] = _PARAM.sub(r"%(\1)s", source)
-    with conn.connection.driver_connection.cursor() as cursor:
-        cursor.execute(sql, params or {})
-        # (the result's status, not ``cursor.description``: that builds a column object
-        # per column, which costs more than fetching these rows)
-        result = cursor.pgresult
-        return cursor.fetchall() if result and result.status == ExecStatus.TUPLES_OK else []
-
-
-# --- who is asking -----------------------------------------------------------------------
-
-USER_FOR_TOKEN = (
-    select(User)
-    .join(ApiToken, ApiToken.user_id == User.id)
-    .where(
-        ApiToken.token_hash == bindparam("token_hash"),
-        ApiToken.revoked_at.is_(None),
-        User.is_active.is_(True),
-    )
-)
-
-# the labeler behind a token, as the labeling hot path needs it (no whole-row ORM load)
-LABELER_FOR_TOKEN = text(
-    "SELECT u.id, u.role, u.languages, u.adult_allowed FROM user_account u "
-    "JOIN api_token t ON t.user_id = u.id "
-    "WHERE t.token_hash = :token_hash AND t.revoked_at IS NULL AND u.is_active"
-).columns(
-    column("id", Integer), column("role", String), column("languages", JSON),
-    column("adult_allowed", Boolean),
-)  # fmt: skip
-
-# the ban, if any, that keeps a labeler out of a pool now: its id (the longest ban first)
-_BAN_ID = """
-SELECT b.id FROM ban b
-WHERE b.labeler_id = :labeler_id AND b.requester_id = {requester} AND b.lifted_at IS NULL
-  AND (b.expires_at IS NULL OR b.expires_at > :now)
-  AND (b.scope = 'all_projects' OR (b.scope = 'project' AND b.project_id = {project})
-       OR (b.scope = 'pool' AND b.pool_id = {pool}))
-ORDER BY b.expires_at IS NULL DESC, b.expires_at DESC LIMIT 1
-"""
-ACTIVE_BAN_ID = text(
-    _BAN_ID.format(requester=":requester_id", project=":project_id", pool=":pool_id")
-).bindparams(bindparam("now", type_=UTCDateTime))
+from app.services.quality.sql import BAN_ID
 
 # --- taking a suite ----------------------------------------------------------------------
 
@@ -126,7 +51,7 @@ POOL_TERMS = (
 )  # fmt: skip
 _TERM_TYPES = {"keep_task_order": Boolean, "adult_content": Boolean, "filter_languages": JSON,
                "skill_filters": JSON, "extra": JSON}  # fmt: skip
-_BAN_IN_POOL = _BAN_ID.format(requester="p.owner_id", project="p.project_id", pool="p.id")
+_BAN_IN_POOL = BAN_ID.format(requester="p.owner_id", project="p.project_id", pool="p.id")
 TAKE_CONTEXT = (
     text(
         f"SELECT {', '.join('p.' + name for name in POOL_TERMS)}, ({_BAN_IN_POOL}) AS ban_id, "
@@ -354,103 +279,4 @@ FINISH_ASSIGNMENT = (
         reviewed_at=bindparam("reviewed_at"),
         duration_seconds=bindparam("duration_seconds"),
     )
-)
-
-# --- paying it ---------------------------------------------------------------------------
-
-POOL_RESERVED = text("SELECT reserved_cents FROM pool WHERE id = :pool_id")
-ADD_RESERVED = text("UPDATE pool SET reserved_cents = reserved_cents + :delta WHERE id = :pool_id")
-# takes a payment out of the running total only when it covers it (else: no row)
-SPEND_RESERVED = text(
-    "UPDATE pool SET reserved_cents = reserved_cents - :amount "
-    "WHERE id = :pool_id AND reserved_cents >= :amount RETURNING reserved_cents"
-)
-
-
-def _payment(rows: int):
-    values = ", ".join(
-        f"(:user_{i}, :account_{i}, :kind_{i}, :amount_{i}, :pool_id, :assignment_id, "
-        f":counterparty_{i}, :memo_{i}, :created_at)"
-        for i in range(rows)
-    )
-    return text(
-        "INSERT INTO ledger_entry (user_id, account, kind, amount_cents, pool_id, "
-        f"assignment_id, counterparty_id, memo, created_at) VALUES {values} "
-        "ON CONFLICT DO NOTHING RETURNING id"
-    ).bindparams(bindparam("created_at", type_=UTCDateTime))
-
-
-# payment + earning, and with a platform fee a third entry
-PAYMENT = {2: _payment(2), 3: _payment(3)}
-
-
-def _pay_pg(rows: int):
-    """PostgreSQL: the entries, the labeler's balance and the pool's running total in one
-    statement; the balance and the total move only when every entry was new (the total
-    only when the reservation covers them). Returns (entries written, 1 if the total
-    moved else 0). Entry 1 is always the labeler's earning."""
-    entries = PAYMENT[rows].text
-    return text(
-        f"WITH paid AS ({entries}), spent AS (UPDATE pool "
-        "SET reserved_cents = reserved_cents - :amount WHERE id = :pool_id "
-        f"AND reserved_cents >= :amount AND (SELECT count(*) FROM paid) = {rows} "
-        "RETURNING 1), earned AS (INSERT INTO account_balance (user_id, cents) "
-        f"SELECT :user_1, :amount_1 WHERE (SELECT count(*) FROM paid) = {rows} "
-        "ON CONFLICT (user_id) DO UPDATE SET cents = account_balance.cents + EXCLUDED.cents "
-        "RETURNING 1) SELECT (SELECT count(*) FROM paid), (SELECT count(*) FROM spent)"
-    )
-
-
-PAY_PG = {2: _pay_pg(2), 3: _pay_pg(3)}
-
-# --- balances: moved in the statement that checks them -----------------------------------
-
-CREDIT_BALANCE = text(
-    "INSERT INTO account_balance (user_id, cents) VALUES (:user_id, :cents) "
-    "ON CONFLICT (user_id) DO UPDATE SET cents = account_balance.cents + EXCLUDED.cents"
-)
-# takes money only when the balance covers it (else: no row)
-DEBIT_BALANCE = text(
-    "UPDATE account_balance SET cents = cents - :cents "
-    "WHERE user_id = :user_id AND cents >= :cents RETURNING cents"
-)
-BALANCE = text("SELECT cents FROM account_balance WHERE user_id = :user_id")
-
-# a pool's reservation and fee; (SQLite, PostgreSQL): there the row is locked while a new
-# suite is checked against it, in a statement of its own, so that the outstanding suites
-# below are read after the lock
-_POOL_BUDGET = "SELECT reserved_cents, fee_percent FROM pool WHERE id = :pool_id"
-POOL_BUDGET = (text(_POOL_BUDGET), text(_POOL_BUDGET + " FOR NO KEY UPDATE"))
-# suites handed out or awaiting review and not paid yet: (reward, how many) per reward
-OUTSTANDING_SUITES = text(
-    "SELECT reward_cents, COUNT(*) FROM assignment WHERE pool_id = :pool_id "
-    "AND status IN ('active', 'submitted') AND reward_cents > 0 GROUP BY reward_cents"
-)
-
-# --- quality: the labeler's control accuracy over the requester's pools --------------------
-
-# adds a suite's control answers to the labeler's running counts and sets the percentage
-# (no row changes when the labeler has no value for the skill yet: the caller creates it
-# from CONTROL_TOTALS, the labeler's whole history)
-ADD_CONTROL_TALLY = text(
-    """
-UPDATE user_skill SET updated_at = :now,
-  control_answers = control_answers + :answers, control_correct = control_correct + :correct,
-  value = ROUND(CAST(100.0 * (control_correct + :correct) / (control_answers + :answers)
-                AS NUMERIC), 2)
-WHERE user_id = :labeler_id
-  AND skill_id = (SELECT id FROM skill WHERE owner_id = :requester_id AND name = :name)
-RETURNING value
-"""
-).bindparams(bindparam("now", type_=UTCDateTime))
-_RIGHT = "SUM(CASE WHEN a.value = t.known_answer THEN 1 ELSE 0 END)"
-CONTROL_TOTALS = text(
-    f"SELECT COUNT(a.id), COALESCE({_RIGHT}, 0) "
-    "FROM answer a JOIN task t ON t.id = a.task_id JOIN pool p ON p.id = a.pool_id "
-    "WHERE a.labeler_id = :labeler_id AND t.kind = 'control' AND p.owner_id = :requester_id"
-)
-# one suite's control answers: (how many, how many right)
-SUITE_CONTROLS = text(
-    f"SELECT COUNT(a.id), COALESCE({_RIGHT}, 0) FROM answer a JOIN task t ON t.id = a.task_id "
-    "WHERE a.assignment_id = :assignment_id AND t.kind = 'control'"
 )

@@ -29,7 +29,7 @@ from app.services.labeling import sql
 from app.services.labeling.locks import bump_tasks, end_assignment, on_pg
 from app.services.labeling.views import load_suite_tasks, suite_tasks
 from app.services.money import ledger
-from app.services.projects.pool_state import _close_pool
+from app.services.projects.pool_state import mark_closed
 from app.services.quality import apply_rules_after_submit
 
 DONE = (AssignmentStatus.SUBMITTED, AssignmentStatus.ACCEPTED, AssignmentStatus.REJECTED)
@@ -314,7 +314,7 @@ def _close_if_complete(session: Session, *, pool: Pool | SubmitPool) -> None:
     locked = session.exec(query).one()
     if pg and session.exec(unfinished).first() is not None:
         return
-    _close_pool(session, pool=locked, reason="COMPLETED")
+    mark_closed(session, pool=locked, reason="COMPLETED")
 
 
 def check_training_answer(

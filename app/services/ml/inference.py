@@ -26,7 +26,8 @@ URL_TIMEOUT_SECONDS = 10.0
 TSV_HEADER = "INPUT:image\tOUTPUT:result\tCONFIDENCE:result\n"
 
 
-def _predictor(model: TrainedModel):
+def predictor_for(model: TrainedModel):
+    """The loaded predictor of a completed model (cached per process); `NotFound` otherwise."""
     from model.checkpoint import CheckpointError
     from model.predict import get_predictor
 
@@ -48,7 +49,7 @@ def predict_bytes(model: TrainedModel, *, data: bytes, name: str, top_k: int | N
     from model.data import BadImageError
 
     media.inspect_image(data, name=name)
-    predictor = _predictor(model)
+    predictor = predictor_for(model)
     try:
         return predictor.predict(data, top_k=top_k)
     except BadImageError as exc:
@@ -68,7 +69,7 @@ def predict_images(
     Returns one dict per file: ``name``, ``predictions`` (label, probability) or ``error``.
     """
     model = get_model(session, requester=requester, model_id=model_id)
-    _predictor(model)
+    predictor_for(model)
     if not files:
         raise ValidationFailed("Choose one or more images.", errors={"files": "Required."})
     results = []
@@ -166,7 +167,7 @@ def start_batch_prediction(
 ) -> Job:
     """Queue a job that predicts every stored image of a pool or a collection into a TSV."""
     model = get_model(session, requester=requester, model_id=model_id)
-    _predictor(model)
+    predictor_for(model)
     if (pool_id is None) == (collection_id is None):
         raise ValidationFailed(
             "Pick either a pool or a collection.", errors={"source": "Pick one."}

@@ -32,9 +32,10 @@ from app.db.models import (
     PoolStatus,
     User,
 )
+from app.db.raw import pick, rows
 from app.db.types import utcnow
 from app.errors import InsufficientFunds, ValidationFailed
-from app.services.labeling import sql
+from app.services.money import sql
 
 MAX_TOPUP_CENTS = 100_000_00
 
@@ -59,7 +60,7 @@ def _user_id(user: User | int) -> int:
 def get_balance(session: Session, *, user: User | int, account: str = LedgerAccount.BALANCE) -> int:
     """The user's money on one account, in cents (``balance``: the guarded running row)."""
     if account == LedgerAccount.BALANCE:
-        found = sql.rows(session.connection(), sql.BALANCE, {"user_id": _user_id(user)})
+        found = rows(session.connection(), sql.BALANCE, {"user_id": _user_id(user)})
         return int(found[0][0]) if found else 0
     return _sum(session, LedgerEntry.user_id == _user_id(user), LedgerEntry.account == account)
 
@@ -129,7 +130,7 @@ def _move_balance(session: Session, *, user_id: int, cents: int, refuse: Refusal
     conn = session.connection()
     if cents >= 0:
         conn.execute(sql.CREDIT_BALANCE, {"user_id": user_id, "cents": cents})
-    elif not sql.rows(conn, sql.DEBIT_BALANCE, {"user_id": user_id, "cents": -cents}):
+    elif not rows(conn, sql.DEBIT_BALANCE, {"user_id": user_id, "cents": -cents}):
         raise refuse(get_balance(session, user=user_id))
 
 
@@ -202,7 +203,7 @@ def reserve_for_pool(session: Session, *, pool: Pool, amount_cents: int, memo: s
 
 def outstanding_cents(session: Session, *, pool_id: int, fee_percent: float | None) -> int:
     """What the pool's suites that are out or awaiting review may still cost, fee included."""
-    found = sql.rows(session.connection(), sql.OUTSTANDING_SUITES, {"pool_id": pool_id})
+    found = rows(session.connection(), sql.OUTSTANDING_SUITES, {"pool_id": pool_id})
     return sum(n * (reward + fee_cents(reward, fee_percent)) for reward, n in found)
 
 
@@ -220,7 +221,7 @@ def ensure_suite_covered(
         return
     conn = session.connection()
     pg = conn.dialect.name == "postgresql"
-    [(reserved, fee_percent)] = sql.rows(conn, sql.pick(sql.POOL_BUDGET, pg), {"pool_id": pool_id})
+    [(reserved, fee_percent)] = rows(conn, pick(sql.POOL_BUDGET, pg), {"pool_id": pool_id})
     need = outstanding_cents(session, pool_id=pool_id, fee_percent=fee_percent)
     need += reward_cents + fee_cents(reward_cents, fee_percent)
     short = need - int(reserved)
@@ -289,12 +290,12 @@ def pay_suite(session: Session, *, pool: Pool, assignment: Assignment) -> bool:
     conn = session.connection()
     spend = {"pool_id": pool.id, "amount": amount + fee}
     if conn.dialect.name == "postgresql":
-        [(paid, spent)] = sql.rows(conn, sql.PAY_PG[len(entries)], {**params, **spend})
+        [(paid, spent)] = rows(conn, sql.PAY_PG[len(entries)], {**params, **spend})
     else:
-        paid = len(sql.rows(conn, sql.PAYMENT[len(entries)], params))
+        paid = len(rows(conn, sql.PAYMENT[len(entries)], params))
         if paid == len(entries):
             conn.execute(sql.CREDIT_BALANCE, {"user_id": assignment.labeler_id, "cents": amount})
-        spent = paid == len(entries) and bool(sql.rows(conn, sql.SPEND_RESERVED, spend))
+        spent = paid == len(entries) and bool(rows(conn, sql.SPEND_RESERVED, spend))
     if paid < len(entries):
         return False  # paid already
     # the pool's running total moves with its reservation entries, as in add_entry

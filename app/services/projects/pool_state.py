@@ -9,7 +9,7 @@ from app.db.types import utcnow
 from app.services.money import ledger
 
 
-def _close_pool(session: Session, *, pool: Pool, reason: str) -> int:
+def mark_closed(session: Session, *, pool: Pool, reason: str) -> int:
     """Close an open pool and release its unspent reservation (flush only).
 
     Reasons follow Toloka: MANUAL, COMPLETED, EXPIRED, NOT_ENOUGH_BALANCE. Returns the

@@ -18,7 +18,7 @@ from app.db.models.pool import PoolType
 from app.db.types import utcnow
 from app.errors import Conflict, InsufficientFunds, NotFound, ValidationFailed
 from app.services.money import ledger
-from app.services.projects.pool_state import _close_pool
+from app.services.projects.pool_state import mark_closed
 from app.services.projects.projects import get_project
 from app.services.quality.presets import image_classification_preset
 from app.services.quality.rules import dump_configs, parse_configs
@@ -393,7 +393,7 @@ def close_pool(session: Session, *, requester: User, pool_id: int) -> int:
     pool = get_pool(session, requester=requester, pool_id=pool_id)
     if pool.status != PoolStatus.OPEN:
         raise Conflict(f"Only an open pool can be closed; this one is {pool.status}.")
-    released = _close_pool(session, pool=pool, reason="MANUAL")
+    released = mark_closed(session, pool=pool, reason="MANUAL")
     session.commit()
     session.refresh(pool)
     return released

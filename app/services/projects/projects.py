@@ -335,7 +335,7 @@ def update_project(
     return project
 
 
-def _add_options(session: Session, *, project: Project, values: Sequence[str]) -> None:
+def add_options(session: Session, *, project: Project, values: Sequence[str]) -> None:
     """Append options (label = value) for new values (flush only)."""
     existing = list_options(session, project=project)
     if len(existing) + len(values) > MAX_OPTIONS:

@@ -28,7 +28,7 @@ from app.services.jobs import records as jobs
 from app.services.media import store as media
 from app.services.projects import archive
 from app.services.projects.pools import get_pool
-from app.services.projects.projects import _add_options, has_open_pool, list_options
+from app.services.projects.projects import add_options, has_open_pool, list_options
 from app.services.projects.upload_formats import TaskInput, TsvContext, is_url, parse_task_tsv
 from app.settings import get_settings
 
@@ -208,7 +208,7 @@ def _write(
         project = session.get(Project, pool.project_id)
         if has_open_pool(session, project=project):
             raise Conflict("Answer options cannot be added while a pool of this project is open.")
-        _add_options(session, project=project, values=prepared.new_options)
+        add_options(session, project=project, values=prepared.new_options)
     stored: list[MediaFile] = []
     in_pool = set(session.exec(select(Task.media_id).where(Task.pool_id == pool.id)))
     for blob in prepared.blobs:

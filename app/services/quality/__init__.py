@@ -9,17 +9,14 @@ Contract used by the labeling hot path (issue 4):
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from sqlmodel import Session
 
 from app.db.models import Assignment, Ban, Pool
+from app.db.raw import rows
 from app.db.types import utcnow
 from app.errors import LabelerBanned
-from app.services.labeling import sql
-
-if TYPE_CHECKING:
-    from app.services.labeling.submissions import LockedSuite, SubmitPool
+from app.services.quality import engine, sql
+from app.services.quality.inputs import SubmittedSuite, SubmitTerms
 
 
 def active_ban_for(session: Session, *, labeler_id: int, pool: Pool) -> Ban | None:
@@ -33,7 +30,7 @@ def active_ban_for(session: Session, *, labeler_id: int, pool: Pool) -> Ban | No
     }
     # this runs on every suite a labeler takes, and almost always finds nothing: the id
     # first, in one narrow statement; the row only when there is one
-    found = sql.rows(session.connection(), sql.ACTIVE_BAN_ID, params)
+    found = rows(session.connection(), sql.ACTIVE_BAN_ID, params)
     return session.get(Ban, found[0][0]) if found else None
 
 
@@ -56,10 +53,10 @@ def ensure_not_banned(session: Session, *, labeler_id: int, pool: Pool) -> None:
 def apply_rules_after_submit(
     session: Session,
     *,
-    assignment: Assignment | LockedSuite,
+    assignment: Assignment | SubmittedSuite,
     suite: list[tuple] | None = None,
     control_tally: tuple[int, int] | None = None,
-    pool: SubmitPool | None = None,
+    pool: SubmitTerms | None = None,
 ) -> None:
     """Run the pool's quality rules after a submitted suite (flush only, no commit).
 
@@ -69,15 +66,11 @@ def apply_rules_after_submit(
     so is ``control_tally``: (control answers, right ones) of the suite, and ``pool``:
     what the submit read of the pool (a pool without rules then costs no ORM load).
     """
-    from app.services.quality.engine import run_after_submit
-
-    run_after_submit(
+    engine.run_after_submit(
         session, assignment=assignment, suite=suite, control_tally=control_tally, pool=pool
     )
 
 
 def apply_rules_after_skip(session: Session, *, assignment: Assignment) -> None:
     """Run the skipped-in-a-row rules after a labeler skipped a suite (flush only)."""
-    from app.services.quality.engine import run_after_skip
-
-    run_after_skip(session, assignment=assignment)
+    engine.run_after_skip(session, assignment=assignment)

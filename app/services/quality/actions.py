@@ -51,9 +51,9 @@ def change_overlap(session: Session, *, pool: Pool, labeler_id: int, params: dic
     """Raise the overlap of the labeler's tasks by ``delta``; reopen when asked."""
     task_ids = _labeler_task_ids(session, pool=pool, labeler_id=labeler_id)
     delta = int(params.get("delta") or 1)
-    changed = overlap._raise_overlap(session, pool=pool, task_ids=task_ids, delta=delta)
+    changed = overlap.raise_overlap(session, pool=pool, task_ids=task_ids, delta=delta)
     if changed and params.get("open_pool"):
-        overlap._reopen_if_completed(session, pool=pool, slots=changed * delta, force=True)
+        overlap.reopen_if_completed(session, pool=pool, slots=changed * delta, force=True)
     return changed
 
 
@@ -72,7 +72,7 @@ def apply_action(
     kind = action.type.value
     result = kind
     if kind == "RESTRICTION_V2":
-        ban = bans._create_ban(
+        ban = bans.create_ban(
             session,
             requester_id=pool.owner_id,
             labeler_id=labeler_id,
@@ -86,7 +86,7 @@ def apply_action(
         )
         result = f"banned (ban {ban.id})"
     elif kind == "SET_SKILL":
-        skills._set_skill_value(
+        skills.set_skill_value(
             session,
             skill_id=int(params["skill_id"]),
             user_id=labeler_id,
@@ -96,16 +96,16 @@ def apply_action(
         value = figures.get(params.get("from_field", "correct_answers_rate"))
         if value is None:
             return "skipped"
-        skills._set_skill_value(
+        skills.set_skill_value(
             session, skill_id=int(params["skill_id"]), user_id=labeler_id, value=value
         )
     elif kind == "REJECT_ALL_ASSIGNMENTS":
         comment = str(params.get("public_comment") or "Rejected by a quality rule.")
         for assignment in _submitted(session, pool=pool, labeler_id=labeler_id):
-            review._reject(session, pool=pool, assignment=assignment, comment=comment)
+            review.reject_suite(session, pool=pool, assignment=assignment, comment=comment)
     elif kind == "APPROVE_ALL_ASSIGNMENTS":
         for assignment in _submitted(session, pool=pool, labeler_id=labeler_id):
-            review._accept(session, pool=pool, assignment=assignment)
+            review.accept_suite(session, pool=pool, assignment=assignment)
     elif kind == "CHANGE_OVERLAP":
         change_overlap(session, pool=pool, labeler_id=labeler_id, params=params)
     if kind in RESETTING:

@@ -10,7 +10,7 @@ from sqlmodel import Session
 from app.db.models import Ban, Role, User
 from app.db.types import utcnow
 from app.errors import UploadRejected
-from app.services.quality.bans import _create_ban, _scope_target, ban_expiry, normalize_scope
+from app.services.quality.bans import ban_expiry, create_ban, normalize_scope, scope_target
 
 MAX_FILE_IDS = 10_000
 
@@ -82,12 +82,12 @@ def ban_labelers_from_file(
     """Ban every labeler listed in the file, all or none."""
     ids = parse_labeler_ids(session, data)
     normalized = normalize_scope(scope)
-    pool, project_id = _scope_target(
+    pool, project_id = scope_target(
         session, requester=requester, scope=normalized, pool_id=pool_id, project_id=project_id
     )
     expires_at = ban_expiry(utcnow(), duration, duration_unit)
     bans = [
-        _create_ban(
+        create_ban(
             session,
             requester_id=requester.id,
             labeler_id=labeler_id,

@@ -27,7 +27,7 @@ from app.db.models import (
 )
 from app.db.types import utcnow
 from app.errors import NotFound, ValidationFailed
-from app.services.quality import overlap
+from app.services.quality import events, overlap
 
 UNIT_SECONDS = {"MINUTES": 60, "HOURS": 3600, "DAYS": 86400}
 ALL_RULES = "*"
@@ -112,12 +112,12 @@ def _exclude_banned_answers(session: Session, *, pool: Pool, labeler_id: int) ->
             Answer.excluded.is_(False),
         )
     ).all()
-    freed = overlap._give_back(session, list(answers))
-    overlap._reopen_if_completed(session, pool=pool, slots=freed)
+    freed = overlap.give_back(session, list(answers))
+    overlap.reopen_if_completed(session, pool=pool, slots=freed)
     return freed
 
 
-def _create_ban(
+def create_ban(
     session: Session,
     *,
     requester_id: int,
@@ -131,8 +131,6 @@ def _create_ban(
     source: str = "manual",
 ) -> Ban:
     """Create the ban and apply its consequences (flush only)."""
-    from app.services.quality.engine import run_ban_rules
-
     scope = normalize_scope(scope)
     if not (private_comment or "").strip():
         raise ValidationFailed(
@@ -177,7 +175,7 @@ def _create_ban(
         if scoped.exclude_banned_answers:
             _exclude_banned_answers(session, pool=scoped, labeler_id=labeler_id)
         else:
-            run_ban_rules(session, pool=scoped, labeler_id=labeler_id)
+            events.labeler_banned(session, pool=scoped, labeler_id=labeler_id)
     return ban
 
 
@@ -202,7 +200,7 @@ def _labeler(session: Session, labeler_id: int) -> User:
     return user
 
 
-def _scope_target(
+def scope_target(
     session: Session,
     *,
     requester: User,
@@ -240,14 +238,14 @@ def ban_labeler(
     """Ban one labeler by hand (expiry from duration+unit, or an explicit ``expires_at``)."""
     _labeler(session, labeler_id)
     normalized = normalize_scope(scope)
-    pool, project_id = _scope_target(
+    pool, project_id = scope_target(
         session, requester=requester, scope=normalized, pool_id=pool_id, project_id=project_id
     )
     if expires_at is None:
         expires_at = ban_expiry(utcnow(), duration, duration_unit)
     elif expires_at <= utcnow():
         raise ValidationFailed("The end must be in the future.", errors={"will_expire": "Past."})
-    ban = _create_ban(
+    ban = create_ban(
         session,
         requester_id=requester.id,
         labeler_id=labeler_id,

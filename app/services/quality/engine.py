@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from sqlmodel import Session, select
 
@@ -24,12 +23,10 @@ from app.db.models import (
     Task,
     TaskKind,
 )
-from app.services.quality import actions, collectors, skills
+from app.services.quality import actions, collectors, events, skills
 from app.services.quality.bans import ALL_RULES
+from app.services.quality.inputs import SubmittedSuite, SubmitTerms
 from app.services.quality.rules import QualityConfig, Rule, conditions_hold, load_configs, rule_key
-
-if TYPE_CHECKING:
-    from app.services.labeling.submissions import LockedSuite, SubmitPool
 
 log = logging.getLogger("crowdlab.quality")
 
@@ -161,10 +158,10 @@ def _completed_task_labelers(session: Session, *, pool: Pool, suite: list[tuple]
 def run_after_submit(
     session: Session,
     *,
-    assignment: Assignment | LockedSuite,
+    assignment: Assignment | SubmittedSuite,
     suite: list[tuple] | None = None,
     control_tally: tuple[int, int] | None = None,
-    pool: SubmitPool | None = None,
+    pool: SubmitTerms | None = None,
 ) -> list[str]:
     """Update control accuracy and run submit rules (majority vote for every co-labeler).
 
@@ -180,7 +177,7 @@ def run_after_submit(
     if suite is None:
         suite = _suite_tasks(session, assignment=assignment)
     if any(kind == TaskKind.CONTROL for _, kind, _, _ in suite):
-        skills._update_control_accuracy(
+        skills.update_control_accuracy(
             session,
             requester_id=pool.owner_id,
             labeler_id=assignment.labeler_id,
@@ -228,3 +225,7 @@ def run_ban_rules(session: Session, *, pool: Pool, labeler_id: int) -> list[str]
         rules=rules,
         context={"revoked_reason": "RESTRICTION"},
     )
+
+
+events.subscribe("banned", run_ban_rules)
+events.subscribe("reviewed", run_review_rules)

@@ -50,7 +50,7 @@ def _bump_general(session: Session, counts: Counter, delta_sign: int) -> None:
     _expire_tasks(session, set(counts))
 
 
-def _give_back(session: Session, answers: list[Answer]) -> int:
+def give_back(session: Session, answers: list[Answer]) -> int:
     """Exclude the answers and return their general tasks' slots (flush only).
 
     Returns how many general-task slots were freed.
@@ -70,7 +70,7 @@ def _give_back(session: Session, answers: list[Answer]) -> int:
     return sum(counts.values())
 
 
-def _retake(session: Session, *, pool: Pool, answers: list[Answer]) -> None:
+def retake(session: Session, *, pool: Pool, answers: list[Answer]) -> None:
     """Count excluded answers again where their task still has a free slot (flush only)."""
     table = Task.__table__
     kinds = dict(
@@ -109,7 +109,7 @@ def _reissue_cost(pool: Pool, slots: int) -> int:
     return reward + round(reward * (pool.fee_percent or 0.0) / 100)
 
 
-def _reopen_if_completed(session: Session, *, pool: Pool, slots: int, force: bool = False) -> bool:
+def reopen_if_completed(session: Session, *, pool: Pool, slots: int, force: bool = False) -> bool:
     """Reopen a pool that closed as COMPLETED (or any closed pool when ``force``).
 
     Reserves the cost of the re-issued slots first; without the funds the pool stays
@@ -133,7 +133,7 @@ def _reopen_if_completed(session: Session, *, pool: Pool, slots: int, force: boo
     return True
 
 
-def _raise_overlap(session: Session, *, pool: Pool, task_ids: list[int], delta: int) -> int:
+def raise_overlap(session: Session, *, pool: Pool, task_ids: list[int], delta: int) -> int:
     """Raise the overlap of general tasks by ``delta`` (flush only); returns tasks changed."""
     if not task_ids or delta <= 0:
         return 0

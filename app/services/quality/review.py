@@ -28,7 +28,7 @@ from app.db.models import (
 from app.db.types import utcnow
 from app.errors import Conflict, NotFound, UploadRejected, ValidationFailed
 from app.services.money import ledger
-from app.services.quality import overlap
+from app.services.quality import events, overlap
 
 TSV_COLUMNS = [
     "ASSIGNMENT:assignment_id",
@@ -65,7 +65,7 @@ def _settle_if_closed(session: Session, *, pool: Pool) -> None:
         ledger.release_pool_reservation(session, pool=pool, memo="Released after review")
 
 
-def _accept(
+def accept_suite(
     session: Session, *, pool: Pool, assignment: Assignment, comment: str = "", now=None
 ) -> bool:
     """Accept and pay a suite (flush only); False when it was already accepted."""
@@ -74,7 +74,7 @@ def _accept(
     if assignment.status not in (AssignmentStatus.SUBMITTED, AssignmentStatus.REJECTED):
         raise InappropriateStatus(f"A {assignment.status} suite cannot be accepted.")
     if assignment.status == AssignmentStatus.REJECTED:
-        overlap._retake(session, pool=pool, answers=_answers(session, assignment))
+        overlap.retake(session, pool=pool, answers=_answers(session, assignment))
     assignment.status = AssignmentStatus.ACCEPTED
     assignment.reviewed_at = now or utcnow()
     assignment.review_comment = (comment or "").strip()[:2000] or None
@@ -84,7 +84,7 @@ def _accept(
     return True
 
 
-def _reject(session: Session, *, pool: Pool, assignment: Assignment, comment: str) -> bool:
+def reject_suite(session: Session, *, pool: Pool, assignment: Assignment, comment: str) -> bool:
     """Reject a suite (flush only): not paid, its tasks re-issued; False if already rejected."""
     if assignment.status == AssignmentStatus.REJECTED:
         return False
@@ -99,8 +99,8 @@ def _reject(session: Session, *, pool: Pool, assignment: Assignment, comment: st
     assignment.reviewed_at = utcnow()
     assignment.review_comment = comment[:2000]
     session.add(assignment)
-    freed = overlap._give_back(session, _answers(session, assignment))
-    overlap._reopen_if_completed(session, pool=pool, slots=freed)
+    freed = overlap.give_back(session, _answers(session, assignment))
+    overlap.reopen_if_completed(session, pool=pool, slots=freed)
     return True
 
 
@@ -116,10 +116,8 @@ def get_reviewable(
 
 
 def _after_review(session: Session, *, pool: Pool, labeler_ids: set[int]) -> None:
-    from app.services.quality.engine import run_review_rules
-
     for labeler_id in sorted(labeler_ids):
-        run_review_rules(session, pool=pool, labeler_id=labeler_id)
+        events.suites_reviewed(session, pool=pool, labeler_id=labeler_id)
     _settle_if_closed(session, pool=pool)
 
 
@@ -128,7 +126,7 @@ def accept_assignment(
 ) -> Assignment:
     """Accept a submitted (or rejected) suite and pay it."""
     assignment, pool = get_reviewable(session, requester=requester, assignment_id=assignment_id)
-    if _accept(session, pool=pool, assignment=assignment, comment=comment):
+    if accept_suite(session, pool=pool, assignment=assignment, comment=comment):
         _after_review(session, pool=pool, labeler_ids={assignment.labeler_id})
     session.commit()
     session.refresh(assignment)
@@ -140,7 +138,7 @@ def reject_assignment(
 ) -> Assignment:
     """Reject a submitted suite with a comment the labeler sees."""
     assignment, pool = get_reviewable(session, requester=requester, assignment_id=assignment_id)
-    if _reject(session, pool=pool, assignment=assignment, comment=comment):
+    if reject_suite(session, pool=pool, assignment=assignment, comment=comment):
         _after_review(session, pool=pool, labeler_ids={assignment.labeler_id})
     session.commit()
     session.refresh(assignment)
@@ -314,9 +312,9 @@ def apply_review_file(session: Session, *, requester: User, pool_id: int, data: 
     for assignment_id, (verdict, comment, _number) in sorted(verdicts.items()):
         assignment = assignments[assignment_id]
         if verdict == "+":
-            changed = _accept(session, pool=pool, assignment=assignment, comment=comment)
+            changed = accept_suite(session, pool=pool, assignment=assignment, comment=comment)
         else:
-            changed = _reject(session, pool=pool, assignment=assignment, comment=comment)
+            changed = reject_suite(session, pool=pool, assignment=assignment, comment=comment)
         counts["accepted" if verdict == "+" else "rejected"] += int(changed)
         counts["unchanged"] += int(not changed)
         if changed:
@@ -356,7 +354,7 @@ def auto_accept_due(session: Session, *, now: datetime | None = None, limit: int
         for assignment in due:
             comment = "Accepted automatically at the end of the review period."
             accepted += int(
-                _accept(session, pool=pool, assignment=assignment, comment=comment, now=now)
+                accept_suite(session, pool=pool, assignment=assignment, comment=comment, now=now)
             )
         _settle_if_closed(session, pool=pool)
         if accepted >= limit:

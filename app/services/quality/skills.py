@@ -11,9 +11,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from app.db.models import Pool, Role, Skill, User, UserSkill
+from app.db.raw import rows
 from app.db.types import utcnow
 from app.errors import Conflict, NotFound, ValidationFailed
-from app.services.labeling import sql
+from app.services.quality import sql
 from app.services.quality.rules import OPERATOR_FUNCS, Operator
 
 CONTROL_ACCURACY = "Control accuracy"
@@ -49,7 +50,7 @@ def control_accuracy_skill(session: Session, *, requester_id: int) -> Skill:
     )
 
 
-def _set_skill_value(session: Session, *, skill_id: int, user_id: int, value: float) -> UserSkill:
+def set_skill_value(session: Session, *, skill_id: int, user_id: int, value: float) -> UserSkill:
     """Upsert a labeler's skill value, clamped to 0-100 (flush only)."""
     value = round(min(100.0, max(0.0, float(value))), 2)
     row = session.exec(
@@ -75,7 +76,7 @@ def _set_skill_value(session: Session, *, skill_id: int, user_id: int, value: fl
     return row
 
 
-def _update_control_accuracy(
+def update_control_accuracy(
     session: Session,
     *,
     requester_id: int,
@@ -89,11 +90,11 @@ def _update_control_accuracy(
     conn = session.connection()
     params = {"labeler_id": labeler_id, "requester_id": requester_id}
     if tally is None:
-        [tally] = sql.rows(conn, sql.SUITE_CONTROLS, {"assignment_id": assignment_id})
+        [tally] = rows(conn, sql.SUITE_CONTROLS, {"assignment_id": assignment_id})
     answers, correct = (int(n) for n in tally)
     if not answers:
         return
-    updated = sql.rows(  # the usual case: skill and value exist, one statement
+    updated = rows(  # the usual case: skill and value exist, one statement
         conn,
         sql.ADD_CONTROL_TALLY,
         {
@@ -110,7 +111,7 @@ def _update_control_accuracy(
     if not total:
         return
     skill = control_accuracy_skill(session, requester_id=requester_id)
-    row = _set_skill_value(
+    row = set_skill_value(
         session, skill_id=skill.id, user_id=labeler_id, value=100.0 * right / total
     )
     row.control_answers, row.control_correct = total, right
@@ -164,7 +165,7 @@ def set_user_skill(
         number = -1.0
     if not 0 <= number <= 100:
         raise ValidationFailed("A skill is between 0 and 100.", errors={"value": "0-100."})
-    row = _set_skill_value(session, skill_id=skill_id, user_id=labeler_id, value=number)
+    row = set_skill_value(session, skill_id=skill_id, user_id=labeler_id, value=number)
     session.commit()
     session.refresh(row)
     return row

@@ -7,7 +7,7 @@ from sqlmodel import select
 
 from app.db.models import Answer, Pool, Task
 from app.errors import LabelerBanned, UploadRejected, ValidationFailed
-from app.services.projects.pool_state import _close_pool
+from app.services.projects.pool_state import mark_closed
 from app.services.quality import active_ban_for, ban_files, bans, ensure_not_banned
 from tests.builders.pools import add_tasks, make_pool, make_project, open_pool
 from tests.builders.users import make_labeler, make_requester
@@ -93,7 +93,7 @@ def _completed_pool(session, requester, **fields):
     for who in (bad, good):
         submit_suite(pool, who, [(tasks[0], "cat"), (tasks[1], "dog")])
     pool = session.get(Pool, pool.id)
-    _close_pool(session, pool=pool, reason="COMPLETED")
+    mark_closed(session, pool=pool, reason="COMPLETED")
     session.commit()
     return pool, tasks, bad
 

@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from app.api.operations import operation_json
 from app.compat.toloka.shapes import iso, run_analytics
 from app.deps import ApiRequester, SessionDep
-from app.services.jobs.operations import _record_operation
+from app.services.jobs.operations import record_operation
 
 router = APIRouter(prefix="/api/staging", tags=["analytics"])
 
@@ -25,7 +25,7 @@ def analytics(
     one ``{request, result, finished}`` per request; ``GET /v1/operations/{id}`` reads it back.
     """
     results = run_analytics(session, requester=user, requests=body)
-    job = _record_operation(
+    job = record_operation(
         session, owner=user, operation_type="ANALYTICS", parameters={"value": body}
     )
     for item in results:

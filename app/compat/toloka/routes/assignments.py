@@ -1,13 +1,13 @@
 """Toloka's assignment reads: ``GET /api/v1/assignments`` (paged search),
 ``GET /api/v1/assignments/{id}`` and the results TSV
-``GET /api/new/requester/pools/{id}/assignments.tsv`` (what ``get_assignments_df`` reads).
-Accept / reject (``PATCH /api/v1/assignments/{id}``) lives with the quality API."""
+``GET /api/new/requester/pools/{id}/assignments.tsv`` (what ``get_assignments_df`` reads),
+and accept / reject (``PATCH /api/v1/assignments/{id}``)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Body, Query, Request
 from fastapi.responses import Response
 
 from app.api.schemas.common import (
@@ -17,7 +17,10 @@ from app.api.schemas.common import (
     parse_id,
 )
 from app.compat.toloka import assignments as compat
+from app.db.models import Assignment
 from app.deps import ApiRequester, SessionDep
+from app.errors import ValidationFailed
+from app.services.quality import review
 
 router = APIRouter(tags=["assignments"])
 
@@ -100,3 +103,36 @@ def assignments_tsv(
         started_to=parse_datetime(startTimeTo, field="startTimeTo"),
     )
     return Response(text, media_type="text/tab-separated-values; charset=utf-8")
+
+
+# --- accept / reject (Toloka's PATCH)
+
+
+def assignment_json(session, assignment: Assignment, *, requester) -> dict:
+    """The assignment in Toloka's shape (shared with ``GET /assignments``)."""
+    return compat.assignments_json(session, [assignment], requester=requester)[0]
+
+
+@router.patch("/api/v1/assignments/{assignment_id}", name="api:assignment:review")
+def patch_assignment(
+    session: SessionDep, user: ApiRequester, assignment_id: int, body: dict[str, Any] = Body(...)
+) -> dict:
+    """Accept or reject a suite: ``{"status": "ACCEPTED"|"REJECTED", "public_comment"}``."""
+    status = str(body.get("status") or "").upper()
+    comment = str(body.get("public_comment") or "")
+    current, _pool = review.get_reviewable(session, requester=user, assignment_id=assignment_id)
+    if current.status.upper() == status:  # Toloka: no ACCEPTED→ACCEPTED, REJECTED→REJECTED
+        raise review.InappropriateStatus(f"The assignment is already {current.status}.")
+    if status == "ACCEPTED":
+        done = review.accept_assignment(
+            session, requester=user, assignment_id=assignment_id, comment=comment
+        )
+    elif status == "REJECTED":
+        done = review.reject_assignment(
+            session, requester=user, assignment_id=assignment_id, comment=comment
+        )
+    else:
+        raise ValidationFailed(
+            "status is ACCEPTED or REJECTED.", errors={"status": "ACCEPTED or REJECTED."}
+        )
+    return assignment_json(session, done, requester=user)

@@ -13,12 +13,13 @@ from fastapi.responses import Response
 
 from app.api.pools import change_pool_state
 from app.api.schemas.common import clamp_limit, parse_filter_id, parse_id, public_id
-from app.compat.toloka.shapes import is_training, iso
+from app.compat.toloka.shapes import iso
 from app.db.models import Pool
 from app.db.models.pool import PoolType
 from app.deps import ApiRequester, SessionDep
 from app.errors import NotFound, ValidationFailed
 from app.services.projects import pools
+from app.services.projects.trainings import is_training
 
 router = APIRouter(prefix="/api/v1", tags=["trainings"])
 
