@@ -1,4 +1,5 @@
-"""Periodic maintenance: expire overdue suites, auto-accept after the review period.
+"""Periodic maintenance: expire overdue suites, auto-accept after the review period,
+retry or fail jobs whose worker stopped.
 
 Each step is registered by the service that owns it, so this module stays small.
 """
@@ -26,6 +27,7 @@ def periodic_step(name: str) -> Callable:
 def run_periodic() -> dict[str, object]:
     """Run every registered step; one failing step does not stop the others."""
     import workers.jobs  # noqa: F401  (job modules register their periodic steps)
+    import workers.leases  # noqa: F401  (stale jobs: retried or failed)
 
     results: dict[str, object] = {}
     for name, func in _STEPS:

@@ -45,6 +45,19 @@ def dispatch(job_id: int) -> None:
     get_huey()._crowdlab_run(job_id)  # type: ignore[attr-defined]
 
 
+def recover_at_start() -> None:
+    """Before consuming: retry or fail the jobs whose worker stopped (a crash, a restart)."""
+    from workers.leases import recover_stale_jobs
+
+    try:
+        counts = recover_stale_jobs()
+    except Exception:  # noqa: BLE001 - the periodic pass tries again within a minute
+        log.exception("recovering stale jobs at start failed")
+        return
+    if any(counts.values()):
+        log.info("stale jobs at start: %s", counts)
+
+
 _consumer_lock = threading.Lock()
 _consumer = None
 
@@ -56,6 +69,7 @@ def start_in_process_consumer(workers: int = 2):
         if _consumer is not None:
             return _consumer
         huey = get_huey()
+        recover_at_start()
         consumer = huey.create_consumer(workers=workers, worker_type="thread", periodic=True)
         # The web server owns the process's signals; the consumer must not take them.
         consumer._set_signal_handlers = lambda: None
