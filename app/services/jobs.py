@@ -57,7 +57,7 @@ def get_job(session: Session, *, owner: User, job_id: int | str) -> Job:
     return job
 
 
-def request_cancel(session: Session, *, owner: User, job_id: int) -> Job:
+def request_cancel(session: Session, *, owner: User, job_id: int | str) -> Job:
     """Cancel one of the owner's jobs, whatever state it is in.
 
     A queued job is cancelled at once; a running one is asked to stop at its next progress
