@@ -96,7 +96,9 @@ def _run_attempt(
         error = traceback.format_exc()[-4000:]
         if holds_lease(lease, job_id):
             run_failure_hook(kind, payload, message, cancelled=False)
-            mark_finished(job_id, status=JobStatus.FAILED, message=message, error=error, lease=lease)
+            mark_finished(
+                job_id, status=JobStatus.FAILED, message=message, error=error, lease=lease
+            )
     else:
         if not mark_finished(
             job_id, status=JobStatus.SUCCEEDED, message="Done.", result=result or {}, lease=lease

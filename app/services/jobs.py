@@ -224,9 +224,7 @@ class ProgressReporter:
             values: dict = {"progress": recorded[0], "heartbeat_at": utcnow()}
             if message:
                 values["message"] = recorded[1]
-            result = session.execute(
-                update(Job).where(_owned(self.job_id, token)).values(**values)
-            )
+            result = session.execute(update(Job).where(_owned(self.job_id, token)).values(**values))
             if result.rowcount != 1:
                 session.rollback()
                 self.lease_lost = True

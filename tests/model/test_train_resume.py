@@ -55,6 +55,7 @@ def test_training_killed_in_epoch_3_resumes_at_epoch_3_and_matches_a_straight_ru
     assert result.status == "completed"
     assert {e["epoch"] for e in events} == {3}  # epochs 1 and 2 were not trained again
     assert [h["epoch"] for h in result.history] == [1, 2, 3]
+
     def losses(history):
         return [(h["epoch"], h["train_loss"], h["val_loss"]) for h in history]
 

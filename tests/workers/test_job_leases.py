@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from datetime import timedelta
 
@@ -53,8 +54,11 @@ def _quiet(job_id, payload, progress):
 def _taken_over(job_id, payload, progress):
     """Another worker takes the job over while this one was not looking."""
     with session_scope() as s:
-        s.execute(update(Job).where(Job.id == job_id).values(lease_token="other-worker",
-                                                              message="the other worker's"))
+        s.execute(
+            update(Job)
+            .where(Job.id == job_id)
+            .values(lease_token="other-worker", message="the other worker's")
+        )
         s.commit()
     progress(0.5, "the stale worker's", force=True)
     return {"written": "by the stale worker"}
@@ -200,3 +204,12 @@ def test_cancel_from_the_web_page_and_the_api_in_every_state(
     assert again.status_code == 409
     assert requester_client.post(f"/jobs/{dead}/cancel").status_code == 409
     assert job_work_dir(dead).exists() is False
+
+
+def test_the_progress_bar_shows_the_retry_and_offers_cancel(session, requester, requester_client):
+    job_id = _running_job(session, requester, minutes_silent=0, attempts=2)
+    html = requester_client.get(f"/jobs/{job_id}/progress").text
+    assert "Attempt 2 of 3" in html
+    assert re.search(rf'hx-post="[^"]*/jobs/{job_id}/cancel"', html)
+    html = requester_client.post(f"/jobs/{job_id}/cancel").text
+    assert "Cancelling…" in html and 'data-status="running"' in html

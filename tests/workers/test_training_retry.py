@@ -74,3 +74,29 @@ def test_training_killed_at_epoch_3_resumes_there_on_retry(session, requester, m
     assert [h["epoch"] for h in model.metrics["history"]] == [1, 2, 3, 4]
     assert "resumed after epoch 2 of 4" in model.message
     assert not job_work_dir(job_id).exists()  # the resume state goes with the job
+
+
+def test_cancelling_a_training_whose_worker_died_cancels_it_at_once(session, requester):
+    from app.services.jobs import mark_running
+
+    collection = make_collection(session, requester, per_class=3)
+    model = trained_models.start_training(
+        session,
+        requester=requester,
+        collection_id=collection.id,
+        settings=TINY_SETTINGS,
+        dispatch=False,
+    )
+    assert mark_running(model.job_id) is not None
+    with session_scope() as s:  # the worker died ten minutes ago
+        s.execute(
+            update(Job)
+            .where(Job.id == model.job_id)
+            .values(heartbeat_at=utcnow() - timedelta(minutes=10))
+        )
+        s.commit()
+    cancelled = trained_models.cancel_training(session, requester=requester, model_id=model.id)
+    assert cancelled.status == ModelStatus.CANCELLED
+    assert "stopped responding" in cancelled.message
+    session.expire_all()
+    assert session.get(Job, model.job_id).status == JobStatus.CANCELLED
