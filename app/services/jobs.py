@@ -13,12 +13,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, literal, select, update
 from sqlmodel import Session
 
 from app.db.engine import session_scope
 from app.db.models import Job, JobStatus, User
-from app.db.types import utcnow
+from app.db.types import UTCDateTime, utcnow
 from app.errors import Conflict, NotFound
 from app.settings import get_settings
 
@@ -252,7 +252,7 @@ def mark_running(job_id: int) -> Lease | None:
             .where(Job.id == job_id, Job.status == JobStatus.QUEUED)
             .values(
                 status=JobStatus.RUNNING,
-                started_at=func.coalesce(Job.started_at, now),
+                started_at=func.coalesce(Job.started_at, literal(now, UTCDateTime())),
                 heartbeat_at=now,
                 lease_token=token,
                 worker=worker_identity(),
