@@ -34,12 +34,13 @@ def _serve(args: argparse.Namespace) -> int:
 def _worker(args: argparse.Namespace) -> int:
     from huey.consumer import Consumer
 
-    from workers.queue import get_huey
+    from workers.queue import get_huey, recover_at_start
 
     huey = get_huey()
     if huey.immediate:
         print("CROWDLAB_JOBS_IMMEDIATE is set: there is nothing to consume.", file=sys.stderr)
         return 2
+    recover_at_start()
     Consumer(huey, workers=args.threads, worker_type="thread", periodic=True).run()
     return 0
 

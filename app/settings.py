@@ -32,6 +32,12 @@ class Settings(BaseSettings):
     jobs_immediate: bool = False
     jobs_in_process: bool = True
     worker_threads: int = 2
+    # A running job renews its heartbeat every ``job_heartbeat_seconds`` (default: a sixth
+    # of the lease); one not heard from for ``job_lease_seconds`` is retried up to
+    # ``job_max_attempts`` attempts in all, then failed.
+    job_lease_seconds: float = Field(default=90.0, gt=0)
+    job_heartbeat_seconds: float | None = Field(default=None, gt=0)
+    job_max_attempts: int = Field(default=3, ge=1, le=20)
 
     # Uploads
     max_upload_bytes: int = 200 * 1024 * 1024
@@ -52,6 +58,11 @@ class Settings(BaseSettings):
     session_max_age: int = 14 * 24 * 3600
     argon2_time_cost: int = 2
     argon2_memory_cost: int = 19 * 1024
+
+    @property
+    def resolved_job_heartbeat_seconds(self) -> float:
+        """How often a running job renews its heartbeat (well inside the lease)."""
+        return self.job_heartbeat_seconds or max(0.05, self.job_lease_seconds / 6)
 
     @property
     def resolved_database_url(self) -> str:

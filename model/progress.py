@@ -29,6 +29,7 @@ class ProgressReporter:
         self.start = time.perf_counter()
         self.last = -math.inf
         self.val_accuracy: float | None = None
+        self.done_before = 0  # steps finished by an earlier, interrupted run (resumed)
 
     def due(self, step: int) -> bool:
         """Whether a report is due at ``step`` (first, last, or after the interval)."""
@@ -44,7 +45,11 @@ class ProgressReporter:
         self.last = now
         done = (epoch - 1) * self.steps + step
         fraction = 1.0 if phase == "done" else min(done / self.total, 1.0)
-        eta = (now - self.start) / done * (self.total - done) if done and phase != "done" else 0.0
+        done_now = done - self.done_before
+        eta = (
+            (now - self.start) / done_now * (self.total - done) if done_now > 0 and phase != "done"
+            else 0.0
+        )  # fmt: skip
         self.callback(
             {
                 "phase": phase,

@@ -30,6 +30,7 @@ from model.factory import build_model
 from model.metrics import compute_metrics
 from model.optim import make_optimizer, make_scheduler
 from model.progress import ProgressCallback, ProgressReporter
+from model.resume import fingerprint, load_resume_state, save_resume_state
 
 logger = logging.getLogger(__name__)
 
@@ -84,6 +85,7 @@ def train(
     out_dir: str | os.PathLike[str],
     on_progress: ProgressCallback | None = None,
     should_stop: StopPredicate | None = None,
+    resume_dir: str | os.PathLike[str] | None = None,
 ) -> TrainResult:
     """Train a classifier and write its checkpoint to ``out_dir``.
 
@@ -98,6 +100,9 @@ def train(
             about twice a second plus at every epoch end.
         should_stop: Polled every step; when it returns True the run stops and returns a
             result with ``status="cancelled"`` without writing a checkpoint.
+        resume_dir: A work directory for the resume state (``model.resume``), written after
+            every epoch. When it holds the state of an interrupted run of the same config,
+            classes and data, training continues after that run's last finished epoch.
 
     Raises:
         ValueError: for an invalid config, fewer than two classes, no or malformed items.
@@ -134,6 +139,7 @@ def train(
             on_progress if ctx.is_main else None,
             should_stop,
             started,
+            Path(resume_dir) if resume_dir is not None else None,
         )
     finally:
         if owns_group:
@@ -151,6 +157,7 @@ def _run(
     on_progress: ProgressCallback | None,
     should_stop: StopPredicate | None,
     started: float,
+    resume_dir: Path | None = None,
 ) -> TrainResult:
     generator = seed_everything(config.seed)
     model, info = build_model(
@@ -168,6 +175,19 @@ def _run(
     steps = len(train_loader)
     optimizer = make_optimizer(model, lr=config.lr, weight_decay=config.weight_decay)
     scheduler = make_scheduler(optimizer, total_steps=steps * config.epochs)
+    history: list[dict[str, Any]] = []
+    first_epoch = 1
+    resume_key = fingerprint(config.to_dict(), classes, len(train_list))
+    saved = load_resume_state(resume_dir, key=resume_key) if resume_dir is not None else None
+    if saved is not None:
+        model.load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+        scheduler.load_state_dict(saved["scheduler"])
+        generator.set_state(saved["generator"])
+        torch.set_rng_state(saved["torch_rng"])
+        history = list(saved["history"])
+        first_epoch = int(saved["epoch"]) + 1
+        messages.append(f"resumed after epoch {saved['epoch']} of {config.epochs}")
     net: nn.Module = model
     if ctx.enabled:
         ids = [runtime.device.index] if runtime.is_cuda else None
@@ -175,7 +195,7 @@ def _run(
     net = runtime.maybe_compile(net)
     criterion = nn.CrossEntropyLoss()
     progress = ProgressReporter(on_progress, config.epochs, steps)
-    history: list[dict[str, Any]] = []
+    progress.done_before = (first_epoch - 1) * steps
     last_eval: tuple[Any, Any] | None = None
     train_images, train_seconds = 0, 0.0
     result = TrainResult(
@@ -186,7 +206,7 @@ def _run(
         messages=messages,
     )
 
-    for epoch in range(1, config.epochs + 1):
+    for epoch in range(first_epoch, config.epochs + 1):
         if isinstance(train_loader.sampler, DistributedSampler):
             train_loader.sampler.set_epoch(epoch)
         epoch_start = time.perf_counter()
@@ -235,6 +255,10 @@ def _run(
         record["seconds"] = round(time.perf_counter() - epoch_start, 3)
         history.append(record)
         progress.report(epoch, steps, train_loss, phase="epoch_end")
+        if resume_dir is not None and ctx.is_main:
+            save_resume_state(resume_dir, key=resume_key, epoch=epoch, model=model,
+                              optimizer=optimizer, scheduler=scheduler, history=history,
+                              generator=generator)  # fmt: skip
 
     result.history = history
     result.epochs_completed = len(history)
@@ -244,6 +268,8 @@ def _run(
         result.duration_seconds = time.perf_counter() - started
         return result
 
+    if last_eval is None and val_loader is not None and ctx.is_main and history:
+        last_eval = predict_loader(model, val_loader, runtime, len(classes))[:2]  # resumed done
     if last_eval is not None:
         result.metrics = compute_metrics(last_eval[0], last_eval[1], classes)
         result.metrics["loss"] = history[-1]["val_loss"]

@@ -1,4 +1,5 @@
-"""Periodic maintenance: expire overdue suites, auto-accept after the review period.
+"""Periodic maintenance: expire overdue suites, auto-accept after the review period,
+retry or fail jobs whose worker stopped.
 
 Each step is registered by the service that owns it, so this module stays small.
 """

@@ -10,8 +10,10 @@ from functools import lru_cache
 from huey import Huey, RedisHuey, SqliteHuey
 
 import workers.jobs  # noqa: F401  (registers every job kind and periodic step)
-from app.services.jobs.records import set_dispatcher
+import workers.leases  # noqa: F401  (the periodic step that retries or fails stale jobs)
+from app.services.jobs.records import install_queue
 from app.settings import get_settings
+from workers.registry import run_failure_hook
 
 log = logging.getLogger("crowdlab.queue")
 
@@ -51,7 +53,21 @@ def dispatch(job_id: int) -> None:
     _RUN_JOB[get_huey()](job_id)
 
 
-set_dispatcher(dispatch)
+install_queue(dispatcher=dispatch, failure_hook=run_failure_hook)
+
+
+def recover_at_start() -> None:
+    """Before consuming: retry or fail the jobs whose worker stopped (a crash, a restart)."""
+    from workers.leases import recover_stale_jobs
+
+    try:
+        counts = recover_stale_jobs()
+    except Exception:  # noqa: BLE001 - the periodic pass tries again within a minute
+        log.exception("recovering stale jobs at start failed")
+        return
+    if any(counts.values()):
+        log.info("stale jobs at start: %s", counts)
+
 
 _consumer_lock = threading.Lock()
 _consumer = None
@@ -64,6 +80,7 @@ def start_in_process_consumer(workers: int = 2):
         if _consumer is not None:
             return _consumer
         huey = get_huey()
+        recover_at_start()
         consumer = huey.create_consumer(workers=workers, worker_type="thread", periodic=True)
         # The web server owns the process's signals; the consumer must not take them.
         consumer._set_signal_handlers = lambda: None  # noqa: SLF001  (Huey has no option)

@@ -12,7 +12,17 @@ from collections.abc import Callable
 from typing import Any
 
 from app.db.models import JobStatus
-from app.services.jobs.records import JobCancelled, ProgressReporter, mark_finished, mark_running
+from app.services.jobs.leases import Heartbeat
+from app.services.jobs.records import (
+    JobCancelled,
+    Lease,
+    LeaseLost,
+    ProgressReporter,
+    holds_lease,
+    mark_finished,
+    mark_running,
+    remove_work_dir,
+)
 
 log = logging.getLogger("crowdlab.jobs")
 
@@ -39,40 +49,65 @@ def handler_for(kind: str) -> JobFunction:
 
 
 def execute_job(job_id: int, listener: Callable[[float, str], None] | None = None) -> None:
-    """Run one job row to completion, recording status, progress and errors.
+    """Run one attempt of a job row, recording status, progress and errors.
 
-    ``listener`` hears every progress update the job records (a foreground CLI run draws it).
+    The attempt holds the job's lease and renews its heartbeat from a background thread
+    while it runs. ``listener`` hears every progress update the job records (a foreground
+    CLI run draws it).
     """
     from app.db.engine import session_scope
     from app.db.models import Job
 
-    with session_scope() as session:
+    with session_scope(write=False) as session:
         row = session.get(Job, job_id)
         if row is None:
             log.warning("job %s vanished before it ran", job_id)
             return
         kind, payload = row.kind, dict(row.payload)
-    if not mark_running(job_id):
+    lease = mark_running(job_id)
+    if lease is None:
         return
-    progress = ProgressReporter(job_id, listener)
+    progress = ProgressReporter(job_id, listener, lease=lease)
+    with Heartbeat(lease, progress):
+        _run_attempt(job_id, kind, payload, progress, lease)
+
+
+def _run_attempt(
+    job_id: int, kind: str, payload: dict, progress: ProgressReporter, lease: Lease
+) -> None:
     try:
         result: Any = handler_for(kind)(job_id, payload, progress)
     # The failure hook updates the domain row (a run, a model) *before* the job is marked
     # finished: pages reload on "job done" and must then see the row's final status.
+    except LeaseLost:
+        # Another worker took the job over (or it was failed or cancelled while this one
+        # was not responding): that worker, or the maintenance pass, owns it now.
+        log.warning("job %s (%s): lease lost, attempt %s abandoned", job_id, kind, lease.attempt)
+        return
     except JobCancelled as exc:
-        _on_failure(kind, payload, str(exc), cancelled=True)
-        mark_finished(job_id, status=JobStatus.CANCELLED, message=str(exc))
+        if holds_lease(lease, job_id):
+            run_failure_hook(kind, payload, str(exc), cancelled=True)
+            mark_finished(job_id, status=JobStatus.CANCELLED, message=str(exc), lease=lease)
     except Exception as exc:  # noqa: BLE001 - a job records every failure
         log.exception("job %s (%s) failed", job_id, kind)
         message = getattr(exc, "message", None) or str(exc) or exc.__class__.__name__
         error = traceback.format_exc()[-4000:]
-        _on_failure(kind, payload, message, cancelled=False)
-        mark_finished(job_id, status=JobStatus.FAILED, message=message, error=error)
+        if holds_lease(lease, job_id):
+            run_failure_hook(kind, payload, message, cancelled=False)
+            mark_finished(
+                job_id, status=JobStatus.FAILED, message=message, error=error, lease=lease
+            )
     else:
-        mark_finished(job_id, status=JobStatus.SUCCEEDED, message="Done.", result=result or {})
+        if not mark_finished(
+            job_id, status=JobStatus.SUCCEEDED, message="Done.", result=result or {}, lease=lease
+        ):
+            log.warning("job %s (%s): finished after its lease was lost", job_id, kind)
+            return
+    remove_work_dir(job_id)
 
 
 _FAILURE_HOOKS: dict[str, Callable[[dict, str, bool], None]] = {}
+_RETRY_HOOKS: dict[str, Callable[[int, dict], None]] = {}
 
 
 def on_failure(kind: str) -> Callable:
@@ -85,7 +120,22 @@ def on_failure(kind: str) -> Callable:
     return decorator
 
 
-def _on_failure(kind: str, payload: dict, message: str, *, cancelled: bool) -> None:
+def on_retry(kind: str) -> Callable:
+    """Register a hook that removes an abandoned attempt's partial output before a retry.
+
+    It gets ``(job_id, payload)``. Kinds without one must be safe to re-run as they are
+    (all-or-nothing writes; the job's work dir is theirs to resume from).
+    """
+
+    def decorator(func: Callable[[int, dict], None]) -> Callable:
+        _RETRY_HOOKS[kind] = func
+        return func
+
+    return decorator
+
+
+def run_failure_hook(kind: str, payload: dict, message: str, *, cancelled: bool) -> None:
+    """Tell the job's domain row (a run, a model) that the job failed or was cancelled."""
     hook = _FAILURE_HOOKS.get(kind)
     if hook is None:
         return
@@ -93,3 +143,10 @@ def _on_failure(kind: str, payload: dict, message: str, *, cancelled: bool) -> N
         hook(payload, message, cancelled)
     except Exception:  # noqa: BLE001
         log.exception("failure hook for %s failed", kind)
+
+
+def run_retry_hook(kind: str, job_id: int, payload: dict) -> None:
+    """Clean an abandoned attempt's partial output (when the kind has a hook for it)."""
+    hook = _RETRY_HOOKS.get(kind)
+    if hook is not None:
+        hook(job_id, payload)

@@ -8,7 +8,7 @@ from fastapi import APIRouter
 
 from app.db.models import Job, JobStatus
 from app.deps import ApiUser, SessionDep
-from app.services.jobs.records import get_job
+from app.services.jobs.records import get_job, request_cancel
 
 router = APIRouter(prefix="/api/v1", tags=["operations"])
 
@@ -54,3 +54,10 @@ def get_operation_log(session: SessionDep, user: ApiUser, operation_id: str) -> 
     """The per-item log of an operation (e.g. which tasks of a batch were created)."""
     job = get_job(session, owner=user, job_id=operation_id)
     return list((job.result or {}).get("log", []))
+
+
+@router.post("/operations/{operation_id}/cancel", name="api:operation_cancel")
+def cancel_operation(session: SessionDep, user: ApiUser, operation_id: str) -> dict[str, Any]:
+    """Cancel one of the caller's operations: a pending one at once, a running one at its
+    next progress report (at once when its worker stopped); a finished one → 409."""
+    return operation_json(request_cancel(session, owner=user, job_id=operation_id))

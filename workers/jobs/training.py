@@ -11,7 +11,7 @@ from app.db.engine import session_scope
 from app.db.models import Job, ModelStatus, TrainedModel
 from app.db.types import utcnow
 from app.errors import NotFound
-from app.services.jobs.records import JobCancelled
+from app.services.jobs.records import JobCancelled, LeaseLost, job_work_dir
 from app.services.media import store as media
 from app.services.ml.collections import collection_items
 from app.services.ml.trained_models import FIGURES, TRAIN_JOB_KIND, models_dir_for
@@ -46,14 +46,18 @@ def progress_message(event: dict) -> str:
 
 
 class _CancelWatch:
-    """``should_stop`` for the training loop: reads ``job.cancel_requested`` once a second."""
+    """``should_stop`` for the training loop: reads ``job.cancel_requested`` once a second,
+    and stops the run at once (``LeaseLost``) when the heartbeat found the lease gone."""
 
-    def __init__(self, job_id: int) -> None:
+    def __init__(self, job_id: int, progress=None) -> None:
         self.job_id = job_id
+        self.progress = progress
         self.last = 0.0
         self.cancelled = False
 
     def __call__(self) -> bool:
+        if self.progress is not None:
+            self.progress.check_lease()
         now = time.monotonic()
         if self.cancelled or now - self.last < CANCEL_CHECK_SECONDS:
             return self.cancelled
@@ -127,6 +131,7 @@ def train_model_job(job_id: int, payload: dict, progress) -> dict:
     """Train the model row's config on its collection and store checkpoint and metrics."""
     from model.config import TrainConfig
     from model.plots import plot_training_curves
+    from model.resume import resumable_epoch
     from model.train import train
 
     model_id = int(payload["model_id"])
@@ -139,7 +144,15 @@ def train_model_job(job_id: int, payload: dict, progress) -> dict:
     try:
         config_values, classes, train_items, val_items = _gather(model_id, scratch)
         config = TrainConfig.from_dict(config_values)
-        progress(0.0, f"Preparing {len(train_items)} training images", force=True)
+        # Epoch checkpoints live in the job's work dir: a retry after the worker died
+        # continues after the last finished epoch (the dir goes when the job ends).
+        resume_dir = job_work_dir(job_id) / "train"
+        done = resumable_epoch(resume_dir)
+        if done:
+            progress(0.95 * done / config.epochs,
+                     f"Resuming after epoch {done} of {config.epochs}", force=True)  # fmt: skip
+        else:
+            progress(0.0, f"Preparing {len(train_items)} training images", force=True)
         if out_dir.exists():
             shutil.rmtree(out_dir)
 
@@ -147,8 +160,9 @@ def train_model_job(job_id: int, payload: dict, progress) -> dict:
             forced = event.get("phase") in ("epoch_end", "done")
             progress(0.95 * float(event["fraction"]), progress_message(event), force=forced)
 
-        watch = _CancelWatch(job_id)
-        result = train(config, train_items, val_items, classes, out_dir, on_progress, watch)
+        watch = _CancelWatch(job_id, progress)
+        result = train(config, train_items, val_items, classes, out_dir, on_progress, watch,
+                       resume_dir=resume_dir)  # fmt: skip
         if result.cancelled:
             raise JobCancelled(
                 f"Cancelled by its owner after {result.epochs_completed} of {config.epochs} epochs."
@@ -157,6 +171,8 @@ def train_model_job(job_id: int, payload: dict, progress) -> dict:
         curve = threshold_curve(result.checkpoint_dir, val_items, config.device)
         if not (out_dir / FIGURES["training_curves"]).is_file():
             plot_training_curves(result.history, out_dir / FIGURES["training_curves"])
+    except LeaseLost:
+        raise  # another worker owns the job (and out_dir) now: touch nothing
     except BaseException:
         if out_dir is not None and out_dir.exists():
             shutil.rmtree(out_dir, ignore_errors=True)

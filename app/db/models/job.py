@@ -25,6 +25,7 @@ class Job(SQLModel, table=True):
     __table_args__ = (
         Index("ix_job_owner_kind", "owner_id", "kind"),
         UniqueConstraint("external_id", name="uq_job_external_id"),
+        Index("ix_job_status_heartbeat", "status", "heartbeat_at"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -45,6 +46,16 @@ class Job(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
     started_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     finished_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # The lease: a running job renews ``heartbeat_at``; the worker holding ``lease_token``
+    # is the only one whose progress and result are written. A job whose heartbeat stops
+    # is retried (``attempts < max_attempts``) or failed by the periodic maintenance.
+    heartbeat_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    lease_token: str | None = Field(default=None, sa_column=Column(String(64), nullable=True))
+    worker: str | None = Field(default=None, sa_column=Column(String(200), nullable=True))
+    attempts: int = Field(default=0, sa_column=Column(Integer, nullable=False, server_default="0"))
+    max_attempts: int = Field(
+        default=3, sa_column=Column(Integer, nullable=False, server_default="3")
+    )
 
     @property
     def done(self) -> bool:

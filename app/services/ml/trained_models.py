@@ -12,10 +12,19 @@ from pathlib import Path
 from sqlalchemy import func
 from sqlmodel import Session, select
 
-from app.db.models import Collection, CollectionItem, Job, ModelStatus, TrainedModel, User
+from app.db.models import (
+    Collection,
+    CollectionItem,
+    Job,
+    JobStatus,
+    ModelStatus,
+    TrainedModel,
+    User,
+)
 from app.db.types import utcnow
 from app.errors import Conflict, NotFound, ValidationFailed
 from app.security import hash_token
+from app.services.jobs.records import cancel_job_row, remove_work_dir
 from app.services.ml.collections import get_collection
 from app.settings import get_settings
 
@@ -191,19 +200,24 @@ def cancel_training(session: Session, *, requester: User, model_id: int) -> Trai
     if model.status not in (ModelStatus.QUEUED, ModelStatus.TRAINING):
         raise Conflict("This model is not training.")
     job = model_job(session, model)
-    if job is not None and not job.done:
-        job.cancel_requested = True
-        if job.status == "queued":
-            job.status = "cancelled"
-            job.finished_at = utcnow()
-            job.message = "Cancelled before it started."
-        session.add(job)
-    if job is None or job.status == "cancelled":
+    was_running = job is not None and job.status == JobStatus.RUNNING
+    if job is None:
+        ended = True
+    elif job.done:
+        ended = job.status == JobStatus.CANCELLED
+    else:
+        ended = cancel_job_row(session, job)
+    if ended:
+        # Queued, or its worker had stopped: nobody else will record the cancel.
         model.status = ModelStatus.CANCELLED
         model.finished_at = utcnow()
-        model.message = "Cancelled before it started."
+        model.message = (
+            job.message if was_running and job is not None else ("Cancelled before it started.")
+        )
     session.add(model)
     session.commit()
+    if was_running and ended:
+        remove_work_dir(job.id)
     return model
 
 
