@@ -76,8 +76,14 @@ def _header(scope: Scope, name: bytes) -> str | None:
     return None
 
 
-async def _refuse(scope: Scope, receive: Receive, send: Send, status: int, message: str,
-                  headers: dict[str, str] | None = None) -> None:
+async def _refuse(
+    scope: Scope,
+    receive: Receive,
+    send: Send,
+    status: int,
+    message: str,
+    headers: dict[str, str] | None = None,
+) -> None:
     """An error response in the caller's shape (JSON for the API, a page for browsers)."""
     if scope["path"].startswith(API_PREFIXES):
         codes = {401: "AUTHENTICATION_ERROR", 403: "ACCESS_DENIED", 413: "REQUEST_TOO_LARGE"}
@@ -181,9 +187,7 @@ class UploadGuardMiddleware:
                 await _refuse(scope, receive, send, 403, text)
                 return
             session_id = session.get(SESSION_ID_KEY)
-            if not session_id or not await anyio.to_thread.run_sync(
-                _live_session_user, session_id
-            ):
+            if not session_id or not await anyio.to_thread.run_sync(_live_session_user, session_id):
                 await _refuse(scope, receive, send, 401, "Please log in to upload files.")
                 return
         await self.app(scope, receive, send)

@@ -56,9 +56,7 @@ class AuthThrottle:
 
     def check_login(self, *, ip: str, email: str) -> None:
         """``TooManyAttempts`` when this IP or this e-mail failed too often lately."""
-        self._check(
-            (self.per_ip, "login-ip", ip), (self.per_email, "login-email", _key(email))
-        )
+        self._check((self.per_ip, "login-ip", ip), (self.per_email, "login-email", _key(email)))
 
     def login_failed(self, *, ip: str, email: str) -> None:
         """Count a failed log-in against the IP and the e-mail."""

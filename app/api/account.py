@@ -33,7 +33,5 @@ def me(user: ApiUser) -> MePublic:
 def change_password(body: PasswordChange, session: SessionDep, user: ApiUser) -> Response:
     """Set a new password (the current one is required); logs out every browser session.
     API tokens keep working: revoke them one by one."""
-    users.change_password(
-        session, user=user, current=body.current_password, new=body.new_password
-    )
+    users.change_password(session, user=user, current=body.current_password, new=body.new_password)
     return Response(status_code=204)

@@ -20,9 +20,9 @@ from app.security import (
     password_problem,
     verify_password,
 )
-from app.settings import get_settings
 from app.services import suite_sql as sql
 from app.services.suite_sql import USER_FOR_TOKEN
+from app.settings import get_settings
 
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
@@ -137,7 +137,12 @@ def _end_sessions(session: Session, *, user: User, keep: str | None) -> int:
 
 
 def change_password(
-    session: Session, *, user: User, current: str, new: str, confirm: str | None = None,
+    session: Session,
+    *,
+    user: User,
+    current: str,
+    new: str,
+    confirm: str | None = None,
     keep_session: str | None = None,
 ) -> User:
     """Set a new password after checking the current one; ends the user's other web

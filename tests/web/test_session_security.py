@@ -7,7 +7,7 @@ import argon2
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.builders.users import PASSWORD, csrf_of, login, make_requester, make_token
+from tests.builders.users import PASSWORD, csrf_of, login, make_token
 
 NEW_PASSWORD = "a much better passphrase"
 
@@ -37,14 +37,21 @@ def test_copied_cookie_stops_working_after_logout(make_client, requester):
 def test_password_change_checks_and_logs_out_other_browsers(make_client, requester):
     browser = login(make_client(), requester)
     other = login(make_client(), requester)
-    form = {"current_password": "not it", "new_password": NEW_PASSWORD,
-            "confirm_password": NEW_PASSWORD}
+    form = {
+        "current_password": "not it",
+        "new_password": NEW_PASSWORD,
+        "confirm_password": NEW_PASSWORD,
+    }
     wrong = browser.post("/account/password", data=form)
     assert wrong.status_code == 422 and "not your current password" in wrong.text
     weak = browser.post(
         "/account/password",
-        data={**form, "current_password": PASSWORD, "new_password": "password",
-              "confirm_password": "password"},
+        data={
+            **form,
+            "current_password": PASSWORD,
+            "new_password": "password",
+            "confirm_password": "password",
+        },
     )
     assert weak.status_code == 422 and "at least 10 characters" in weak.text
     differ = browser.post(
@@ -53,7 +60,8 @@ def test_password_change_checks_and_logs_out_other_browsers(make_client, request
     )
     assert differ.status_code == 422 and "differ" in differ.text
     ok = browser.post(
-        "/account/password", data={**form, "current_password": PASSWORD},
+        "/account/password",
+        data={**form, "current_password": PASSWORD},
         follow_redirects=False,
     )
     assert ok.status_code == 303
