@@ -12,8 +12,20 @@ from sqlmodel import Session
 from app.db.engine import new_session
 from app.db.models import Role, User
 from app.errors import Forbidden, Unauthorized
-from app.security import CSRF_FORM_FIELD, CSRF_HEADER, CSRF_SESSION_KEY, csrf_matches
-from app.services.accounts.users import TokenLabeler, get_user, labeler_for_token, user_for_token
+from app.security import (
+    CSRF_FORM_FIELD,
+    CSRF_HEADER,
+    CSRF_SESSION_KEY,
+    SESSION_ID_KEY,
+    csrf_matches,
+    token_from_headers,
+)
+from app.services.accounts.users import (
+    TokenLabeler,
+    labeler_for_token,
+    user_for_token,
+    user_for_web_session,
+)
 
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 
@@ -34,22 +46,26 @@ class LoginRequired(Exception):
     """A web page needs a logged-in user; rendered as a redirect to the log-in page."""
 
 
-def _web_user(request: Request, session: SessionDep) -> User:
-    user_id = request.session.get("uid")
-    user = get_user(session, user_id) if user_id else None
+def _session_user(request: Request, session: Session) -> User | None:
+    """The user of the cookie's server-side session (ended by log-out or a password change)."""
+    session_id = request.session.get(SESSION_ID_KEY)
+    user = user_for_web_session(session, session_id) if isinstance(session_id, str) else None
     if user is None:
-        request.session.pop("uid", None)
-        raise LoginRequired()
+        request.session.pop(SESSION_ID_KEY, None)
     request.state.user = user
+    return user
+
+
+def _web_user(request: Request, session: SessionDep) -> User:
+    user = _session_user(request, session)
+    if user is None:
+        raise LoginRequired()
     return user
 
 
 def optional_web_user(request: Request, session: SessionDep) -> User | None:
     """The logged-in user, if any (for pages anyone may see)."""
-    user_id = request.session.get("uid")
-    user = get_user(session, user_id) if user_id else None
-    request.state.user = user
-    return user
+    return _session_user(request, session)
 
 
 def _require_role(*roles: Role):
@@ -65,18 +81,6 @@ CurrentUser = Annotated[User, Depends(_web_user)]
 CurrentRequester = Annotated[User, Depends(_require_role(Role.REQUESTER, Role.ADMIN))]
 CurrentLabeler = Annotated[User, Depends(_require_role(Role.LABELER))]
 OptionalUser = Annotated[User | None, Depends(optional_web_user)]
-
-
-def token_from_headers(request: Request) -> str | None:
-    """The API token of ``Authorization: OAuth|Bearer|ApiKey <token>`` or a Custom Vision key."""
-    header = request.headers.get("authorization", "")
-    scheme, _, value = header.partition(" ")
-    if scheme.lower() in ("oauth", "bearer", "apikey") and value.strip():
-        return value.strip()
-    for name in ("training-key", "prediction-key"):
-        if request.headers.get(name):
-            return request.headers[name].strip()
-    return None
 
 
 def _required_token(request: Request) -> str:
@@ -124,10 +128,12 @@ async def verify_csrf(request: Request) -> None:
     if request.method in SAFE_METHODS:
         return
     expected = request.session.get(CSRF_SESSION_KEY)
-    given = request.headers.get(CSRF_HEADER)
+    given = request.headers.get(CSRF_HEADER) or request.query_params.get(CSRF_FORM_FIELD)
     if not given:
+        # Only small url-encoded forms carry the token in the body; a multipart body needs
+        # it in the header or the query string (checked before the body is read).
         content_type = request.headers.get("content-type", "")
-        if content_type.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
+        if content_type.startswith("application/x-www-form-urlencoded"):
             form = await request.form()
             value = form.get(CSRF_FORM_FIELD)
             given = value if isinstance(value, str) else None

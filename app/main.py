@@ -19,6 +19,8 @@ from starlette.middleware.sessions import SessionMiddleware
 import workers.queue  # noqa: F401  (installs the job queue that services submit to)
 from app.deps import LoginRequired
 from app.errors import CrowdlabError, ValidationFailed
+from app.middleware import BodyLimitMiddleware, SecurityHeadersMiddleware, UploadGuardMiddleware
+from app.rate_limits import AuthThrottle
 from app.settings import REPO_ROOT, get_settings
 
 log = logging.getLogger("crowdlab")
@@ -68,7 +70,9 @@ _TITLES = {
     404: "Not found",
     405: "Method not allowed",
     409: "Not possible right now",
+    413: "Too large",
     422: "Please check your input",
+    429: "Too many attempts",
     500: "Something went wrong",
 }
 
@@ -177,14 +181,21 @@ def create_app(*, start_jobs: bool | None = None) -> FastAPI:
         description="Self-hosted crowdsourcing labeling marketplace for images.",
         lifespan=lifespan,
     )
+    app.state.auth_throttle = AuthThrottle.from_settings(settings)
+    # Added inner to outer: headers on every response, the session decoded before the
+    # body limit and the upload guard, both of which answer before a body is read.
+    app.add_middleware(UploadGuardMiddleware)
+    app.add_middleware(BodyLimitMiddleware, settings=settings)
     app.add_middleware(
         SessionMiddleware,
         secret_key=settings.resolved_secret_key,
         session_cookie="crowdlab_session",
         max_age=settings.session_max_age,
         same_site="lax",
-        https_only=settings.base_url.startswith("https://"),
+        https_only=settings.cookie_secure or settings.base_url.startswith("https://"),
     )
+    if settings.security_headers:
+        app.add_middleware(SecurityHeadersMiddleware, settings=settings)
     static_dir = REPO_ROOT / "static"
     static_dir.mkdir(exist_ok=True)
     app.mount("/static", StaticFiles(directory=str(static_dir)), name="static")

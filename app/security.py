@@ -1,4 +1,5 @@
-"""Passwords (argon2), API tokens (random, stored hashed) and CSRF tokens."""
+"""Passwords (argon2, a strength policy), API and session tokens (random, stored hashed)
+and CSRF tokens."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from functools import lru_cache
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from zxcvbn import zxcvbn
 
 from app.settings import get_settings
 
@@ -39,6 +41,39 @@ def verify_password(password_hash: str, password: str) -> bool:
         return False
 
 
+@lru_cache
+def _dummy_hash() -> str:
+    return _hasher().hash(secrets.token_urlsafe(16))
+
+
+def burn_password_check(password: str) -> None:
+    """Spend the time of one password check, for an unknown account (equal timing)."""
+    verify_password(_dummy_hash(), password)
+
+
+# zxcvbn's cost grows with the input; the tail of a very long password adds nothing.
+_ZXCVBN_CHARS = 100
+
+
+def password_problem(password: str, *, user_inputs: list[str] = ()) -> str | None:
+    """Why the password is too weak (too short, common or guessable), or ``None``."""
+    settings = get_settings()
+    if len(password) < settings.min_password_length:
+        return f"Use at least {settings.min_password_length} characters."
+    if settings.min_password_score:
+        words = [word for word in user_inputs if word]
+        result = zxcvbn(password[:_ZXCVBN_CHARS], user_inputs=words)
+        if result["score"] < settings.min_password_score:
+            hint = result["feedback"].get("warning") or "It is too easy to guess."
+            return f"Choose a less common password. {hint}".strip()
+    return None
+
+
+def new_session_token() -> str:
+    """A fresh web session id, kept in the signed cookie; the database keeps its hash."""
+    return secrets.token_urlsafe(32)
+
+
 def new_api_token() -> str:
     """A fresh API token, shown to its owner once."""
     return TOKEN_PREFIX + secrets.token_urlsafe(32)
@@ -59,3 +94,19 @@ def csrf_matches(expected: str | None, given: str | None) -> bool:
     if not expected or not given:
         return False
     return hmac.compare_digest(expected, given)
+
+
+# the signed session cookie's key for the server-side session id
+SESSION_ID_KEY = "sid"
+
+
+def token_from_headers(request) -> str | None:
+    """The API token of ``Authorization: OAuth|Bearer|ApiKey <token>`` or a Custom Vision key."""
+    header = request.headers.get("authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() in ("oauth", "bearer", "apikey") and value.strip():
+        return value.strip()
+    for name in ("training-key", "prediction-key"):
+        if request.headers.get(name):
+            return request.headers[name].strip()
+    return None

@@ -39,6 +39,12 @@ class Settings(BaseSettings):
     job_heartbeat_seconds: float | None = Field(default=None, gt=0)
     job_max_attempts: int = Field(default=3, ge=1, le=20)
 
+    # Request bodies: every route gets ``max_request_bytes``, JSON API routes (task
+    # batches) ``max_api_request_bytes``, and only the upload routes (images, TSV, ZIP,
+    # Custom Vision images, prediction) ``max_upload_bytes``; see app/body_limits.py.
+    max_request_bytes: int = Field(default=1024 * 1024, ge=1024)
+    max_api_request_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
+
     # Uploads
     max_upload_bytes: int = 200 * 1024 * 1024
     max_image_bytes: int = 20 * 1024 * 1024
@@ -56,6 +62,20 @@ class Settings(BaseSettings):
 
     # Security
     session_max_age: int = 14 * 24 * 3600
+    # The session cookie's ``Secure`` flag (also on whenever base_url is https).
+    cookie_secure: bool = False
+    # Content-Security-Policy frame-ancestors, X-Frame-Options, nosniff, Referrer-Policy
+    # on every response; HSTS only on requests that arrived over https (0 turns it off).
+    security_headers: bool = True
+    hsts_max_age: int = Field(default=365 * 24 * 3600, ge=0)
+    min_password_length: int = Field(default=10, ge=8)
+    # zxcvbn's 0-4 guessability score a new password must reach (0 = length rule only).
+    min_password_score: int = Field(default=2, ge=0, le=4)
+    # Failed log-ins allowed per window (``limits`` syntax), per e-mail and per client IP;
+    # sign-ups per client IP. Counted in process memory, or in Redis when redis_url is set.
+    login_limit_per_email: str = "10/15 minutes"
+    login_limit_per_ip: str = "50/15 minutes"
+    signup_limit_per_ip: str = "20/hour"
     argon2_time_cost: int = 2
     argon2_memory_cost: int = 19 * 1024
 

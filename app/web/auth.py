@@ -1,4 +1,4 @@
-"""Sign-up, log-in, log-out and the account settings page (API tokens)."""
+"""Sign-up, log-in, log-out and the account settings page (password, API tokens)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,11 @@ from urllib.parse import urlparse
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import RedirectResponse
 
-from app.db.models import Role
+from app.db.models import Role, User
 from app.deps import CurrentUser, OptionalUser, SessionDep, verify_csrf
 from app.errors import Unauthorized, ValidationFailed
+from app.rate_limits import AuthThrottle, TooManyAttempts
+from app.security import SESSION_ID_KEY
 from app.services.accounts import users
 from app.web.templating import flash, render
 
@@ -18,6 +20,20 @@ router = APIRouter(dependencies=[Depends(verify_csrf)], include_in_schema=False)
 
 def _home_for(role: str) -> str:
     return "/labeler" if role == Role.LABELER else "/requester"
+
+
+def _throttle(request: Request) -> AuthThrottle:
+    return request.app.state.auth_throttle
+
+
+def _client_ip(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def _start_session(request: Request, session, user: User) -> None:
+    """A fresh cookie (no fixation) naming a new server-side session."""
+    request.session.clear()
+    request.session[SESSION_ID_KEY] = users.start_web_session(session, user=user)
 
 
 def _safe_next(target: str | None) -> str | None:
@@ -58,6 +74,18 @@ def signup_submit(
     """Create the account and log in."""
     if role not in (Role.REQUESTER, Role.LABELER):
         return RedirectResponse("/signup/requester", status_code=303)
+    values = {"email": email, "name": name, "languages": languages}
+    try:
+        _throttle(request).check_signup(ip=_client_ip(request))
+    except TooManyAttempts as exc:
+        message = "Too many sign-ups from your network. Please try again later."
+        return render(
+            request,
+            "auth/signup.html",
+            {"role": role, "errors": {}, "values": values, "message": message},
+            status_code=429,
+            headers={"Retry-After": str(exc.retry_after)},
+        )
     try:
         user = users.create_user(
             session,
@@ -67,16 +95,26 @@ def signup_submit(
             name=name,
             languages=languages.replace(";", ",").split(",") if languages else ["EN"],
         )
+    except users.EmailTaken:
+        # Worded so that the page does not confirm that this address has an account.
+        message = (
+            "We could not create an account with these details. "
+            "If you already have an account, log in instead."
+        )
+        return render(
+            request,
+            "auth/signup.html",
+            {"role": role, "errors": {}, "values": values, "message": message},
+            status_code=422,
+        )
     except ValidationFailed as exc:
-        values = {"email": email, "name": name, "languages": languages}
         return render(
             request,
             "auth/signup.html",
             {"role": role, "errors": exc.errors, "values": values, "message": exc.message},
             status_code=422,
         )
-    request.session.clear()
-    request.session["uid"] = user.id
+    _start_session(request, session, user)
     flash(request, f"Welcome to Crowdlab, {user.name}!", "success")
     return RedirectResponse(_home_for(user.role), status_code=303)
 
@@ -95,24 +133,37 @@ def login_submit(
     password: str = Form(""),
     next: str = Form(""),
 ):
-    """Check the credentials and start a session."""
+    """Check the credentials and start a session (throttled per IP and per e-mail)."""
+    throttle, ip = _throttle(request), _client_ip(request)
+    context = {"next": _safe_next(next) or "", "values": {"email": email}}
     try:
+        throttle.check_login(ip=ip, email=email)
         user = users.authenticate(session, email=email, password=password)
-    except Unauthorized as exc:
+    except TooManyAttempts as exc:
+        minutes = max(1, round(exc.retry_after / 60))
+        message = f"Too many failed log-ins. Please wait about {minutes} minute(s)."
         return render(
             request,
             "auth/login.html",
-            {"message": exc.message, "next": _safe_next(next) or "", "values": {"email": email}},
-            status_code=401,
+            {**context, "message": message},
+            status_code=429,
+            headers={"Retry-After": str(exc.retry_after)},
         )
-    request.session.clear()
-    request.session["uid"] = user.id
+    except Unauthorized as exc:
+        throttle.login_failed(ip=ip, email=email)
+        return render(
+            request, "auth/login.html", {**context, "message": exc.message}, status_code=401
+        )
+    _start_session(request, session, user)
     return RedirectResponse(_safe_next(next) or _home_for(user.role), status_code=303)
 
 
 @router.post("/logout", name="auth:logout")
-def logout(request: Request):
-    """End the session."""
+def logout(request: Request, session: SessionDep):
+    """End the session on the server too: a copy of the cookie stops working."""
+    session_id = request.session.get(SESSION_ID_KEY)
+    if isinstance(session_id, str):
+        users.end_web_session(session, plain=session_id)
     request.session.clear()
     return RedirectResponse("/login", status_code=303)
 
@@ -120,9 +171,49 @@ def logout(request: Request):
 @router.get("/account", name="account:settings")
 def account_page(request: Request, session: SessionDep, user: CurrentUser):
     """Profile and API tokens."""
+    return _account(request, session, user)
+
+
+def _account(request: Request, session, user: User, errors: dict | None = None, status=200):
     tokens = users.list_api_tokens(session, user=user)
     new_token = request.session.pop("new_token", None)
-    return render(request, "auth/account.html", {"tokens": tokens, "new_token": new_token})
+    context = {"tokens": tokens, "new_token": new_token, "errors": errors or {}}
+    return render(request, "auth/account.html", context, status_code=status)
+
+
+@router.post("/account/password", name="account:password")
+def change_password(
+    request: Request,
+    session: SessionDep,
+    user: CurrentUser,
+    current_password: str = Form(""),
+    new_password: str = Form(""),
+    confirm_password: str = Form(""),
+):
+    """Set a new password; every other browser logged in as this user is logged out."""
+    try:
+        users.change_password(
+            session,
+            user=user,
+            current=current_password,
+            new=new_password,
+            confirm=confirm_password,
+            keep_session=request.session.get(SESSION_ID_KEY),
+        )
+    except ValidationFailed as exc:
+        return _account(request, session, user, exc.errors, status=422)
+    flash(request, "Password changed. Your other sessions were logged out.", "success")
+    return RedirectResponse("/account", status_code=303)
+
+
+@router.post("/account/sessions/end-others", name="account:end_other_sessions")
+def end_other_sessions(request: Request, session: SessionDep, user: CurrentUser):
+    """Log out every other browser (a lost laptop, a shared computer)."""
+    ended = users.end_other_web_sessions(
+        session, user=user, keep=request.session.get(SESSION_ID_KEY)
+    )
+    flash(request, f"Logged out {ended} other session(s).", "success")
+    return RedirectResponse("/account", status_code=303)
 
 
 @router.post("/account/tokens", name="account:create_token")

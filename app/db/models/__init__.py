@@ -12,7 +12,7 @@ from app.db.models.pool import Pool, PoolStatus
 from app.db.models.project import AnswerOption, Project, ProjectStatus
 from app.db.models.quality import RuleHistoryReset, Skill, UserSkill
 from app.db.models.task import Task, TaskKind
-from app.db.models.user import ApiToken, Role, User
+from app.db.models.user import ApiToken, Role, User, WebSession
 
 __all__ = [
     "AccountBalance",
@@ -47,5 +47,6 @@ __all__ = [
     "TrainedModel",
     "User",
     "UserSkill",
+    "WebSession",
     "WorkerQuality",
 ]

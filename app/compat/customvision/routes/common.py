@@ -19,7 +19,7 @@ from app.compat.customvision.domain import CustomVisionError
 from app.compat.customvision.publishing import model_for_key
 from app.compat.customvision.routes.schemas import encode
 from app.db.models import Role, User
-from app.deps import SessionDep, token_from_headers
+from app.deps import SessionDep
 from app.errors import (
     Conflict,
     CrowdlabError,
@@ -29,6 +29,7 @@ from app.errors import (
     UploadRejected,
     ValidationFailed,
 )
+from app.security import token_from_headers
 from app.services.accounts.users import get_user, user_for_token
 
 VERSION = re.compile(r"^v3\.\d+(-preview)?$")
