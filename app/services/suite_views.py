@@ -14,6 +14,7 @@ from app.db.models import AnswerOption, Assignment, Pool, TaskKind
 from app.db.types import utcnow
 from app.services import suite_sql as sql
 from app.services.media import EXTENSIONS
+from app.services.suite_images import suite_image_path
 
 if TYPE_CHECKING:
     from app.services.labeler_pools import PoolTerms
@@ -151,11 +152,12 @@ def build_view(
     suite_tasks = [
         SuiteTask(
             position=pos,
-            image_url=url,
+            # every task's image behind the suite's opaque address, whatever its source
+            image_url=suite_image_path(assignment.id, pos),
             checkable=kind == TaskKind.TRAINING and bool(hint),
             task_id=tid,
         )
-        for pos, tid, kind, _known, hint, url in (
+        for pos, tid, kind, _known, hint, _url in (
             tasks if tasks is not None else load_suite_tasks(session, assignment_id=assignment.id)
         )
     ]
