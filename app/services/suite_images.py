@@ -77,30 +77,15 @@ def locate_suite_image(
         assignment_id = int(_serializer().loads(token))
     except (BadData, TypeError, ValueError):
         raise NotFound("No such image.") from None
-    rows = session.connection().execute(
-        _SUITE_IMAGE,
-        {
-            "assignment_id": assignment_id,
-            "labeler_id": labeler_id,
-            "position": position,
-            "sha": "",
-        },
-    ).all()
-    if not rows:
+    params = {"assignment_id": assignment_id, "labeler_id": labeler_id, "position": position}
+    row = session.connection().execute(_SUITE_IMAGE, {**params, "sha": ""}).first()
+    if row is None:
         raise NotFound("No such image.")
-    image, key, content_type = rows[0]
-    if key is None and image.startswith("/media/"):
+    image, key, content_type = row
+    if key is None and image.startswith("/media/"):  # rare: a task naming a stored file
         sha = image.removeprefix("/media/").split(".", 1)[0]
-        rows = session.connection().execute(
-            _SUITE_IMAGE,
-            {
-                "assignment_id": assignment_id,
-                "labeler_id": labeler_id,
-                "position": position,
-                "sha": sha,
-            },
-        ).all()
-        image, key, content_type = rows[0]
+        row = session.connection().execute(_SUITE_IMAGE, {**params, "sha": sha}).first()
+        image, key, content_type = row
         if key is None:
             raise NotFound("No such image.")
     return SuiteImage(image, key, content_type)

@@ -22,6 +22,7 @@ from app.api.customvision.schemas import (
 from app.api.customvision.training import training_router
 from app.deps import SessionDep
 from app.errors import UploadRejected, ValidationFailed
+from app.services import customvision
 from app.services import customvision_images as images
 from app.services.inference import fetch_image_url
 
@@ -114,7 +115,8 @@ def create_images_from_urls(
     session: SessionDep,
     user: TrainingUser,
 ):
-    """Add images the server downloads from http(s) URLs."""
+    """Add images the server downloads from http(s) URLs (the project is checked first)."""
+    customvision.get_project(session, requester=user, project_id=project_id)
     new = []
     for entry in body.images:
         data, error = _fetch(entry.url)
