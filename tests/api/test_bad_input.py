@@ -31,9 +31,7 @@ def fetched(monkeypatch):
     return urls
 
 
-def test_custom_vision_url_routes_check_the_project_before_fetching(
-    session, make_client, fetched
-):
+def test_custom_vision_url_routes_check_the_project_before_fetching(session, make_client, fetched):
     owner = make_requester(session)
     collection = make_collection(session, owner, name="Theirs", per_class=2)
     pid = project_uuid(collection.id)
