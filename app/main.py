@@ -72,6 +72,15 @@ _TITLES = {
 }
 
 
+def _is_nul_in_text(exc: BaseException) -> bool:
+    """PostgreSQL's refusal of a NUL byte in text (psycopg raises it before sending; SQLAlchemy
+    may wrap it)."""
+    for error in (exc, getattr(exc, "orig", None), exc.__cause__):
+        if error is not None and type(error).__name__ == "DataError" and "NUL" in str(error):
+            return True
+    return False
+
+
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(LoginRequired)
     async def login_required(request: Request, _exc: LoginRequired):
@@ -129,6 +138,9 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def unexpected_error(request: Request, exc: Exception):
+        if _is_nul_in_text(exc):  # a field without its own check: still the user's input
+            refused = ValidationFailed("Text may not contain NUL (0x00) characters.")
+            return await crowdlab_error(request, refused)
         log.exception("unhandled error on %s", request.url.path)
         if _wants_json(request):
             return _error_json(500, "INTERNAL_ERROR", "Internal server error")

@@ -17,6 +17,7 @@ from app.deps import ApiRequester, SessionDep
 from app.errors import NotFound, ValidationFailed
 from app.services import control_tasks, pools, projects, uploads
 from app.services.operation_records import _record_operation, check_operation_id
+from app.services.text import check_text, check_values
 from app.services.upload_formats import TaskInput, is_url
 from app.settings import get_settings
 
@@ -72,6 +73,8 @@ def _validate(session, user, item: TaskBody, index: int, cache: dict) -> tuple[P
             },
         )
     pool, options = cache[pool_id]
+    check_values(item.input_values, field="input_values")
+    check_text(item.message_on_unknown_solution, field="message_on_unknown_solution")
     image = item.input_values.get("image")
     if not isinstance(image, str) or not is_url(image):
         raise ValidationFailed(

@@ -17,6 +17,7 @@ from app.db.types import utcnow
 from app.errors import Conflict, NotFound, ValidationFailed
 from app.security import hash_token
 from app.services.collections import get_collection
+from app.services.text import check_text
 from app.settings import get_settings
 
 TRAIN_JOB_KIND = "training"
@@ -209,6 +210,7 @@ def cancel_training(session: Session, *, requester: User, model_id: int) -> Trai
 
 def _check_published_name(session: Session, *, requester: User, model: TrainedModel, name: str):
     name = (name or "").strip()
+    check_text(name, field="name", name=True)
     if not name:
         raise ValidationFailed("Give the published model a name.", errors={"name": "Required."})
     if len(name) > 200 or name.startswith("#"):

@@ -48,3 +48,77 @@ def test_custom_vision_url_routes_check_the_project_before_fetching(session, mak
     assert [r.status_code for r in responses] == [404] * 4
     assert {r.json()["code"] for r in responses} == {"NotFoundProject"}
     assert fetched == []
+
+
+NUL = "Pe\x00ts"
+
+
+def _refused(response, field: str) -> None:
+    assert response.status_code == 422, response.text
+    body = response.json()
+    assert "NUL" in body["message"] or "NUL" in str(body["payload"])
+    assert field in str(body["payload"])
+
+
+def test_nul_in_project_and_pool_names_is_a_clear_422(requester_api, session, requester):
+    from tests.api.test_pools_api import NOTEBOOK_POOL
+    from tests.builders.pools import make_project
+
+    options = [{"label": "Yes", "value": "yes"}, {"label": "No", "value": "no"}]
+    _refused(
+        requester_api.post(
+            "/api/v1/projects", json={"public_name": NUL, "answer_options": options}
+        ),
+        "name",
+    )
+    _refused(
+        requester_api.post(
+            "/api/v1/projects",
+            json={"public_name": "Pets", "public_instructions": NUL, "answer_options": options},
+        ),
+        "instructions",
+    )
+    project = make_project(session, requester)
+    pool = {**NOTEBOOK_POOL, "project_id": str(project.id), "private_name": NUL}
+    _refused(requester_api.post("/api/v1/pools", json=pool), "name")
+
+
+def test_nul_in_task_input_values_is_a_clear_422(requester_api, session, requester):
+    from tests.builders.pools import make_pool, make_project
+
+    pool = make_pool(session, requester, make_project(session, requester))
+    for values in (
+        {"image": "https://img.example/a\x00.png"},
+        {"image": "https://img.example/a.png", "note": NUL},
+        {"image": "https://img.example/a.png", "tags": ["ok", NUL]},
+    ):
+        response = requester_api.post(
+            "/api/v1/tasks", json={"pool_id": str(pool.id), "input_values": values}
+        )
+        _refused(response, "input_values")
+    batch = requester_api.post(
+        "/api/v1/tasks",
+        params={"skip_invalid_items": "true"},
+        json=[
+            {"pool_id": str(pool.id), "input_values": {"image": "https://img.example/b.png"}},
+            {"pool_id": str(pool.id), "input_values": {"image": "https://img.example/c\x00"}},
+        ],
+    )
+    assert batch.status_code == 201
+    assert list(batch.json()["items"]) == ["0"] and list(batch.json()["validation_errors"]) == ["1"]
+
+
+def test_nul_in_collection_and_custom_vision_names_is_refused(requester_client, session, requester):
+    from tests.builders.models import digits_zip
+
+    response = requester_client.post(
+        "/requester/collections/import",
+        data={"name": NUL, "val_fraction": "0.2", "seed": "0"},
+        files={"file": ("d.zip", digits_zip(per_class=5).getvalue(), "application/zip")},
+    )
+    assert response.status_code == 422 and "NUL" in response.text
+    cv = requester_client
+    cv.headers["Training-Key"] = make_token(session, requester)
+    for name in (NUL, "tab\there"):
+        answer = cv.post(f"{T}/projects", params={"name": name})
+        assert answer.status_code == 400 and answer.json()["code"] == "BadRequestProjectName"
