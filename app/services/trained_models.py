@@ -19,10 +19,18 @@ from app.security import hash_token
 from app.services.collections import get_collection
 from app.services.text import check_text
 from app.settings import get_settings
+from model.config import MAX_BATCH_SIZE, MAX_EPOCHS, MAX_IMAGE_SIZE
 
 TRAIN_JOB_KIND = "training"
 PREDICTION_KEY_PREFIX = "pk_"
 FIGURES = {"confusion_matrix": "confusion_matrix.png", "training_curves": "training_curves.png"}
+
+# The bounds of the integer training settings (``TrainConfig``'s), for forms and messages.
+TRAIN_LIMITS = {
+    "epochs": (1, MAX_EPOCHS),
+    "batch_size": (1, MAX_BATCH_SIZE),
+    "image_size": (8, MAX_IMAGE_SIZE),
+}
 
 # Form defaults (the TrainConfig defaults, except a shorter default run).
 DEFAULT_SETTINGS = {

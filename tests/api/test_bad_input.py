@@ -122,3 +122,43 @@ def test_nul_in_collection_and_custom_vision_names_is_refused(requester_client, 
     for name in (NUL, "tab\there"):
         answer = cv.post(f"{T}/projects", params={"name": name})
         assert answer.status_code == 400 and answer.json()["code"] == "BadRequestProjectName"
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "limit"),
+    [("epochs", 10**9, 500), ("batch_size", 10**6, 1024), ("image_size", 2048, 1024)],
+)
+def test_training_settings_have_upper_bounds_in_the_api_and_the_form(
+    requester_api, requester_client, session, requester, field, value, limit
+):
+    from sqlmodel import select
+
+    from app.db.models import TrainedModel
+
+    collection = make_collection(session, requester, per_class=3)
+    settings = {"arch": "test_resnet", "epochs": 1, "batch_size": 8, "image_size": 32}
+    response = requester_api.post(
+        "/api/v1/models", json={"collection_id": collection.id, **settings, field: value}
+    )
+    assert response.status_code == 422, response.text
+    assert f"at most {limit}" in response.json()["message"]
+    assert field in response.json()["payload"]["errors"]
+    page = requester_client.post(
+        "/requester/models/train",
+        data={**settings, "lr": "0.001", "collection_id": collection.id, field: str(value)},
+    )
+    assert page.status_code == 422 and "Between" in page.text and str(limit) in page.text
+    assert session.exec(select(TrainedModel)).all() == []
+
+
+def test_custom_vision_train_refuses_settings_out_of_bounds(
+    session, requester, make_client, monkeypatch
+):
+    collection = make_collection(session, requester, per_class=5)
+    cv = make_client()
+    cv.headers["Training-Key"] = make_token(session, requester)
+    monkeypatch.setenv("CROWDLAB_CV_EPOCHS", str(10**9))
+    response = cv.post(f"{T}/projects/{project_uuid(collection.id)}/train")
+    assert response.status_code == 400, response.text
+    assert response.json()["code"] == "BadRequest"
+    assert "epochs must be at most 500" in response.json()["message"]
