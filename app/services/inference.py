@@ -15,6 +15,7 @@ from pathlib import Path
 import httpx
 from sqlmodel import Session, select
 
+from aggregation.tsv import spreadsheet_safe
 from app.db.models import Job, MediaFile, ModelStatus, Pool, Task, TrainedModel, User
 from app.errors import Conflict, NotFound, UploadRejected, ValidationFailed
 from app.services import media
@@ -285,8 +286,8 @@ def list_batch_jobs(session: Session, *, requester: User, model_id: int) -> list
 
 
 def tsv_cell(value: str) -> str:
-    """A TSV-safe cell (tabs and newlines replaced by spaces)."""
-    return str(value).replace("\t", " ").replace("\r", " ").replace("\n", " ")
+    """A TSV-safe cell (tabs and newlines replaced by spaces; no spreadsheet formula)."""
+    return spreadsheet_safe(str(value).replace("\t", " ").replace("\r", " ").replace("\n", " "))
 
 
 def batch_sources(session: Session, *, requester: User) -> dict:
