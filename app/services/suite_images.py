@@ -9,6 +9,8 @@ size limit of every server-side fetch).
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from functools import lru_cache
 from typing import NamedTuple
 
@@ -91,11 +93,51 @@ def locate_suite_image(
     return SuiteImage(image, key, content_type)
 
 
+class _RemoteCache:
+    """Recently fetched remote images, up to ``limit`` bytes in all (per process).
+
+    A suite's images are asked for again and again (page reloads, the next labeler of the
+    same task); without it every view would be a download, and a slow first byte would
+    tell a remote image from a stored one every time instead of once.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._items: OrderedDict[str, tuple[bytes, str]] = OrderedDict()
+        self._size = 0
+        self._lock = threading.Lock()
+
+    def get(self, url: str) -> tuple[bytes, str] | None:
+        with self._lock:
+            found = self._items.get(url)
+            if found is not None:
+                self._items.move_to_end(url)
+            return found
+
+    def put(self, url: str, item: tuple[bytes, str]) -> None:
+        if len(item[0]) > self.limit // 4:
+            return
+        with self._lock:
+            if url in self._items:
+                return
+            self._items[url] = item
+            self._size += len(item[0])
+            while self._size > self.limit:
+                _, (data, _type) = self._items.popitem(last=False)
+                self._size -= len(data)
+
+
+REMOTE_CACHE = _RemoteCache(limit=64 * 1024 * 1024)
+
+
 def load_suite_image(found: SuiteImage) -> tuple[bytes, str]:
     """The bytes and content type of a located image (``NotFound`` when a remote image
     cannot be fetched or is not an image: the labeler sees a broken image either way)."""
     if found.storage_key is not None:
         return media.read_media_key(found.storage_key), found.content_type or ""
+    cached = REMOTE_CACHE.get(found.url)
+    if cached is not None:
+        return cached
     from app.services.inference import fetch_image_url  # (imports the ML helpers lazily)
 
     try:
@@ -103,4 +145,5 @@ def load_suite_image(found: SuiteImage) -> tuple[bytes, str]:
         content_type = media.inspect_image(data, name="image")[0]
     except CrowdlabError:
         raise NotFound("No such image.") from None
+    REMOTE_CACHE.put(found.url, (data, content_type))
     return data, content_type

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from app.db.models import TaskKind
-from app.services import media, uploads
+from app.services import media, suite_images, uploads
 from app.services.upload_formats import TaskInput
 from tests.builders.pools import add_tasks, make_pool, make_project, open_pool
 from tests.builders.users import login, make_labeler, make_requester
@@ -34,6 +34,7 @@ def remote_images(monkeypatch):
         return _png("blue")
 
     monkeypatch.setattr("app.services.inference.fetch_image_url", fake_fetch)
+    monkeypatch.setattr(suite_images, "REMOTE_CACHE", suite_images._RemoteCache(1 << 20))
     return fetched
 
 
@@ -88,6 +89,8 @@ def test_control_and_general_images_have_the_same_address_shape(
     assert all("etag" not in r.headers and "last-modified" not in r.headers for r in responses)
     assert sorted(r.content for r in responses).count(_png("red")) == 1
     assert len(remote_images) == 3
+    labeler_client.get(sources[0]), labeler_client.get(sources[1])
+    assert len(remote_images) == 3  # seen again: from the cache, not fetched again
 
 
 def test_labeler_json_gives_the_same_opaque_addresses(
