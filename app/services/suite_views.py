@@ -67,7 +67,11 @@ class SuiteView:
 
 
 def image_url(image: str, sha256: str | None, content_type: str | None) -> str:
-    """Stored images go through the opaque ``/media/<sha>`` URL; others as uploaded."""
+    """A task's image as its requester addresses it (``/media/<sha>`` or the URL given).
+
+    Labelers never see this: ``build_view`` gives every task the suite's opaque address
+    (``suite_images.suite_image_path``) whatever its source.
+    """
     if sha256:
         return f"/media/{sha256}.{EXTENSIONS.get(content_type or '', 'bin')}"
     return image
