@@ -10,7 +10,7 @@ from sqlmodel import Session, select
 
 from app.db.models import AnswerOption, Pool, PoolStatus, Project, ProjectStatus, User
 from app.errors import Conflict, NotFound, ValidationFailed
-from app.services.text import control_problem
+from app.services.text import check_values, control_problem
 
 MIN_OPTIONS = 2
 MAX_OPTIONS = 20
@@ -239,6 +239,10 @@ def create_project(
         private_comment=private_comment,
     )
     try:
+        check_values(task_spec, field="task_spec")
+    except ValidationFailed as exc:
+        errors.update(exc.errors)
+    try:
         cleaned = validate_options(options)
     except ValidationFailed as exc:
         errors.update(exc.errors)
@@ -323,6 +327,10 @@ def update_project(
         instructions=instructions,
         private_comment=private_comment,
     )
+    try:
+        check_values(task_spec, field="task_spec")
+    except ValidationFailed as exc:
+        errors.update(exc.errors)
     cleaned = None
     if options is not None:
         try:

@@ -162,3 +162,38 @@ def test_custom_vision_train_refuses_settings_out_of_bounds(
     assert response.status_code == 400, response.text
     assert response.json()["code"] == "BadRequest"
     assert "epochs must be at most 500" in response.json()["message"]
+
+
+def test_nul_in_a_project_task_spec_is_a_clear_422(requester_api):
+    spec = {"view_spec": {"config": "{}", "note": NUL}}
+    body = {
+        "public_name": "Pets",
+        "task_spec": spec,
+        "answer_options": [{"label": "Yes", "value": "yes"}, {"label": "No", "value": "no"}],
+    }
+    _refused(requester_api.post("/api/v1/projects", json=body), "task_spec")
+
+
+def test_a_nul_that_postgresql_refuses_is_a_422_not_a_500():
+    import psycopg
+    from sqlalchemy.exc import DataError
+
+    from app.main import _is_nul_in_text
+
+    refused = psycopg.DataError("PostgreSQL text fields cannot contain NUL (0x00) bytes")
+    assert _is_nul_in_text(refused)
+    assert _is_nul_in_text(DataError("INSERT ...", {}, refused))
+    assert not _is_nul_in_text(psycopg.DataError("value too long for type character varying"))
+
+
+def test_a_nul_refused_by_the_database_comes_back_as_a_422(requester_api, monkeypatch):
+    import psycopg
+
+    from app.services import projects as projects_service
+
+    def refuse(*_args, **_kwargs):
+        raise psycopg.DataError("PostgreSQL text fields cannot contain NUL (0x00) bytes")
+
+    monkeypatch.setattr(projects_service, "list_projects", refuse)
+    response = requester_api.get("/api/v1/projects")
+    assert response.status_code == 422 and "NUL" in response.json()["message"]
