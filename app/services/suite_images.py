@@ -18,6 +18,7 @@ from itsdangerous import BadData, URLSafeSerializer
 from sqlalchemy import String, column, text
 from sqlmodel import Session
 
+from app.db.types import UTCDateTime, utcnow
 from app.errors import CrowdlabError, NotFound
 from app.services import media
 from app.settings import get_settings
@@ -30,7 +31,8 @@ HEADERS = {"Cache-Control": "private, max-age=3600", "X-Content-Type-Options": "
 # naming ``/media/<sha>…`` without a media id is looked up among the pool owner's files only.
 _SUITE_IMAGE = text(
     """
-SELECT t.image, COALESCE(m.storage_key, mo.storage_key), COALESCE(m.content_type, mo.content_type)
+SELECT t.image, COALESCE(m.storage_key, mo.storage_key), COALESCE(m.content_type, mo.content_type),
+  a.expires_at
 FROM assignment a
 JOIN assignment_task at ON at.assignment_id = a.id AND at.position = :position
 JOIN task t ON t.id = at.task_id
@@ -40,7 +42,12 @@ LEFT JOIN media_file mo ON t.media_id IS NULL AND mo.owner_id = p.owner_id
   AND mo.sha256 = :sha
 WHERE a.id = :assignment_id AND a.labeler_id = :labeler_id AND a.status = 'active'
 """
-).columns(column("image", String), column("storage_key", String), column("content_type", String))
+).columns(
+    column("image", String),
+    column("storage_key", String),
+    column("content_type", String),
+    column("expires_at", UTCDateTime),
+)
 
 
 class SuiteImage(NamedTuple):
@@ -81,13 +88,13 @@ def locate_suite_image(
         raise NotFound("No such image.") from None
     params = {"assignment_id": assignment_id, "labeler_id": labeler_id, "position": position}
     row = session.connection().execute(_SUITE_IMAGE, {**params, "sha": ""}).first()
-    if row is None:
+    if row is None or row[3] <= utcnow():  # (an overdue suite is as good as expired)
         raise NotFound("No such image.")
-    image, key, content_type = row
+    image, key, content_type, _ = row
     if key is None and image.startswith("/media/"):  # rare: a task naming a stored file
         sha = image.removeprefix("/media/").split(".", 1)[0]
         row = session.connection().execute(_SUITE_IMAGE, {**params, "sha": sha}).first()
-        image, key, content_type = row
+        image, key, content_type, _ = row
         if key is None:
             raise NotFound("No such image.")
     return SuiteImage(image, key, content_type)

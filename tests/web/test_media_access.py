@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import io
 import re
+from datetime import timedelta
 
 import pytest
 from PIL import Image
 
-from app.db.models import TaskKind
+from app.db.models import Assignment, TaskKind
+from app.db.types import utcnow
 from app.services import media, suite_images, uploads
 from app.services.upload_formats import TaskInput
 from tests.builders.pools import add_tasks, make_pool, make_project, open_pool
@@ -142,5 +144,15 @@ def test_suite_images_are_404_for_other_labelers_and_after_the_suite_ends(
     forged = sources[0].replace("/s/", "/s/x")
     assert labeler_client.get(forged).status_code == 404
     suite_id = int(re.search(r"/labeler/assignments/(\d+)/skip", _take(labeler_client, pool))[1])
+    suite = session.get(Assignment, suite_id)
+    expires_at = suite.expires_at
+    suite.expires_at = utcnow() - timedelta(seconds=1)  # overdue, not yet marked expired
+    session.add(suite)
+    session.commit()
+    assert labeler_client.get(sources[0]).status_code == 404
+    suite.expires_at = expires_at
+    session.add(suite)
+    session.commit()
+    assert labeler_client.get(sources[0]).status_code == 200
     labeler_client.post(f"/labeler/assignments/{suite_id}/skip")
     assert labeler_client.get(sources[0]).status_code == 404
