@@ -4,6 +4,10 @@ Quoting follows Toloka: a field holding a quote, tab or newline is quoted and it
 are doubled (``"monitor 24"" buy"``); that is the csv module's ``QUOTE_MINIMAL`` with a tab
 delimiter. Row numbers in errors are spreadsheet rows: the header is row 1, the first data row
 is row 2, and blank rows count.
+
+Text cells that a spreadsheet would run as a formula (``=HYPERLINK(...)``, ``+``, ``-``,
+``@``, a leading tab or CR) are written with a leading ``'`` (OWASP's CSV-injection advice)
+and read back without it; numbers such as ``-0.5`` are left alone.
 """
 
 from __future__ import annotations
@@ -24,6 +28,37 @@ WORKER_COLUMN = "ASSIGNMENT:worker_id"
 STATUS_COLUMN = "ASSIGNMENT:status"
 KEY_SEPARATOR = "\t"
 """Joins the INPUT values of a row into its task key when there are several INPUT columns."""
+
+
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+"""First characters that make a spreadsheet read a cell as a formula."""
+
+
+def _is_number(text: str) -> bool:
+    try:
+        return math.isfinite(float(text))
+    except ValueError:
+        return False
+
+
+def spreadsheet_safe(value: Any) -> str:
+    """``value`` as a cell no spreadsheet runs as a formula: a leading ``'`` when it starts
+    (after any quotes of its own) with ``= + - @``, tab or CR, unless it is a plain number.
+
+    Reversible with :func:`from_spreadsheet_safe`: ``'=x`` is written ``''=x``.
+    """
+    text = "" if value is None else str(value)
+    bare = text.lstrip("'")
+    if not bare or bare[0] not in FORMULA_START or _is_number(text):
+        return text
+    return "'" + text
+
+
+def from_spreadsheet_safe(text: str) -> str:
+    """The value :func:`spreadsheet_safe` wrote (its leading ``'`` removed)."""
+    if text.startswith("'") and text.lstrip("'")[:1] in FORMULA_START and text.lstrip("'"):
+        return text[1:]
+    return text
 
 
 class TsvError(ValueError):
@@ -152,6 +187,7 @@ def read_assignments_tsv(
                 continue
             if len(fields) != len(header):
                 raise TsvError(f"{len(fields)} fields, but the header has {len(header)}", row)
+            fields = [from_spreadsheet_safe(field) for field in fields]
             label = fields[out_i].strip()
             if not label:
                 continue
@@ -242,6 +278,7 @@ def write_aggregated_tsv(
             keys = [str(task)] if len(fields) == 1 else str(task).split(KEY_SEPARATOR)
             if len(keys) != len(fields):
                 raise ValueError(f"task key {task!r} does not have {len(fields)} INPUT parts")
-            writer.writerow([*keys, label, format_confidence(float(confidence))])
+            cells = [spreadsheet_safe(cell) for cell in (*keys, label)]
+            writer.writerow([*cells, format_confidence(float(confidence))])
             count += 1
     return count

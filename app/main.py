@@ -9,6 +9,8 @@ from contextlib import asynccontextmanager
 from urllib.parse import quote
 
 import anyio.to_thread
+import psycopg
+import sqlalchemy.exc
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse
@@ -77,6 +79,18 @@ _TITLES = {
 }
 
 
+def _is_nul_in_text(exc: BaseException) -> bool:
+    """PostgreSQL's refusal of a NUL byte in text (psycopg raises it before sending; SQLAlchemy
+    may wrap it)."""
+    for error in (exc, getattr(exc, "orig", None), exc.__cause__):
+        if error is None or not any(cls.__name__ == "DataError" for cls in type(error).__mro__):
+            continue
+        text = str(error)
+        if "NUL" in text or "\\u0000" in text:  # text columns; JSON(B) columns
+            return True
+    return False
+
+
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(LoginRequired)
     async def login_required(request: Request, _exc: LoginRequired):
@@ -131,6 +145,16 @@ def _install_error_handlers(app: FastAPI) -> None:
             return _error_json(422, "VALIDATION_ERROR", "Validation failed", {"errors": errors})
         detail = "; ".join(f"{k}: {v}" for k, v in errors.items())
         return _error_html(request, 422, _TITLES[422], detail)
+
+    async def data_error(request: Request, exc: Exception):
+        if _is_nul_in_text(exc):  # a field without its own check: still the user's input
+            refused = ValidationFailed("Text may not contain NUL (0x00) characters.")
+            return await crowdlab_error(request, refused)
+        return await unexpected_error(request, exc)
+
+    # (their own handlers, not the catch-all's: Starlette re-raises what that one handles)
+    app.add_exception_handler(psycopg.DataError, data_error)
+    app.add_exception_handler(sqlalchemy.exc.DataError, data_error)
 
     @app.exception_handler(Exception)
     async def unexpected_error(request: Request, exc: Exception):

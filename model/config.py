@@ -13,6 +13,12 @@ from dataclasses import dataclass
 from typing import Any
 
 AUGMENTATION_LEVELS: tuple[str, ...] = ("none", "light", "medium", "heavy")
+# Upper bounds: generous for real work, and they keep one request from queueing a job that
+# would hold a GPU for weeks or fail on memory (epochs 10**9, batch 10**6, 2048-pixel inputs).
+MAX_EPOCHS = 500
+MAX_BATCH_SIZE = 1024
+MAX_IMAGE_SIZE = 1024
+MAX_NUM_WORKERS = 64
 DEVICE_CHOICES: tuple[str, ...] = ("auto", "cpu", "cuda")
 
 
@@ -64,14 +70,12 @@ class TrainConfig:
         """
         if not isinstance(self.arch, str) or not self.arch.strip():
             raise ValueError(f"arch must be a non-empty architecture name, got {self.arch!r}")
-        _check_int("epochs", self.epochs, minimum=1)
-        _check_int("batch_size", self.batch_size, minimum=1)
+        _check_int("epochs", self.epochs, minimum=1, maximum=MAX_EPOCHS)
+        _check_int("batch_size", self.batch_size, minimum=1, maximum=MAX_BATCH_SIZE)
         _check_float("lr", self.lr, positive=True)
         _check_float("weight_decay", self.weight_decay, positive=False)
         if self.image_size is not None:
-            _check_int("image_size", self.image_size, minimum=8)
-            if self.image_size > 2048:
-                raise ValueError(f"image_size must be at most 2048 pixels, got {self.image_size}")
+            _check_int("image_size", self.image_size, minimum=8, maximum=MAX_IMAGE_SIZE)
         if self.augmentation not in AUGMENTATION_LEVELS:
             raise ValueError(
                 f"augmentation must be one of {', '.join(AUGMENTATION_LEVELS)}; "
@@ -90,7 +94,7 @@ class TrainConfig:
             )
         _check_int("seed", self.seed, minimum=0)
         if self.num_workers is not None:
-            _check_int("num_workers", self.num_workers, minimum=0)
+            _check_int("num_workers", self.num_workers, minimum=0, maximum=MAX_NUM_WORKERS)
         _check_bool("compile", self.compile)
         _check_bool("amp", self.amp)
 
@@ -138,11 +142,13 @@ def _public_fields() -> tuple[dataclasses.Field[Any], ...]:
     return dataclasses.fields(TrainConfig)
 
 
-def _check_int(name: str, value: Any, *, minimum: int) -> None:
+def _check_int(name: str, value: Any, *, minimum: int, maximum: int | None = None) -> None:
     if isinstance(value, bool) or not isinstance(value, int):
         raise ValueError(f"{name} must be an integer, got {value!r}")
     if value < minimum:
         raise ValueError(f"{name} must be at least {minimum}, got {value}")
+    if maximum is not None and value > maximum:
+        raise ValueError(f"{name} must be at most {maximum}, got {value}")
 
 
 def _check_float(name: str, value: Any, *, positive: bool) -> None:

@@ -93,3 +93,32 @@ def test_dawid_skene_beats_majority_vote_on_a_simulated_results_file(tmp_path):
         labels = {image.removesuffix(".png"): label for image, label, _ in _read(out)[1:]}
         accuracy[method] = sum(labels[t] == y for t, y in crowd.truth.items()) / len(labels)
     assert accuracy["ds"] >= accuracy["mv"] + 0.1
+
+
+def test_formula_inputs_come_out_neutralised_and_read_back_as_given(tmp_path):
+    formula = '=HYPERLINK("http://evil.example","click")'
+    source = _write(
+        tmp_path / "results.tsv",
+        [
+            ('"' + formula.replace('"', '""') + '"', "cat", "", "w1", "APPROVED"),
+            ('"' + formula.replace('"', '""') + '"', "cat", "", "w2", "APPROVED"),
+            ("b.png", "dog", "", "w1", "APPROVED"),
+        ],
+    )
+    out = tmp_path / "aggregated.tsv"
+    assert main(["aggregate", str(source), "-o", str(out)]) == 0
+    rows = _read(out)
+    assert ["'" + formula, "cat"] in [r[:2] for r in rows[1:]]
+    # read back (as a results file of its own): the quote is taken off again
+    from aggregation import read_assignments_tsv
+
+    again = tmp_path / "again.tsv"
+    again.write_text(
+        "INPUT:image\tOUTPUT:result\tASSIGNMENT:worker_id\n"
+        + "".join(
+            "\t".join('"' + c.replace('"', '""') + '"' for c in (r[0], r[1], "w9")) + "\n"
+            for r in rows[1:]
+        ),
+        encoding="utf-8",
+    )
+    assert set(read_assignments_tsv(again)["task"]) == {formula, "b.png"}

@@ -18,6 +18,7 @@ from app.errors import NotFound, ValidationFailed
 from app.services.jobs.operations import check_operation_id, record_operation
 from app.services.projects import control_tasks, pools, projects, uploads
 from app.services.projects.upload_formats import TaskInput, is_url
+from app.services.text import check_text, check_values
 from app.settings import get_settings
 
 router = APIRouter(prefix="/api/v1", tags=["tasks"])
@@ -72,6 +73,8 @@ def _validate(session, user, item: TaskBody, index: int, cache: dict) -> tuple[P
             },
         )
     pool, options = cache[pool_id]
+    check_values(item.input_values, field="input_values")
+    check_text(item.message_on_unknown_solution, field="message_on_unknown_solution")
     image = item.input_values.get("image")
     if not isinstance(image, str) or not is_url(image):
         raise ValidationFailed(

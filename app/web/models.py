@@ -24,7 +24,7 @@ def parse_settings(form: dict) -> dict:
     """Training settings from the form, every bad field reported at once."""
     errors: dict[str, str] = {}
     values: dict = {"arch": (form.get("arch") or "").strip()}
-    for field, low, high in (("epochs", 1, 1000), ("batch_size", 1, 4096), ("image_size", 8, 2048)):
+    for field, (low, high) in trained_models.TRAIN_LIMITS.items():
         text = (form.get(field) or "").strip()
         try:
             number = int(text)
@@ -60,6 +60,7 @@ def _train_page(request, session, user, *, values, errors=None, error=None, stat
             ],
             "architectures": trained_models.architectures(),
             "augmentations": AUGMENTATIONS,
+            "limits": trained_models.TRAIN_LIMITS,
             "values": values,
             "errors": errors or {},
             "error": error,

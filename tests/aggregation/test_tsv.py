@@ -159,3 +159,29 @@ def test_confidence_has_at_most_four_decimals(value, text):
 def test_confidence_outside_zero_one_is_refused(value):
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
         write_aggregated_tsv([("a", "b", value)], io.StringIO())
+
+
+@pytest.mark.parametrize(
+    ("value", "written"),
+    [
+        ('=HYPERLINK("http://evil","x")', '\'=HYPERLINK("http://evil","x")'),
+        ("@SUM(A1)", "'@SUM(A1)"),
+        ("+cmd", "'+cmd"),
+        ("-2+3+cmd|' /C calc'!A0", "'-2+3+cmd|' /C calc'!A0"),
+        ("'=already", "''=already"),
+        ("-0.5", "-0.5"),
+        ("cat", "cat"),
+    ],
+)
+def test_formula_cells_get_a_quote_and_read_back_unchanged(value, written):
+    from aggregation.tsv import from_spreadsheet_safe, spreadsheet_safe
+
+    assert spreadsheet_safe(value) == written
+    assert from_spreadsheet_safe(written) == value
+
+
+def test_written_formulas_are_neutralised_but_confidence_is_a_number(tmp_path):
+    path = tmp_path / "out.tsv"
+    write_aggregated_tsv([('=HYPERLINK("http://evil")', "@cat", 0.5)], path)
+    lines = path.read_text(encoding="utf-8").splitlines()
+    assert lines[1] == '"\'=HYPERLINK(""http://evil"")"\t\'@cat\t0.5'

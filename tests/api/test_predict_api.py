@@ -192,6 +192,28 @@ def test_image_urls_on_private_addresses_are_refused(client, published, monkeypa
         assert "private or local address" in response.json()["message"]
 
 
+def test_numeric_ip_forms_are_read_as_the_os_reads_them_and_refused(
+    client, published, monkeypatch, settings
+):
+    model, key = published
+    monkeypatch.setattr(settings, "allow_private_image_urls", False)
+    url = f"/api/v1/models/{model.id}/predict"
+    headers = {"Prediction-Key": key}
+    for target in (
+        "http://0177.0.0.1/x.png",  # octal
+        "http://0x7f.0.0.1/x.png",  # hex
+        "http://2130706433/x.png",  # one integer
+        "http://127.1/x.png",  # two parts
+        "http://0x0a.1/x.png",  # 10.0.0.1
+    ):
+        response = client.post(url, json={"url": target}, headers=headers)
+        assert response.status_code == 422, (target, response.text)
+        assert "private or local address" in response.json()["message"]
+    response = client.post(url, json={"url": "http://99999999999/x.png"}, headers=headers)
+    assert response.status_code == 422
+    assert "not a valid IP address" in response.json()["message"]
+
+
 def test_a_redirect_to_a_private_address_is_refused(published, monkeypatch, settings):
     monkeypatch.setattr(settings, "allow_private_image_urls", False)
     public = ("93.184.215.14", 80)

@@ -73,3 +73,11 @@ def test_unknown_keys_and_bad_json_are_rejected() -> None:
         TrainConfig.from_json("{epochs: 3")
     with pytest.raises(ValueError, match="JSON object"):
         TrainConfig.from_json("[1, 2]")
+
+
+@pytest.mark.parametrize(
+    ("field", "value"), [("epochs", 501), ("batch_size", 1025), ("image_size", 1025)]
+)
+def test_settings_above_their_upper_bound_are_refused(field, value):
+    with pytest.raises(ValueError, match=f"{field} must be at most"):
+        TrainConfig(**{field: value})

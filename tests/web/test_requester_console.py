@@ -55,6 +55,19 @@ def test_project_form_shows_inline_errors_and_keeps_values(requester_client, ses
     assert session.exec(select(Project)).all() == []
 
 
+def test_nul_bytes_in_the_project_form_are_shown_inline_not_a_500(requester_client, session):
+    response = requester_client.post(
+        "/requester/projects",
+        data=project_form(
+            name="Pe\x00ts", instructions="Look\x00", option_value=["c\x00", "d", "o"]
+        ),
+    )
+    assert response.status_code == 422
+    assert response.text.count("Contains a NUL byte; remove it.") == 2
+    assert "may not contain NUL or other control characters" in response.text
+    assert session.exec(select(Project)).all() == []
+
+
 def test_live_preview_renders_options_with_hotkeys(requester_client):
     response = requester_client.post(
         "/requester/projects/preview",

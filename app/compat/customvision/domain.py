@@ -22,6 +22,7 @@ from app.db.engine import is_sqlite
 from app.db.models import Collection, CollectionItem, User
 from app.errors import CrowdlabError
 from app.services.ml.collections import delete_collection, list_collections
+from app.services.text import control_problem
 
 NAMESPACE = uuid.UUID("6f1c3a52-4d7e-4b8a-9c21-5e0f7a9b3d11")
 SOURCE = "customvision"
@@ -188,8 +189,11 @@ def create_project(
 ) -> Collection:
     """Create an empty collection for a Custom Vision classification project."""
     name = (name or "").strip()
-    if not name or len(name) > 200:
-        raise CustomVisionError("BadRequestProjectName", "Give the project a name (1-200 chars).")
+    if not name or len(name) > 200 or control_problem(name, name=True):
+        raise CustomVisionError(
+            "BadRequestProjectName",
+            "Give the project a name (1-200 characters, no control characters).",
+        )
     domain = get_domain(domain_id) if domain_id else get_domain(GENERAL_DOMAIN)
     if domain["type"] != "Classification":
         raise CustomVisionError(
@@ -245,6 +249,10 @@ def update_project(
     collection = lock_project(
         session, get_project(session, requester=requester, project_id=project_id)
     )
+    if name is not None and control_problem(name, name=True):
+        raise CustomVisionError("BadRequestProjectName", "The name has a control character.")
+    if description is not None and control_problem(description):
+        raise CustomVisionError("BadRequest", "The description has a control character.")
     if name is not None and name.strip() and name.strip() != collection.name:
         new = name.strip()[:200]
         clash = session.exec(
@@ -317,8 +325,10 @@ def get_tag(session: Session, *, requester: User, project_id: str, tag_id: str) 
 
 def _check_tag_name(collection: Collection, name: str, *, current: str | None = None) -> str:
     name = (name or "").strip()
-    if not name or len(name) > 200:
-        raise CustomVisionError("BadRequestTagName", "Give the tag a name (1-200 characters).")
+    if not name or len(name) > 200 or control_problem(name, name=True):
+        raise CustomVisionError(
+            "BadRequestTagName", "Give the tag a name (1-200 characters, no control characters)."
+        )
     if name != current and name in collection.classes:
         raise CustomVisionError(
             "BadRequestTagNameNotUnique", f"The project already has a tag named {name!r}."

@@ -297,9 +297,10 @@ def untag_images(
 
 
 def image_view(collection: Collection, item: CollectionItem, stored: MediaFile) -> dict:
-    """An image as the service sees it (URLs relative to the server)."""
+    """An image as the service sees it (URLs relative to the server; signed and expiring,
+    like Azure's blob links, so a client can fetch them without its key)."""
     ids = tag_map(collection)
-    url = media.media_url(stored)
+    url = media.signed_media_url(stored)
     return {
         "id": image_uuid(item.id),
         "created": item.created_at,

@@ -32,6 +32,7 @@ from app.compat.customvision.domain import (
 from app.db.models import Collection, CollectionItem, ModelStatus, TrainedModel, User
 from app.services.ml import trained_models
 from app.services.ml.collections import stratified_split
+from app.services.text import control_problem
 
 MIN_TAGS = 2
 MIN_IMAGES_PER_TAG = 5
@@ -235,8 +236,10 @@ def update_iteration(
         session, requester=requester, project_id=project_id, iteration_id=iteration_id
     )
     name = (name or "").strip()
-    if not name or len(name) > 200:
-        raise CustomVisionError("BadRequest", "Give the iteration a name (1-200 characters).")
+    if not name or len(name) > 200 or control_problem(name, name=True):
+        raise CustomVisionError(
+            "BadRequest", "Give the iteration a name (1-200 characters, no control characters)."
+        )
     model.name = name
     session.add(model)
     session.commit()

@@ -9,6 +9,7 @@ probable first (softmax: the probabilities sum to 1).
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 
 from sqlmodel import Session, select
 
@@ -165,13 +166,15 @@ def classify_image(
     requester: User,
     project_id: str,
     published_name: str,
-    data: bytes,
+    data: bytes | Callable[[], bytes],
     only_model_id: int | None = None,
 ) -> dict:
     """Classify one image with a published iteration: every tag, most probable first.
 
     ``only_model_id`` is set when the caller authenticated with that model's own
-    prediction key: no other model may answer.
+    prediction key: no other model may answer. ``data`` may be a function that fetches
+    the image: it is called only once the project and iteration are known to be the
+    caller's (the server fetches nothing for a stranger's project).
     """
     collection = get_project(session, requester=requester, project_id=project_id)
     model = _published_model(session, collection, published_name)
@@ -179,14 +182,21 @@ def classify_image(
         raise CustomVisionError(
             "Unauthorized", "This prediction key belongs to another model.", status_code=401
         )
-    ranked = inference.predict_bytes(model, data=data, name="imageData", top_k=None)
+    image = data() if callable(data) else data
+    ranked = inference.predict_bytes(model, data=image, name="imageData", top_k=None)
     return _prediction(collection, model, ranked)
 
 
 def quick_test_image(
-    session: Session, *, requester: User, project_id: str, data: bytes, iteration_id: str | None
+    session: Session,
+    *,
+    requester: User,
+    project_id: str,
+    data: bytes | Callable[[], bytes],
+    iteration_id: str | None,
 ) -> dict:
-    """Classify one image with an iteration (the latest completed one by default)."""
+    """Classify one image with an iteration (the latest completed one by default); a
+    fetching ``data`` function runs only after the project and iteration are checked."""
     if iteration_id:
         collection, model = get_iteration(
             session, requester=requester, project_id=project_id, iteration_id=iteration_id
@@ -199,5 +209,6 @@ def quick_test_image(
                 "BadRequestIterationIsNotTrained", "The project has no trained iteration yet."
             )
         model = done[-1]
-    ranked = inference.predict_bytes(model, data=data, name="imageData", top_k=None)
+    image = data() if callable(data) else data
+    ranked = inference.predict_bytes(model, data=image, name="imageData", top_k=None)
     return _prediction(collection, model, ranked)

@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlmodel import Session, select
 
+from aggregation.tsv import spreadsheet_safe
 from app.compat.toloka.shapes import absolute_input, iso
 from app.db.models import (
     Answer,
@@ -295,9 +296,10 @@ def assignments_tsv(
         for task, value in tasks.get(assignment.id, []):
             values = absolute_input(task.input_values, task.image)
             golden = task.known_answer if task.kind != TaskKind.GENERAL else None
-            writer.writerow(
+            row = (
                 [values.get(k, "") for k in input_keys]
                 + [value or "", golden or "", (task.hint or "") if golden else ""]
                 + [_tsv_field(f, assignment, task, link) for f in fields]
             )
+            writer.writerow([spreadsheet_safe(cell) for cell in row])
     return out.getvalue()

@@ -14,7 +14,7 @@ from sqlalchemy import Select, func
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
-from aggregation.tsv import format_confidence, write_aggregated_tsv
+from aggregation.tsv import format_confidence, spreadsheet_safe, write_aggregated_tsv
 from app.db.models import (
     AggregatedLabel,
     AggregationRun,
@@ -283,6 +283,7 @@ def _field(run: AggregationRun) -> str:
 
 
 def _tsv_cell(value: str) -> str:
+    value = spreadsheet_safe(value)
     if any(ch in value for ch in '\t\n\r"'):
         return '"' + value.replace('"', '""') + '"'
     return value

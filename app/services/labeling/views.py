@@ -13,6 +13,7 @@ from sqlmodel import Session, select
 from app.db.models import AnswerOption, Assignment, Pool, TaskKind
 from app.db.types import utcnow
 from app.services.labeling import sql
+from app.services.labeling.images import suite_image_path
 from app.services.media.store import EXTENSIONS
 
 if TYPE_CHECKING:
@@ -66,7 +67,11 @@ class SuiteView:
 
 
 def image_url(image: str, sha256: str | None, content_type: str | None) -> str:
-    """Stored images go through the opaque ``/media/<sha>`` URL; others as uploaded."""
+    """A task's image as its requester addresses it (``/media/<sha>`` or the URL given).
+
+    Labelers never see this: ``build_view`` gives every task the suite's opaque address
+    (``suite_images.suite_image_path``) whatever its source.
+    """
     if sha256:
         return f"/media/{sha256}.{EXTENSIONS.get(content_type or '', 'bin')}"
     return image
@@ -151,11 +156,12 @@ def build_view(
     suite_tasks = [
         SuiteTask(
             position=pos,
-            image_url=url,
+            # every task's image behind the suite's opaque address, whatever its source
+            image_url=suite_image_path(assignment.id, pos),
             checkable=kind == TaskKind.TRAINING and bool(hint),
             task_id=tid,
         )
-        for pos, tid, kind, _known, hint, url in (
+        for pos, tid, kind, _known, hint, _url in (
             tasks if tasks is not None else load_suite_tasks(session, assignment_id=assignment.id)
         )
     ]

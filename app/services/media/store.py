@@ -8,6 +8,7 @@ import warnings
 from functools import lru_cache
 
 import fsspec
+from itsdangerous import BadData, URLSafeTimedSerializer
 from PIL import Image, UnidentifiedImageError
 from sqlmodel import Session, select
 
@@ -126,8 +127,13 @@ def store_image(session: Session, *, owner: User, data: bytes, name: str) -> Med
 
 def read_media(media: MediaFile) -> bytes:
     """The stored bytes of a media file."""
+    return read_media_key(media.storage_key)
+
+
+def read_media_key(storage_key: str) -> bytes:
+    """The stored bytes at a media file's ``storage_key``."""
     fs, root = _store()
-    with fs.open(f"{root}/{media.storage_key}", "rb") as handle:
+    with fs.open(f"{root}/{storage_key}", "rb") as handle:
         return handle.read()
 
 
@@ -140,13 +146,53 @@ def local_path(media: MediaFile) -> str | None:
 
 
 def get_media_by_sha(session: Session, *, sha256: str) -> MediaFile:
-    """A media file by its hash (the public handle in image URLs)."""
+    """A media file by its hash, for services that already checked who asks (no access
+    check here: the ``/media`` route uses ``get_owned_media`` or a signed URL)."""
     media = session.exec(select(MediaFile).where(MediaFile.sha256 == sha256)).first()
     if media is None:
         raise NotFound("No such image.")
     return media
 
 
+def get_owned_media(session: Session, *, owner_id: int, sha256: str) -> MediaFile:
+    """One of ``owner_id``'s media files by hash (one unique-index lookup); anyone else's,
+    or an unknown hash, is ``NotFound``."""
+    media = session.exec(
+        select(MediaFile).where(MediaFile.owner_id == owner_id, MediaFile.sha256 == sha256)
+    ).first()
+    if media is None:
+        raise NotFound("No such image.")
+    return media
+
+
 def media_url(media: MediaFile) -> str:
-    """The URL that serves a media file (opaque: its content hash, nothing about the task)."""
+    """The URL that serves a media file to its owner (logged in or with an API token)."""
     return f"/media/{media.sha256}.{EXTENSIONS.get(media.content_type, 'bin')}"
+
+
+def signed_media_url(media: MediaFile) -> str:
+    """A URL that serves the file to whoever holds it, for ``SIGNED_MEDIA_MAX_AGE`` seconds
+    (Custom Vision clients fetch image URLs without credentials, like Azure's SAS links)."""
+    return f"{media_url(media)}?sig={_media_signer().dumps(media.sha256)}"
+
+
+SIGNED_MEDIA_MAX_AGE = 24 * 3600
+
+
+@lru_cache(maxsize=4)
+def _signer_for(secret: str) -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(secret, salt="crowdlab.media")
+
+
+def _media_signer() -> URLSafeTimedSerializer:
+    return _signer_for(get_settings().resolved_secret_key)
+
+
+def signature_allows(sha256: str, signature: str | None) -> bool:
+    """Whether ``signature`` (the ``sig`` of a signed URL) is current and for this hash."""
+    if not signature:
+        return False
+    try:
+        return _media_signer().loads(signature, max_age=SIGNED_MEDIA_MAX_AGE) == sha256
+    except BadData:
+        return False

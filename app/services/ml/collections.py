@@ -19,6 +19,7 @@ from app.db.models import Collection, CollectionItem, MediaFile, User
 from app.errors import Conflict, NotFound, UploadRejected, ValidationFailed
 from app.services.media import store as media
 from app.services.projects import archive
+from app.services.text import control_problem
 from app.settings import get_settings
 
 DEFAULT_VAL_FRACTION = 0.2
@@ -136,7 +137,9 @@ def stratified_split(labels: list[str], *, val_fraction: float, seed: int) -> li
 def _check_settings(name: str, val_fraction: float, seed: int) -> tuple[str, float, int]:
     errors: dict[str, str] = {}
     name = (name or "").strip()
-    if not name:
+    if problem := control_problem(name, name=True):
+        errors["name"] = problem
+    elif not name:
         errors["name"] = "Give the collection a name."
     elif len(name) > 200:
         errors["name"] = "At most 200 characters."

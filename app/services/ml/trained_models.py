@@ -26,11 +26,20 @@ from app.errors import Conflict, NotFound, ValidationFailed
 from app.security import hash_token
 from app.services.jobs.records import cancel_job_row, remove_work_dir
 from app.services.ml.collections import get_collection
+from app.services.text import check_text
 from app.settings import get_settings
+from model.config import MAX_BATCH_SIZE, MAX_EPOCHS, MAX_IMAGE_SIZE
 
 TRAIN_JOB_KIND = "training"
 PREDICTION_KEY_PREFIX = "pk_"
 FIGURES = {"confusion_matrix": "confusion_matrix.png", "training_curves": "training_curves.png"}
+
+# The bounds of the integer training settings (``TrainConfig``'s), for forms and messages.
+TRAIN_LIMITS = {
+    "epochs": (1, MAX_EPOCHS),
+    "batch_size": (1, MAX_BATCH_SIZE),
+    "image_size": (8, MAX_IMAGE_SIZE),
+}
 
 # Form defaults (the TrainConfig defaults, except a shorter default run).
 DEFAULT_SETTINGS = {
@@ -223,6 +232,7 @@ def cancel_training(session: Session, *, requester: User, model_id: int) -> Trai
 
 def _check_published_name(session: Session, *, requester: User, model: TrainedModel, name: str):
     name = (name or "").strip()
+    check_text(name, field="name", name=True)
     if not name:
         raise ValidationFailed("Give the published model a name.", errors={"name": "Required."})
     if len(name) > 200 or name.startswith("#"):

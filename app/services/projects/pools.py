@@ -22,6 +22,7 @@ from app.services.projects.pool_state import mark_closed
 from app.services.projects.projects import get_project
 from app.services.quality.presets import image_classification_preset
 from app.services.quality.rules import dump_configs, parse_configs
+from app.services.text import control_problem
 from app.settings import get_settings
 
 MAX_OVERLAP = 1000
@@ -62,9 +63,14 @@ def _validate(values: dict) -> dict:
     """Check and normalise pool settings; raises ``ValidationFailed`` with every problem."""
     errors: dict[str, str] = {}
     settings = get_settings()
+    for key in ("public_description", "private_comment"):
+        if problem := control_problem(str(values.get(key) or "")):
+            errors[key] = problem
     if "name" in values:
         values["name"] = (values["name"] or "").strip()
-        if not values["name"]:
+        if problem := control_problem(values["name"], name=True):
+            errors["name"] = problem
+        elif not values["name"]:
             errors["name"] = "Give the pool a name."
         elif len(values["name"]) > 200:
             errors["name"] = "At most 200 characters."

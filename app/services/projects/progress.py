@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import func, or_
 from sqlmodel import Session, select
 
+from aggregation.tsv import spreadsheet_safe
 from app.db.models import (
     Answer,
     Assignment,
@@ -210,17 +211,16 @@ def export_raw_answers(session: Session, *, requester: User, pool_id: int) -> st
     writer.writerow(RAW_COLUMNS)
     for answer, task, assignment in rows:
         image = f"{base}{task.image}" if task.image.startswith("/") else task.image
-        writer.writerow(
-            [
-                image,
-                answer.first_value
-                if task.kind == TaskKind.TRAINING and answer.first_value
-                else answer.value,
-                task.known_answer if task.kind != TaskKind.GENERAL and task.known_answer else "",
-                public_id(answer.labeler_id),
-                public_id(assignment.id),
-                _stamp(assignment.created_at),
-                _stamp(assignment.submitted_at),
-            ]
-        )
+        row = [
+            image,
+            answer.first_value
+            if task.kind == TaskKind.TRAINING and answer.first_value
+            else answer.value,
+            task.known_answer if task.kind != TaskKind.GENERAL and task.known_answer else "",
+            public_id(answer.labeler_id),
+            public_id(assignment.id),
+            _stamp(assignment.created_at),
+            _stamp(assignment.submitted_at),
+        ]
+        writer.writerow([spreadsheet_safe(cell) for cell in row])
     return out.getvalue()

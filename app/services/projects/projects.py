@@ -10,6 +10,7 @@ from sqlmodel import Session, select
 
 from app.db.models import AnswerOption, Pool, PoolStatus, Project, ProjectStatus, User
 from app.errors import Conflict, NotFound, ValidationFailed
+from app.services.text import check_values, control_problem
 
 MIN_OPTIONS = 2
 MAX_OPTIONS = 20
@@ -52,6 +53,8 @@ def validate_options(options: Sequence[OptionInput | tuple[str, str] | dict]) ->
         errors.append(f"Option values must be unique; repeated: {', '.join(duplicates)}.")
     if any(len(option.value) > 200 or len(option.label) > 200 for option in cleaned):
         errors.append("Labels and values have at most 200 characters.")
+    if any(control_problem(o.value + o.label, name=True) for o in cleaned):
+        errors.append("Labels and values may not contain NUL or other control characters.")
     if len(cleaned) < MIN_OPTIONS:
         errors.append(f"Give at least {MIN_OPTIONS} answer options.")
     if len(cleaned) > MAX_OPTIONS:
@@ -61,8 +64,15 @@ def validate_options(options: Sequence[OptionInput | tuple[str, str] | dict]) ->
     return cleaned
 
 
-def _validate_fields(name: str, question: str) -> dict[str, str]:
+def _validate_fields(name: str, question: str, **texts: str) -> dict[str, str]:
     errors: dict[str, str] = {}
+    if problem := control_problem(name or "", name=True):
+        errors["name"] = problem
+    for field, value in {"question": question, **texts}.items():
+        if problem := control_problem(value or ""):
+            errors[field] = problem
+    if errors:
+        return errors
     if not name.strip():
         errors["name"] = "Give the project a name."
     elif len(name.strip()) > 200:
@@ -221,7 +231,17 @@ def create_project(
     task_spec: dict | None = None,
 ) -> Project:
     """Create a project with its answer options (validated; nothing saved on error)."""
-    errors = _validate_fields(name, question)
+    errors = _validate_fields(
+        name,
+        question,
+        public_description=public_description,
+        instructions=instructions,
+        private_comment=private_comment,
+    )
+    try:
+        check_values(task_spec, field="task_spec")
+    except ValidationFailed as exc:
+        errors.update(exc.errors)
     try:
         cleaned = validate_options(options)
     except ValidationFailed as exc:
@@ -300,7 +320,17 @@ def update_project(
     project = get_project(session, requester=requester, project_id=project_id)
     if project.status == ProjectStatus.ARCHIVED:
         raise Conflict("This project is archived; it can no longer be edited.")
-    errors = _validate_fields(name, question)
+    errors = _validate_fields(
+        name,
+        question,
+        public_description=public_description,
+        instructions=instructions,
+        private_comment=private_comment,
+    )
+    try:
+        check_values(task_spec, field="task_spec")
+    except ValidationFailed as exc:
+        errors.update(exc.errors)
     cleaned = None
     if options is not None:
         try:

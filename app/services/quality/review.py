@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import func
 from sqlmodel import Session, select
 
+from aggregation.tsv import from_spreadsheet_safe, spreadsheet_safe
 from app.db.models import (
     Answer,
     Assignment,
@@ -213,17 +214,16 @@ def review_tsv(session: Session, *, requester: User, pool_id: int) -> str:
     writer.writerow(TSV_COLUMNS)
     for assignment in assignments:
         for task, value in answers.get(assignment.id, []):
-            writer.writerow(
-                [
-                    assignment.id,
-                    assignment.labeler_id,
-                    task.image,
-                    value or "",
-                    task.known_answer or "",
-                    "",
-                    "",
-                ]
-            )
+            row = [
+                assignment.id,
+                assignment.labeler_id,
+                task.image,
+                value or "",
+                task.known_answer or "",
+                "",
+                "",
+            ]
+            writer.writerow([spreadsheet_safe(cell) for cell in row])
     return buffer.getvalue()
 
 
@@ -246,7 +246,8 @@ def _read_verdicts(data: bytes) -> tuple[dict[int, tuple[str, str, int]], list[s
     problems: list[str] = []
 
     def cell(row: list[str], col: int | None) -> str:
-        return row[col].strip() if col is not None and col < len(row) else ""
+        text = row[col].strip() if col is not None and col < len(row) else ""
+        return from_spreadsheet_safe(text)  # a reviewer's '+ (typed so it stays text)
 
     for number, row in enumerate(rows[1:], start=2):
         if not "".join(row).strip():

@@ -9,6 +9,7 @@ from typing import Annotated
 from fastapi import Depends, Query, Request
 from fastapi.concurrency import run_in_threadpool
 
+from app.compat.customvision import domain as customvision
 from app.compat.customvision import images
 from app.compat.customvision.routes.common import TrainingUser, no_content, ok
 from app.compat.customvision.routes.multipart import image_parts, raw_body
@@ -114,7 +115,8 @@ def create_images_from_urls(
     session: SessionDep,
     user: TrainingUser,
 ):
-    """Add images the server downloads from http(s) URLs."""
+    """Add images the server downloads from http(s) URLs (the project is checked first)."""
+    customvision.get_project(session, requester=user, project_id=project_id)
     new = []
     for entry in body.images:
         data, error = _fetch(entry.url)

@@ -184,7 +184,7 @@ def quick_test_image_url(
         session,
         requester=user,
         project_id=project_id,
-        data=fetch_image_url(body.url),
+        data=lambda: fetch_image_url(body.url),  # fetched once the project is checked
         iteration_id=iteration_id,
     )
     return ok(result)

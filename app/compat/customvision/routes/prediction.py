@@ -27,7 +27,7 @@ RawBody = Annotated[bytes, Depends(raw_body)]
 BASE = "/{project_id}/classify/iterations/{published_name}"
 
 
-def _classify(session, caller, project_id: str, published_name: str, data: bytes) -> dict:
+def _classify(session, caller, project_id: str, published_name: str, data) -> dict:
     return publishing.classify_image(
         session,
         requester=caller.user,
@@ -73,7 +73,8 @@ async def classify_image_with_no_store(
 
 
 def _classify_url(session, caller, project_id: str, published_name: str, url: str):
-    return ok(_classify(session, caller, project_id, published_name, fetch_image_url(url)))
+    # the fetch runs after the project and published iteration are found to be the caller's
+    return ok(_classify(session, caller, project_id, published_name, lambda: fetch_image_url(url)))
 
 
 @router.post(BASE + "/url", name="customvision:classify_url")
