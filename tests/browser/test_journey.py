@@ -95,7 +95,7 @@ def _set_up_pool(page, zip_data: bytes, truth: dict[str, str]) -> str:
     page.goto(pool_url + "/tasks?kind=general")
     page.locator(".task-tile").first.click()
     src = page.locator("main img").first.get_attribute("src")
-    page.check(f"input[name=answer][value='{truth[_sha_of(src)]}']")
+    page.check(f"input[name=answer][value='{truth[_sha_of(page, src)]}']")
     page.click("button:has-text('Save and go to next')")
     page.goto(pool_url + "/tasks?kind=control")
     assert "16 tasks" in page.content()
@@ -112,8 +112,11 @@ def _set_up_pool(page, zip_data: bytes, truth: dict[str, str]) -> str:
     return pool_url
 
 
-def _sha_of(src: str) -> str:
-    return src.rsplit("/", 1)[1].split(".")[0]
+def _sha_of(page, src: str) -> str:
+    """The image's content hash: its address is opaque, so fetch it as the labeler would."""
+    response = page.request.get(src)
+    assert response.ok, src
+    return hashlib.sha256(response.body()).hexdigest()
 
 
 def _start(page, email: str) -> None:
@@ -131,7 +134,7 @@ def _answer_and_submit(page, truth: dict[str, str] | None) -> str:
         page.wait_for_selector(f"#task-{i}:focus")
         value = "0"
         if truth is not None:
-            value = truth[_sha_of(tasks.nth(i).locator("img").get_attribute("src"))]
+            value = truth[_sha_of(page, tasks.nth(i).locator("img").get_attribute("src"))]
         page.keyboard.press(str(CLASSES.index(value) + 1))
     page.evaluate("document.getElementById('suite').dataset.old = '1'")
     page.keyboard.press("Enter")
