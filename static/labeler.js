@@ -29,6 +29,24 @@
     else if (form()) form().querySelector("button[type=submit]").focus();
   }
 
+  // The answers chosen so far go to the server as they are picked: a refresh, or the same
+  // suite opened on another device, finds them again.
+  let drafting = Promise.resolve();
+  function saveDraft() {
+    const f = form();
+    if (!f || !f.dataset.draftUrl) return;
+    const body = new URLSearchParams();
+    f.querySelectorAll("input[type=radio]:checked").forEach((r) => body.append(r.name, r.value));
+    drafting = drafting.then(() =>
+      fetch(f.dataset.draftUrl, {
+        method: "POST",
+        headers: { "X-CSRF-Token": csrf() },
+        body,
+        keepalive: true,
+      }).catch(() => {})
+    );
+  }
+
   async function afterAnswer(task, radio) {
     task.classList.remove("missing");
     const feedback = task.querySelector(".task-feedback");
@@ -49,6 +67,7 @@
         return;
       }
     }
+    saveDraft();
     moveOn(task);
   }
 

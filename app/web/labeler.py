@@ -30,6 +30,7 @@ from app.services.labeling.available import (
     list_available_pools,
     list_ban_notices,
 )
+from app.services.labeling.drafts import save_draft
 from app.services.money import ledger
 from app.web.templating import flash, is_htmx, money, render
 
@@ -57,14 +58,24 @@ def _positions(fields: dict[str, str], pattern: re.Pattern) -> dict[int, str]:
 
 
 def _suite_page(request: Request, view, *, status_code=200, **extra):
-    context = {"suite": view, "values": {}, "firsts": {}, "errors": {}, "message": "", **extra}
-    return render(
+    context = {
+        "suite": view,
+        "values": dict(view.draft),  # the answers saved so far (a refresh keeps them)
+        "firsts": {},
+        "errors": {},
+        "message": "",
+        **extra,
+    }
+    response = render(
         request,
         "labeler/suite.html",
         context,
         partial="labeler/_suite.html",
         status_code=status_code,
     )
+    # never from a cache: Back after a submit asks again and sees the suite as submitted
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 def _banned(request: Request, exc: LabelerBanned):
@@ -174,6 +185,21 @@ def submit_suite(
     else:
         notice = "Suite submitted. It is paid when the requester accepts it."
     return _next_suite(request, session, user, pool_id=result.pool_id, notice=notice)
+
+
+@router.post("/labeler/assignments/{assignment_id}/draft", name="labeler:draft")
+def save_suite_draft(
+    session: SessionDep, user: CurrentLabeler, assignment_id: int, fields: FormFields
+):
+    """Keep the answers chosen so far (sent by the page as the labeler picks them): 204."""
+    try:
+        save_draft(
+            session, labeler=user, assignment_id=assignment_id,
+            answers=_positions(fields, ANSWER_FIELD),
+        )  # fmt: skip
+    except Conflict as exc:
+        return Response(exc.message, status_code=409, media_type="text/plain")
+    return Response(status_code=204)
 
 
 @router.post("/labeler/assignments/{assignment_id}/skip", name="labeler:skip")

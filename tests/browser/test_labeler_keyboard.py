@@ -76,3 +76,35 @@ def test_practice_task_hint_after_wrong_key_then_asks_again(session, requester, 
     page.wait_for_selector("#task-0 .check.right")
     page.keyboard.press("Enter")
     page.wait_for_selector("text=you earned")
+
+
+def test_refresh_keeps_the_chosen_answers_and_back_shows_the_suite_submitted(
+    session, requester, page
+):
+    pool = make_pool(session, requester, general_per_suite=3, control_per_suite=0)
+    add_tasks(session, pool, general=9)
+    open_pool(session, requester, pool)
+    log_in(page, make_labeler(session).email)
+    page.goto("/labeler")
+    page.click("text=Start labeling")
+    page.wait_for_selector("#task-0:focus")
+    page.keyboard.press("2")  # dog
+    page.wait_for_selector("#task-1:focus")
+    page.keyboard.press("3")  # bird
+    page.wait_for_selector("#task-2:focus")
+    page.wait_for_load_state("networkidle")  # the draft has been saved
+    suite_url = page.url
+    page.reload()
+    page.wait_for_selector("#task-2:focus")  # the first unanswered task
+    assert page.is_checked("#task-0 input[value=dog]")
+    assert page.is_checked("#task-1 input[value=bird]")
+
+    page.keyboard.press("1")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("text=you earned")
+    assert page.url != suite_url
+    page.go_back()
+    page.wait_for_url(suite_url)
+    page.wait_for_selector("text=This suite is")
+    assert page.locator("#suite-form").count() == 0
+    assert page.locator("button:has-text('Submit suite')").count() == 0

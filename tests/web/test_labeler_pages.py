@@ -196,3 +196,41 @@ def test_practice_task_shows_hint_only_after_a_wrong_answer(session, requester, 
             assert right.headers["X-Check"] == "right" and HINT not in right.text
         else:  # general and control answer alike: nothing
             assert wrong.headers["X-Check"] == "none" and wrong.text.strip() == ""
+
+
+def test_a_draft_survives_a_refresh_and_keeps_only_real_options(
+    session, requester, labeler_client, make_client
+):
+    pool = _pool(session, requester)
+    assignment_id = _take(labeler_client, pool)
+    saved = labeler_client.post(
+        f"/labeler/assignments/{assignment_id}/draft",
+        data={"a0": "dog", "a2": "bird", "a1": "<unicorn>", "a99999": "cat"},
+    )
+    assert saved.status_code == 204
+    items = _tasks_html(labeler_client.get(f"/labeler/assignments/{assignment_id}").text)
+    checked = [re.findall(r'value="(\w+)" checked', item) for item in items]
+    assert checked == [["dog"], [], ["bird"], []]
+    from tests.builders.users import login, make_labeler
+
+    other = login(make_client(), make_labeler(session))
+    refused = other.post(f"/labeler/assignments/{assignment_id}/draft", data={"a0": "cat"})
+    assert refused.status_code == 404
+
+
+def test_a_submitted_suite_shows_as_submitted_and_takes_no_draft(
+    session, requester, labeler_client
+):
+    pool = _pool(session, requester)
+    assignment_id = _take(labeler_client, pool)
+    page = f"/labeler/assignments/{assignment_id}"
+    answers = {f"a{i}": "dog" for i in range(4)}
+    assert labeler_client.post(page + "/submit", data=answers, headers=HTMX).status_code == 200
+    again = labeler_client.get(page)
+    assert again.headers["cache-control"] == "no-store"
+    assert "Submit suite" not in again.text and "suite-form" not in again.text
+    assert re.search(
+        r'This suite is <span class="badge \w+">(accepted|submitted)</span>', again.text
+    )
+    late = labeler_client.post(page + "/draft", data={"a0": "cat"})
+    assert late.status_code == 409

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import Column, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy import JSON, Column, ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from app.db.types import UTCDateTime, utcnow
@@ -48,6 +48,9 @@ class Assignment(SQLModel, table=True):
     reviewed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     review_comment: str | None = Field(default=None, max_length=2000)
     duration_seconds: float | None = Field(default=None)
+    # the answers chosen so far, by task position, kept while the suite is active (a page
+    # refresh or another device finds them again)
+    draft: dict | None = Field(default=None, sa_column=Column(JSON, nullable=True))
 
 
 class AssignmentTask(SQLModel, table=True):

@@ -42,6 +42,7 @@ class SuiteView:
     instructions: str
     options: list[OptionView]
     tasks: list[SuiteTask]
+    draft: dict[int, str] = field(default_factory=dict)  # answers chosen so far, by position
 
     @property
     def seconds_left(self) -> int:
@@ -176,4 +177,14 @@ def build_view(
         instructions=instructions,
         options=options,
         tasks=suite_tasks,
+        draft=_draft_of(assignment, options),
     )
+
+
+def _draft_of(assignment, options: list[OptionView]) -> dict[int, str]:
+    """The saved draft of an active suite, by position, with values still among the options."""
+    draft = getattr(assignment, "draft", None) or {}
+    if assignment.status != "active":
+        return {}
+    values = {option.value for option in options}
+    return {int(pos): str(v) for pos, v in draft.items() if str(pos).isdigit() and str(v) in values}
