@@ -1,4 +1,4 @@
-// Task-suite page: keys 1..9 answer the focused task and move on, Enter submits,
+// Task-suite page: each option's key answers the focused task and moves on, Enter submits,
 // unanswered tasks are shown in place, a countdown, click-to-expand images, and the
 // practice-task check (hint after a wrong answer, then ask again).
 (function () {
@@ -127,9 +127,10 @@
     if (event.key === "Escape") return closeLightbox();
     if (!form() || event.ctrlKey || event.metaKey || event.altKey) return;
     if (event.target.matches && event.target.matches("textarea, input[type=text], select")) return;
-    if (/^[1-9]$/.test(event.key)) {
+    const key = event.key.length === 1 ? event.key.toLowerCase() : "";
+    if (key && /^[0-9a-z]$/.test(key)) {
       const task = currentTask() || tasks().find((t) => !answered(t));
-      const radio = task && task.querySelectorAll("input[type=radio]")[Number(event.key) - 1];
+      const radio = task && task.querySelector(`input[type=radio][data-hotkey="${key}"]`);
       if (!radio) return;
       event.preventDefault();
       radio.checked = true;

@@ -24,9 +24,31 @@ def _rows(options: list[OptionInput]) -> list[OptionInput]:
     return rows[: projects.MAX_OPTIONS]
 
 
-def _form_options(labels: list[str], values: list[str]) -> list[OptionInput]:
-    pairs = zip(labels + [""] * (len(values) - len(labels)), values, strict=False)
-    return [OptionInput(label.strip(), value.strip()) for label, value in pairs if label or value]
+def _form_options(
+    labels: list[str], values: list[str], hotkeys: list[str] | None = None
+) -> list[OptionInput]:
+    n = max(len(labels), len(values))
+    rows = zip(
+        labels + [""] * (n - len(labels)),
+        values + [""] * (n - len(values)),
+        (hotkeys or []) + [""] * (n - len(hotkeys or [])),
+        strict=False,
+    )
+    return [
+        OptionInput(label.strip(), value.strip(), key.strip())
+        for label, value, key in rows
+        if label or value
+    ]
+
+
+def _keyed(options: list[OptionInput]) -> list[OptionInput]:
+    """The options with the hotkeys labelers will get (none shown while they clash)."""
+    options = [o for o in options if o.value]
+    try:
+        keys = projects.assign_hotkeys(options)
+    except ValidationFailed:
+        keys = [o.hotkey or None for o in options]
+    return [OptionInput(o.label, o.value, k or "") for o, k in zip(options, keys, strict=True)]
 
 
 def _form(request: Request, *, project=None, values: dict, options, errors=None, message=None):
@@ -39,7 +61,7 @@ def _form(request: Request, *, project=None, values: dict, options, errors=None,
             "option_rows": _rows(options),
             "errors": errors or {},
             "message": message,
-            "preview": {**values, "options": [o for o in options if o.value]},
+            "preview": {**values, "options": _keyed(options)},
             "nav": "projects",
         },
         status_code=422 if errors or message else 200,
@@ -63,6 +85,7 @@ def create_project(
     question: str = Form(""),
     option_label: list[str] = Form([]),
     option_value: list[str] = Form([]),
+    option_hotkey: list[str] = Form([]),
 ):
     """Create the project, or show the form again with inline errors."""
     values = {
@@ -71,7 +94,7 @@ def create_project(
         "instructions": instructions,
         "question": question,
     }
-    options = _form_options(option_label, option_value)
+    options = _form_options(option_label, option_value, option_hotkey)
     try:
         project = projects.create_project(session, requester=user, options=options, **values)
     except ValidationFailed as exc:
@@ -94,9 +117,10 @@ def preview(
     question: str = Form(""),
     option_label: list[str] = Form([]),
     option_value: list[str] = Form([]),
+    option_hotkey: list[str] = Form([]),
 ):
     """The task as labelers will see it, from the form being edited (htmx)."""
-    options = [o for o in _form_options(option_label, option_value) if o.value]
+    options = _keyed(_form_options(option_label, option_value, option_hotkey))
     return render(
         request,
         "requester/projects/_preview.html",
@@ -142,7 +166,8 @@ def edit_project(request: Request, session: SessionDep, user: CurrentRequester, 
     """The project form, filled in."""
     project = projects.get_project(session, requester=user, project_id=project_id)
     options = [
-        OptionInput(o.label, o.value) for o in projects.list_options(session, project=project)
+        OptionInput(o.label, o.value, o.hotkey or "")
+        for o in projects.list_options(session, project=project)
     ]
     values = {
         "name": project.name,
@@ -165,6 +190,7 @@ def update_project(
     question: str = Form(""),
     option_label: list[str] = Form([]),
     option_value: list[str] = Form([]),
+    option_hotkey: list[str] = Form([]),
 ):
     """Save the project; options stay frozen while one of its pools is open."""
     project = projects.get_project(session, requester=user, project_id=project_id)
@@ -174,7 +200,7 @@ def update_project(
         "instructions": instructions,
         "question": question,
     }
-    options = _form_options(option_label, option_value)
+    options = _form_options(option_label, option_value, option_hotkey)
     try:
         projects.update_project(
             session, requester=user, project_id=project.id, options=options, **values

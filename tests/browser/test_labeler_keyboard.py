@@ -108,3 +108,22 @@ def test_refresh_keeps_the_chosen_answers_and_back_shows_the_suite_submitted(
     page.wait_for_selector("text=This suite is")
     assert page.locator("#suite-form").count() == 0
     assert page.locator("button:has-text('Submit suite')").count() == 0
+
+
+def test_the_key_of_a_digit_option_is_that_digit(session, requester, page):
+    from tests.builders.pools import make_project
+
+    project = make_project(session, requester, options=("0", "1", "2", "3"), name="Digits")
+    pool = make_pool(session, requester, project, general_per_suite=2, control_per_suite=0)
+    add_tasks(session, pool, general=4)
+    open_pool(session, requester, pool)
+    log_in(page, make_labeler(session).email)
+    page.goto("/labeler")
+    page.click("text=Start labeling")
+    page.wait_for_selector("#task-0:focus")
+    assert page.locator("#task-0 label.option kbd").all_inner_texts() == ["0", "1", "2", "3"]
+    page.keyboard.press("3")
+    page.wait_for_selector("#task-1:focus")
+    page.keyboard.press("0")
+    assert page.is_checked("#task-0 input[value='3']")
+    assert page.is_checked("#task-1 input[value='0']")

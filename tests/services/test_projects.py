@@ -34,11 +34,34 @@ def test_project_keeps_options_in_order_with_hotkeys(session, requester):
     assert "lock" in spec["view_spec"]
 
 
-def test_only_nine_hotkeys(session, requester):
+def test_options_get_keys_1_to_9_then_0_and_the_rest_none(session, requester):
     options = [OptionInput(f"L{i}", f"v{i}") for i in range(12)]
     project = projects.create_project(session, requester=requester, name="Many", options=options)
     hotkeys = [o.hotkey for o in projects.list_options(session, project=project)]
-    assert hotkeys == [str(i) for i in range(1, 10)] + [None, None, None]
+    assert hotkeys == [str(i) for i in range(1, 10)] + ["0", None, None]
+
+
+def test_a_one_character_value_is_its_own_key(session, requester):
+    """The digits project: pressing 3 answers "3" (not the fourth option)."""
+    options = [OptionInput(f"Digit {i}", str(i)) for i in range(10)]
+    project = projects.create_project(session, requester=requester, name="Digits", options=options)
+    keys = {o.value: o.hotkey for o in projects.list_options(session, project=project)}
+    assert keys == {str(i): str(i) for i in range(10)}
+    mixed = [OptionInput("Cat", "c"), OptionInput("Dog", "dog"), OptionInput("Yes", "1")]
+    assert projects.assign_hotkeys(mixed) == ["c", "2", "1"]
+
+
+def test_hotkeys_are_editable_and_must_be_unique(session, requester):
+    chosen = [OptionInput("Cat", "cat", "c"), OptionInput("Dog", "dog", "D")]
+    project = projects.create_project(session, requester=requester, name="Keys", options=chosen)
+    assert [o.hotkey for o in projects.list_options(session, project=project)] == ["c", "d"]
+    for bad, message in (
+        ([OptionInput("Cat", "cat", "x"), OptionInput("Dog", "dog", "x")], "repeated: x"),
+        ([OptionInput("Cat", "cat", "!"), OptionInput("Dog", "dog")], "one digit or letter"),
+    ):
+        with pytest.raises(ValidationFailed) as refused:
+            projects.create_project(session, requester=requester, name="Bad", options=bad)
+        assert message in refused.value.errors["options"]
 
 
 @pytest.mark.parametrize(

@@ -14,30 +14,68 @@ from app.services.text import check_values, control_problem
 
 MIN_OPTIONS = 2
 MAX_OPTIONS = 20
-MAX_HOTKEYS = 9
 
 
 @dataclass(frozen=True)
 class OptionInput:
-    """One answer option as entered: ``label`` is shown, ``value`` is written to results."""
+    """One answer option as entered: ``label`` is shown, ``value`` is written to results,
+    ``hotkey`` (optional) is the key that picks it on the labeler's page."""
 
     label: str
     value: str
+    hotkey: str = ""
+
+
+# keys a labeler may press for an option: digits and letters (Enter submits, Escape closes)
+HOTKEY_CHARS = "0123456789abcdefghijklmnopqrstuvwxyz"
+# what options without a hotkey of their own get, in order
+DEFAULT_HOTKEYS = "1234567890"
+
+
+def assign_hotkeys(
+    options: Sequence[OptionInput | AnswerOption], *, taken: Sequence[str] = ()
+) -> list[str | None]:
+    """Each option's hotkey: the one given; else the option's value when it is one digit or
+    letter (the digits project's "3" is key 3); else the next free of 1–9, 0. Unique;
+    ``ValidationFailed`` names a bad or repeated key."""
+    given = [(getattr(o, "hotkey", None) or "").strip().lower() for o in options]
+    bad = sorted({key for key in given if key and (len(key) != 1 or key not in HOTKEY_CHARS)})
+    if bad:
+        message = f"A hotkey is one digit or letter; not: {', '.join(bad)}."
+        raise ValidationFailed(message, errors={"options": message})
+    repeated = sorted({key for key in given if key and (given.count(key) > 1 or key in taken)})
+    if repeated:
+        message = f"Hotkeys must be unique; repeated: {', '.join(repeated)}."
+        raise ValidationFailed(message, errors={"options": message})
+    used = set(taken) | {key for key in given if key}
+    keys: list[str | None] = list(given)
+    for i, option in enumerate(options):  # a one-character value keys itself when free
+        value = option.value.strip().lower()
+        if not keys[i] and len(value) == 1 and value in HOTKEY_CHARS and value not in used:
+            keys[i] = value
+            used.add(value)
+    free = [key for key in DEFAULT_HOTKEYS if key not in used]
+    for i in range(len(keys)):
+        if not keys[i]:
+            keys[i] = free.pop(0) if free else None
+    return keys
 
 
 def _clean_options(options: Sequence[OptionInput | tuple[str, str] | dict]) -> list[OptionInput]:
     cleaned: list[OptionInput] = []
     for item in options:
+        hotkey = ""
         if isinstance(item, dict):
             label, value = str(item.get("label") or ""), str(item.get("value") or "")
+            hotkey = str(item.get("hotkey") or "")
         elif isinstance(item, OptionInput):
-            label, value = item.label, item.value
+            label, value, hotkey = item.label, item.value, item.hotkey
         else:
-            label, value = item
+            label, value = item[0], item[1]
         label, value = label.strip(), value.strip()
         if not label and not value:
             continue
-        cleaned.append(OptionInput(label=label or value, value=value))
+        cleaned.append(OptionInput(label=label or value, value=value, hotkey=hotkey.strip()))
     return cleaned
 
 
@@ -61,6 +99,7 @@ def validate_options(options: Sequence[OptionInput | tuple[str, str] | dict]) ->
         errors.append(f"Give at most {MAX_OPTIONS} answer options.")
     if errors:
         raise ValidationFailed(" ".join(errors), errors={"options": " ".join(errors)})
+    assign_hotkeys(cleaned)  # raises on a bad or repeated key
     return cleaned
 
 
@@ -106,8 +145,9 @@ def build_task_spec(question: str, options: Sequence[OptionInput | AnswerOption]
         }
     )
     hotkeys: dict = {"type": "plugin.hotkeys"}
-    for index, option in enumerate(option_list[:MAX_HOTKEYS]):
-        hotkeys[str(index + 1)] = {"type": "action.set", "data": output, "payload": option["value"]}
+    for option, key in zip(options, assign_hotkeys(options), strict=True):
+        if key:
+            hotkeys[key] = {"type": "action.set", "data": output, "payload": option.value}
     config = {
         "view": {"type": "view.list", "items": items},
         "plugins": [
@@ -191,7 +231,7 @@ def options_from_task_spec(task_spec: dict) -> list[OptionInput]:
 
 
 def list_options(session: Session, *, project: Project) -> list[AnswerOption]:
-    """The project's answer options in order (hotkeys 1..9 on the first nine)."""
+    """The project's answer options in order."""
     return list(
         session.exec(
             select(AnswerOption)
@@ -205,6 +245,7 @@ def _write_options(session: Session, project: Project, options: list[OptionInput
     for old in list_options(session, project=project):
         session.delete(old)
     session.flush()
+    keys = assign_hotkeys(options)
     for position, option in enumerate(options):
         session.add(
             AnswerOption(
@@ -212,7 +253,7 @@ def _write_options(session: Session, project: Project, options: list[OptionInput
                 label=option.label,
                 value=option.value,
                 position=position,
-                hotkey=str(position + 1) if position < MAX_HOTKEYS else None,
+                hotkey=keys[position],
             )
         )
     session.flush()
@@ -373,15 +414,18 @@ def add_options(session: Session, *, project: Project, values: Sequence[str]) ->
             f"That would make {len(existing) + len(values)} options; the limit is {MAX_OPTIONS}.",
             errors={"options": "Too many options."},
         )
+    keys = assign_hotkeys(
+        [OptionInput(value, value) for value in values],
+        taken=[o.hotkey for o in existing if o.hotkey],
+    )
     for offset, value in enumerate(values):
-        position = len(existing) + offset
         session.add(
             AnswerOption(
                 project_id=project.id,
                 label=value,
                 value=value,
-                position=position,
-                hotkey=str(position + 1) if position < MAX_HOTKEYS else None,
+                position=len(existing) + offset,
+                hotkey=keys[offset],
             )
         )
     session.flush()
