@@ -19,8 +19,12 @@ SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 
 
 def get_session(request: Request) -> Iterator[Session]:
-    """One session per request, able to write atomically (SQLite: serialised writers)."""
-    session = new_session(write=True)
+    """One session per request, able to write atomically (SQLite: serialised writers).
+
+    On SQLite a GET/HEAD/OPTIONS request takes the write lock only if it writes, so pages
+    and media never queue behind an import or a suite being taken; a state-changing
+    request takes it up front (the assignment engine relies on that serialisation)."""
+    session = new_session(write=True, lazy=request.method in SAFE_METHODS)
     try:
         yield session
     finally:
