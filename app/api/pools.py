@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Form, Query, UploadFile
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 
 from app.api.operations import operation_json
@@ -373,8 +374,9 @@ async def upload(
     Small uploads answer ``{"created": {...}}``; large ones a running operation (202).
     """
     pool = _pool(session, user, pool_id)
-    data = [(f.filename or f"file{i}", await f.read()) for i, f in enumerate(files)]
-    outcome = uploads.submit_upload(
+    data = [(f.filename or f"file{i}", f.file) for i, f in enumerate(files)]
+    outcome = await run_in_threadpool(  # not on the event loop: other requests go on
+        uploads.submit_upload,
         session,
         requester=user,
         pool_id=pool.id,

@@ -2,7 +2,9 @@
 
 Every upload is all-or-nothing: it is checked completely first (naming the bad row or
 file), then written in one transaction. Uploads with more items than
-``settings.upload_job_threshold`` run as a background job with a progress bar.
+``settings.upload_job_threshold`` run as a background job with a progress bar; a large
+TSV is streamed and staged in short batches (``upload_batches``), then moved into the
+pool in one statement.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 from sqlalchemy import func
 from sqlmodel import Session, select
@@ -24,7 +27,7 @@ from app.db.engine import refresh_statistics
 from app.db.models import Job, MediaFile, Pool, PoolStatus, Project, Task, TaskKind, User
 from app.db.models.pool import PoolType
 from app.errors import Conflict, UploadRejected, ValidationFailed
-from app.services import archive, jobs, media
+from app.services import archive, jobs, media, upload_batches
 from app.services.pools import get_pool
 from app.services.projects import _add_options, has_open_pool, list_options
 from app.services.upload_formats import TaskInput, TsvContext, is_url, parse_task_tsv
@@ -32,6 +35,7 @@ from app.settings import get_settings
 
 Progress = Callable[[float, str], None]
 KINDS = ("tsv", "images", "zip")
+UploadData = bytes | BinaryIO  # a file's content, or a binary file object to stream it from
 
 
 def _no_progress(_fraction: float, _message: str = "") -> None:
@@ -77,16 +81,18 @@ class _Prepared:
     new_options: list[str] = field(default_factory=list)
 
 
-def _context(session: Session, pool: Pool) -> TsvContext:
+def _context(session: Session, pool: Pool, *, existing: bool = True) -> TsvContext:
     project = session.get(Project, pool.project_id)
-    existing = set(session.exec(select(Task.image).where(Task.pool_id == pool.id)))
+    images = (
+        set(session.exec(select(Task.image).where(Task.pool_id == pool.id))) if existing else set()
+    )
     by_name: dict[str, tuple[int, str]] = {}
     for item in session.exec(select(MediaFile).where(MediaFile.owner_id == pool.owner_id)):
         by_name.setdefault(item.original_name, (item.id, media.media_url(item)))
     return TsvContext(
         option_values=[o.value for o in list_options(session, project=project)],
         training_pool=pool.pool_type == PoolType.TRAINING,
-        existing_images=existing,
+        existing_images=images,
         media_by_name=by_name,
     )
 
@@ -96,8 +102,38 @@ def _check_pool(pool: Pool) -> None:
         raise Conflict("This pool is archived; tasks cannot be added.")
 
 
-def _prepare_tsv(context: TsvContext, data: bytes) -> _Prepared:
+def _prepare_tsv(context: TsvContext, data: UploadData) -> _Prepared:
     return _Prepared(tasks=[(task, None) for task in parse_task_tsv(data, context)])
+
+
+def _stream(data: UploadData) -> BinaryIO:
+    if isinstance(data, bytes | bytearray):
+        return io.BytesIO(data)
+    data.seek(0)
+    return data
+
+
+def _size(data: UploadData) -> int:
+    if isinstance(data, bytes | bytearray):
+        return len(data)
+    data.seek(0, io.SEEK_END)
+    size = data.tell()
+    data.seek(0)
+    return size
+
+
+def _content(data: UploadData) -> bytes:
+    return data if isinstance(data, bytes) else _stream(data).read()
+
+
+def _more_lines_than(data: UploadData, limit: int) -> bool:
+    stream, lines = _stream(data), 0
+    while chunk := stream.read(1 << 16):
+        lines += chunk.count(b"\n")
+        if lines > limit:
+            break
+    stream.seek(0)
+    return lines > limit
 
 
 def _inspect_blobs(
@@ -281,7 +317,7 @@ def add_tasks(
 def _prepare(
     context: TsvContext,
     kind: str,
-    files: Sequence[tuple[str, bytes]] | None,
+    files: Sequence[tuple[str, UploadData]] | None,
     zip_file,
     *,
     general_count: int,
@@ -291,7 +327,7 @@ def _prepare(
     if kind == "tsv":
         if not files:
             raise UploadRejected("Choose a TSV file.")
-        return _prepare_tsv(context, files[0][1])
+        return _prepare_tsv(context, _stream(files[0][1]))
     if kind == "images":
         return _prepare_images(context, files or [], progress)
     if kind == "zip":
@@ -305,15 +341,17 @@ def _prepare(
     raise ValidationFailed(f"Unknown upload kind {kind!r}.", errors={"kind": "tsv, images or zip"})
 
 
-def _item_count(kind: str, files: Sequence[tuple[str, bytes]]) -> int:
+def _is_large(kind: str, files: Sequence[tuple[str, UploadData]], threshold: int) -> bool:
+    if not files:
+        return False
     if kind == "images":
-        return len(files)
+        return len(files) > threshold
     if kind == "tsv":
-        return files[0][1].count(b"\n") if files else 0
+        return _more_lines_than(files[0][1], threshold)
     try:
-        return len(zipfile.ZipFile(io.BytesIO(files[0][1])).infolist()) if files else 0
+        return len(zipfile.ZipFile(_stream(files[0][1])).infolist()) > threshold
     except zipfile.BadZipFile:
-        return 0
+        return False
 
 
 def submit_upload(
@@ -322,15 +360,17 @@ def submit_upload(
     requester: User,
     pool_id: int,
     kind: str,
-    files: Sequence[tuple[str, bytes]],
+    files: Sequence[tuple[str, UploadData]],
     general_count: int = 0,
     create_missing_options: bool = False,
 ) -> UploadOutcome:
-    """Import now when small; otherwise save the files and start an ``upload`` job."""
+    """Import now when small; otherwise save the files and start an ``upload`` job.
+
+    A file is its bytes or a binary file object (read from the start, streamed)."""
     pool = get_pool(session, requester=requester, pool_id=pool_id)
     _check_pool(pool)
     settings = get_settings()
-    size = sum(len(data) for _, data in files)
+    size = sum(_size(data) for _, data in files)
     if size > settings.max_upload_bytes:
         raise UploadRejected(
             f"The upload is {size / 1e6:.0f} MB; "
@@ -340,12 +380,13 @@ def submit_upload(
         raise ValidationFailed(
             f"Unknown upload kind {kind!r}.", errors={"kind": "tsv, images or zip"}
         )
-    if _item_count(kind, files) > settings.upload_job_threshold:
+    if _is_large(kind, files, settings.upload_job_threshold):
         folder = settings.data_dir / "uploads" / uuid.uuid4().hex
         folder.mkdir(parents=True)
         names = []
         for i, (name, data) in enumerate(files):
-            (folder / f"{i:06d}").write_bytes(data)
+            with open(folder / f"{i:06d}", "wb") as out:
+                shutil.copyfileobj(_stream(data), out, 1 << 16)
             names.append(name)
         job = jobs.submit_job(
             session,
@@ -364,9 +405,11 @@ def submit_upload(
         )
         return UploadOutcome(job=job)
     context = _context(session, pool)
-    zip_file = io.BytesIO(files[0][1]) if kind == "zip" and files else None
+    zip_file = _stream(files[0][1]) if kind == "zip" and files else None
     if kind == "zip" and zip_file is None:
         raise UploadRejected("Choose a ZIP file.")
+    if kind == "images":
+        files = [(name, _content(data)) for name, data in files]
     prepared = _prepare(
         context,
         kind,
@@ -382,8 +425,58 @@ def submit_upload(
     return UploadOutcome(result=result)
 
 
-def run_upload_job(payload: dict, progress: Progress) -> dict:
-    """The ``upload`` job: check everything (reporting progress), then write at once."""
+def run_upload_job(job_id: int, payload: dict, progress: Progress) -> dict:
+    """The ``upload`` job: check everything (reporting progress), then write at once.
+
+    A TSV is streamed and staged in short batches; images and ZIPs are checked first
+    and written in one transaction. A retry (the worker died) starts from scratch."""
+    from app.db.engine import session_scope
+
+    key = upload_batches.upload_key_of(payload)
+    with session_scope() as session:
+        upload_batches.discard_staged(session, upload_key=key)  # an earlier attempt's rows
+    try:
+        if payload["kind"] == "tsv":
+            return _run_tsv_job(payload, progress)
+        return _run_files_job(payload, progress)
+    except BaseException:
+        with session_scope() as session:
+            upload_batches.discard_staged(session, upload_key=key)
+        raise
+    finally:
+        discard_upload_files(payload)
+
+
+def _run_tsv_job(payload: dict, progress: Progress) -> dict:
+    from app.db.engine import session_scope
+
+    key = upload_batches.upload_key_of(payload)
+    with session_scope(write=False) as session:
+        pool = session.get(Pool, payload["pool_id"])
+        _check_pool(pool)
+        context = _context(session, pool, existing=False)
+    path = Path(payload["folder"]) / "000000"
+    progress(0.0, "Checking the upload")
+    with open(path, "rb") as stream:
+        rows = upload_batches.stage_tsv(
+            upload_key=key,
+            stream=stream,
+            context=context,
+            progress=progress,
+            size=path.stat().st_size,
+        )
+    progress(0.9, f"Adding {rows} tasks to the pool", force=True)
+    with session_scope() as session:
+        pool = session.get(Pool, payload["pool_id"])
+        _check_pool(pool)
+        counts = upload_batches.move_staged(session, upload_key=key, pool=pool)
+        session.commit()
+        refresh_statistics(session, table="task", rows=rows)
+    created = {kind.value: counts.get(kind.value, 0) for kind in TaskKind}
+    return UploadResult(created=created).as_dict()
+
+
+def _run_files_job(payload: dict, progress: Progress) -> dict:
     from app.db.engine import session_scope
 
     folder = Path(payload["folder"])
@@ -418,7 +511,6 @@ def run_upload_job(payload: dict, progress: Progress) -> dict:
     finally:
         if zip_file is not None:
             zip_file.close()
-        discard_upload_files(payload)
     return result.as_dict()
 
 

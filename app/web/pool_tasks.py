@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Form, Request, UploadFile
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import RedirectResponse, Response
 
 from app.db.models import TaskKind
@@ -30,7 +31,7 @@ async def upload(
     """Import a TSV, images or a ZIP; a refusal names the rows or files and imports nothing."""
     pool = pools.get_pool(session, requester=user, pool_id=pool_id)
     chosen = [f for f in files if f.filename]
-    data = [(f.filename, await f.read()) for f in chosen]
+    data = [(f.filename, f.file) for f in chosen]  # streamed from the spooled upload
     try:
         count = int(general_count or 0)
     except ValueError:
@@ -40,7 +41,8 @@ async def upload(
             raise ValidationFailed("Enter a whole number of general tasks (0 or more).")
         if not data:
             raise UploadRejected("Choose a file to upload first.")
-        outcome = uploads.submit_upload(
+        outcome = await run_in_threadpool(  # not on the event loop: other requests go on
+            uploads.submit_upload,
             session,
             requester=user,
             pool_id=pool.id,

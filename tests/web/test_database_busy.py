@@ -45,7 +45,7 @@ def _hold_write_lock():
     raw = conn.driver_connection
     raw.isolation_level = None
     raw.execute("BEGIN IMMEDIATE")
-    raw.execute('UPDATE user_account SET email = email')
+    raw.execute("UPDATE user_account SET email = email")
     try:
         yield
     finally:
@@ -96,6 +96,7 @@ def test_a_statement_past_the_statement_timeout_gives_503_not_a_hang(
     postgres_only, monkeypatch, app, requester_api
 ):
     _reconfigure(monkeypatch, db_statement_timeout_ms=300)
+
     @app.get("/api/zz-test-slow")
     def slow(session: SessionDep):
         session.exec(sa.text("SELECT pg_sleep(5)"))
