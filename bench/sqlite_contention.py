@@ -100,7 +100,7 @@ class Stats:
             async with call() as response:
                 body = (await response.read()).decode("utf-8", "replace")
                 status = response.status
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, aiohttp.ClientError) as exc:
             self.errors[f"{kind} {type(exc).__name__}"] += 1
             self.latency[kind].append(time.perf_counter() - started)
             return 0, ""

@@ -6,7 +6,6 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Form, Query, UploadFile
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 
 from app.api.operations import operation_json
@@ -360,7 +359,7 @@ def answers_tsv(session: SessionDep, user: ApiRequester, pool_id: str) -> Respon
 
 
 @router.post("/pools/{pool_id}/uploads", name="api:pools_upload", response_model=None)
-async def upload(
+def upload(
     session: SessionDep,
     user: ApiRequester,
     pool_id: str,
@@ -375,8 +374,7 @@ async def upload(
     """
     pool = _pool(session, user, pool_id)
     data = [(f.filename or f"file{i}", f.file) for i, f in enumerate(files)]
-    outcome = await run_in_threadpool(  # not on the event loop: other requests go on
-        uploads.submit_upload,
+    outcome = uploads.submit_upload(
         session,
         requester=user,
         pool_id=pool.id,

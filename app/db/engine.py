@@ -16,15 +16,13 @@ from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlmodel import Session, create_engine
 
+from app.db import sqlite_writers
 from app.settings import get_settings
 
 
 def is_sqlite(engine: Engine) -> bool:
     """Whether the engine talks to SQLite (which serialises writers itself)."""
     return engine.dialect.name == "sqlite"
-
-
-_WRITE_VERBS = ("INSERT", "UPDATE", "DELETE", "REPLACE")
 
 
 @lru_cache(maxsize=8)
@@ -46,39 +44,7 @@ def engine_for(url: str) -> Engine:
             pool_timeout=settings.db_pool_timeout_s,
         )
 
-        @event.listens_for(engine, "connect")
-        def _sqlite_pragmas(dbapi_connection, _record):  # pragma: no cover - trivial
-            # Let SQLAlchemy, not pysqlite, emit BEGIN so "BEGIN IMMEDIATE" can be used.
-            dbapi_connection.isolation_level = None
-            cursor = dbapi_connection.cursor()
-            cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA synchronous=NORMAL")
-            cursor.execute("PRAGMA foreign_keys=ON")
-            cursor.execute(f"PRAGMA busy_timeout={int(busy_ms)}")
-            cursor.close()
-
-        @event.listens_for(engine, "begin")
-        def _sqlite_begin(conn):  # pragma: no cover - trivial
-            # Writing sessions queue on the database lock up front ("BEGIN IMMEDIATE")
-            # instead of failing to upgrade a read lock half-way through a transaction.
-            # Read-only sessions open no transaction at all: every statement sees the
-            # latest committed data (as PostgreSQL's READ COMMITTED does) and never
-            # holds a lock or an old snapshot.
-            if conn.get_execution_options().get("sqlite_immediate"):
-                conn.exec_driver_sql("BEGIN IMMEDIATE")
-
-        @event.listens_for(engine, "before_cursor_execute")
-        def _sqlite_lazy_write(conn, cursor, statement, _params, _context, _many):
-            # "Lazy" sessions (GET pages, media) read without any lock, like read-only
-            # ones, and take the write lock only at their first write statement, so a
-            # page never queues behind an import or another writer just to read.
-            if (
-                conn.get_execution_options().get("sqlite_lazy_write")
-                and not cursor.connection.in_transaction
-                and statement.lstrip()[:7].upper().startswith(_WRITE_VERBS)
-            ):
-                cursor.execute("BEGIN IMMEDIATE")
-
+        sqlite_writers.install(engine, busy_ms=busy_ms)
         return engine
     pool_options = {"pool_size": 20, "max_overflow": 30, "pool_timeout": settings.db_pool_timeout_s}
     connect_args = _pg_connect_args(parsed.query, settings)
@@ -192,6 +158,17 @@ def new_session(*, write: bool = True, lazy: bool = False) -> Session:
         option = "sqlite_lazy_write" if lazy else "sqlite_immediate"
         engine = engine.execution_options(**{option: True})
     return Session(engine, expire_on_commit=False)
+
+
+def write_from_next_transaction(session: Session) -> None:
+    """End the session's current (reading) transaction; its next one takes SQLite's write
+    lock when it begins. For a request whose authentication only reads: the lock is then
+    not held from one worker-thread hop (a dependency) to the next (the route), where
+    the thread pool may be full of requests queueing for that very lock."""
+    engine = get_engine()
+    session.commit()
+    if is_sqlite(engine):
+        session.bind = engine.execution_options(sqlite_immediate=True)
 
 
 @contextmanager

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Form, Request, UploadFile
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import RedirectResponse, Response
 
 from app.db.models import TaskKind
@@ -18,7 +17,7 @@ PAGE_SIZE = 48
 
 
 @router.post("/requester/pools/{pool_id}/upload", name="pool_tasks:upload")
-async def upload(
+def upload(
     request: Request,
     session: SessionDep,
     user: CurrentRequester,
@@ -41,8 +40,7 @@ async def upload(
             raise ValidationFailed("Enter a whole number of general tasks (0 or more).")
         if not data:
             raise UploadRejected("Choose a file to upload first.")
-        outcome = await run_in_threadpool(  # not on the event loop: other requests go on
-            uploads.submit_upload,
+        outcome = uploads.submit_upload(
             session,
             requester=user,
             pool_id=pool.id,
