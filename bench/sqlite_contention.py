@@ -144,8 +144,8 @@ async def labeler_api(base, token, pool_id, stats, deadline) -> None:
             await asyncio.sleep(0.2)  # a labeler looks at the images
             await stats.timed(
                 "submit (API)",
-                lambda s=suite: session.post(
-                    f"/api/v1/labeler/assignments/{s['id']}/submit", json={"answers": answers}
+                lambda s=suite, a=answers: session.post(
+                    f"/api/v1/labeler/assignments/{s['id']}/submit", json={"answers": a}
                 ),
             )
 

@@ -63,12 +63,14 @@ def _timed(call):
 def test_pages_answer_while_another_connection_holds_the_write_lock(
     sqlite_only, monkeypatch, labeler_client, requester_client
 ):
-    _reconfigure(monkeypatch, sqlite_busy_timeout_ms=300)
+    # A writer would wait 3 s for the lock and then fail; a page does not wait at all
+    # (the bound below leaves room for a loaded test machine).
+    _reconfigure(monkeypatch, sqlite_busy_timeout_ms=3000)
     with _hold_write_lock():
         for client, path in ((labeler_client, "/labeler"), (requester_client, "/requester")):
             response, took = _timed(lambda c=client, p=path: c.get(p, follow_redirects=False))
             assert response.status_code == 200, (path, response.status_code)
-            assert took < 1.0, (path, took)
+            assert took < 2.0, (path, took)
 
 
 def test_a_writer_that_cannot_get_the_lock_gets_a_quick_503(
