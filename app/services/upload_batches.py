@@ -5,7 +5,8 @@ time, each batch its own short transaction, so other writers (labelers, the peri
 jobs) interleave with the import and memory does not grow with the file. The checks that
 need every row (duplicates, images already in the pool) then run in SQL, and one
 statement moves the rows into ``task``: the upload appears whole or not at all. A failed
-or restarted upload removes its staged rows (``discard_staged``, ``cleanup_upload``).
+or restarted upload removes its staged rows (``discard_staged``;
+``upload_jobs.cleanup_upload`` for a job).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import sqlalchemy as sa
 from sqlmodel import Session
 
 from app.db.engine import session_scope
-from app.db.models import Job, Pool, Task
+from app.db.models import Pool, Task
 from app.db.models.upload import UploadRow
 from app.db.types import UTCDateTime, utcnow
 from app.services.upload_formats import (
@@ -41,21 +42,6 @@ def discard_staged(session: Session, *, upload_key: str) -> None:
     """Delete an upload's staged rows (commits; nothing when there are none)."""
     session.execute(sa.delete(_rows).where(_rows.c.upload_key == upload_key))
     session.commit()
-
-
-def cleanup_upload(session: Session, *, job_id: int) -> None:
-    """Undo whatever an ``upload`` job left behind (staged rows and saved files), so that
-    it can be retried from the start or failed cleanly; safe to call more than once."""
-    from app.services.uploads import discard_upload_files
-
-    job = session.get(Job, job_id)
-    if job is None or job.kind != "upload":
-        return
-    payload = job.payload or {}
-    key = upload_key_of(payload)
-    if key:
-        discard_staged(session, upload_key=key)
-    discard_upload_files(payload)
 
 
 def upload_key_of(payload: dict) -> str:

@@ -13,7 +13,7 @@ from app.db.engine import get_engine, session_scope
 from app.db.models import Job, JobStatus, Task
 from app.db.models.upload import UploadRow
 from app.errors import UploadRejected
-from app.services import upload_batches, uploads
+from app.services import upload_batches, upload_jobs, uploads
 from tests.builders.pools import make_pool
 
 
@@ -171,7 +171,7 @@ def test_an_upload_job_retried_after_its_worker_died_starts_clean(
             ],
         )
         writer.commit()
-    result = uploads.run_upload_job(0, payload, lambda *a, **k: None)
+    result = upload_jobs.run_upload_job(0, payload, lambda *a, **k: None)
     assert result["created"]["general"] + result["created"]["control"] == 120
     assert tasks_in(session, pool) == 120 and staged(session) == 0
     assert not folder.exists()
@@ -198,8 +198,8 @@ def test_an_upload_job_retried_after_its_worker_died_starts_clean(
             ],
         )
         writer.commit()
-        upload_batches.cleanup_upload(writer, job_id=job.id)
-        upload_batches.cleanup_upload(writer, job_id=job.id)  # twice is fine
+        upload_jobs.cleanup_upload(writer, job_id=job.id)
+        upload_jobs.cleanup_upload(writer, job_id=job.id)  # twice is fine
     assert staged(session) == 0 and not folder.exists()
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from app.db.engine import session_scope
 from app.services.upload_batches import discard_staged, upload_key_of
-from app.services.uploads import discard_upload_files, run_upload_job
+from app.services.upload_jobs import discard_upload_files, run_upload_job
 from workers.registry import job, on_failure
 
 
