@@ -166,8 +166,8 @@ def write_from_next_transaction(session: Session) -> None:
     not held from one worker-thread hop (a dependency) to the next (the route), where
     the thread pool may be full of requests queueing for that very lock."""
     engine = get_engine()
-    session.commit()
-    if is_sqlite(engine):
+    if is_sqlite(engine):  # PostgreSQL locks rows, not the database: nothing to do
+        session.commit()
         session.bind = engine.execution_options(sqlite_immediate=True)
 
 
