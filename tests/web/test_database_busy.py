@@ -12,15 +12,29 @@ from app.db.engine import engine_for, get_engine
 from app.deps import SessionDep
 
 
-def _reconfigure(monkeypatch, **env) -> None:
-    """Rebuild settings and the engine with extra ``CROWDLAB_*`` values."""
+def _rebuild_engine() -> None:
     from app.settings import get_settings
 
-    for key, value in env.items():
-        monkeypatch.setenv(f"CROWDLAB_{key.upper()}", str(value))
     get_engine().dispose()
     get_settings.cache_clear()
     engine_for.cache_clear()
+
+
+@pytest.fixture
+def reconfigure(settings, monkeypatch):
+    """Rebuild settings and the engine with extra ``CROWDLAB_*`` values; back after."""
+    names: list[str] = []
+
+    def apply(**env) -> None:
+        for key, value in env.items():
+            names.append(f"CROWDLAB_{key.upper()}")
+            monkeypatch.setenv(names[-1], str(value))
+        _rebuild_engine()
+
+    yield apply
+    for name in names:
+        monkeypatch.delenv(name, raising=False)
+    _rebuild_engine()
 
 
 @pytest.fixture
@@ -61,11 +75,11 @@ def _timed(call):
 
 
 def test_pages_answer_while_another_connection_holds_the_write_lock(
-    sqlite_only, monkeypatch, labeler_client, requester_client
+    sqlite_only, reconfigure, labeler_client, requester_client
 ):
     # A writer would wait 3 s for the lock and then fail; a page does not wait at all
     # (the bound below leaves room for a loaded test machine).
-    _reconfigure(monkeypatch, sqlite_busy_timeout_ms=3000)
+    reconfigure(sqlite_busy_timeout_ms=3000)
     with _hold_write_lock():
         for client, path in ((labeler_client, "/labeler"), (requester_client, "/requester")):
             response, took = _timed(lambda c=client, p=path: c.get(p, follow_redirects=False))
@@ -74,9 +88,9 @@ def test_pages_answer_while_another_connection_holds_the_write_lock(
 
 
 def test_a_writer_that_cannot_get_the_lock_gets_a_quick_503(
-    sqlite_only, monkeypatch, labeler_client, labeler_api
+    sqlite_only, reconfigure, labeler_client, labeler_api
 ):
-    _reconfigure(monkeypatch, sqlite_busy_timeout_ms=300)
+    reconfigure(sqlite_busy_timeout_ms=300)
     with _hold_write_lock():
         response, took = _timed(
             lambda: labeler_client.post("/labeler/pools/1/take", follow_redirects=False)
@@ -95,9 +109,9 @@ def test_a_writer_that_cannot_get_the_lock_gets_a_quick_503(
 
 
 def test_a_statement_past_the_statement_timeout_gives_503_not_a_hang(
-    postgres_only, monkeypatch, app, requester_api
+    postgres_only, reconfigure, app, requester_api
 ):
-    _reconfigure(monkeypatch, db_statement_timeout_ms=300)
+    reconfigure(db_statement_timeout_ms=300)
 
     @app.get("/api/zz-test-slow")
     def slow(session: SessionDep):
@@ -112,8 +126,8 @@ def test_a_statement_past_the_statement_timeout_gives_503_not_a_hang(
     assert requester_api.get("/api/v1/pools").status_code == 200  # recovered
 
 
-def test_an_exhausted_pool_gives_503_within_the_pool_timeout(monkeypatch, app, requester_api):
-    _reconfigure(monkeypatch, db_pool_timeout_s=0.3)
+def test_an_exhausted_pool_gives_503_within_the_pool_timeout(reconfigure, app, requester_api):
+    reconfigure(db_pool_timeout_s=0.3)
     engine = get_engine()
     held = [engine.connect() for _ in range(engine.pool.size() + engine.pool._max_overflow)]
     try:
@@ -125,3 +139,27 @@ def test_an_exhausted_pool_gives_503_within_the_pool_timeout(monkeypatch, app, r
         for conn in held:
             conn.close()
     assert requester_api.get("/api/v1/pools").status_code == 200
+
+
+def test_postgres_connections_give_up_on_a_silent_server(settings):
+    """Connect timeout, keepalives and a TCP user timeout, so a black-holed connection
+    fails within seconds instead of hanging a request; the URL's own options win."""
+    from app.db.engine import _pg_connect_args
+
+    args = _pg_connect_args({}, settings)
+    assert args["connect_timeout"] == 5
+    assert args["keepalives"] == 1 and args["tcp_user_timeout"] == 20_000
+    assert args["options"] == "-c statement_timeout=30000"
+    assert "connect_timeout" not in _pg_connect_args({"connect_timeout": "2"}, settings)
+
+
+def test_jobs_get_the_longer_statement_timeout(postgres_only):
+    from app.db.engine import new_session, session_scope
+
+    with session_scope() as job_session:
+        assert job_session.exec(sa.text("SHOW statement_timeout")).one()[0] == "10min"
+    web_session = new_session()
+    try:
+        assert web_session.exec(sa.text("SHOW statement_timeout")).one()[0] == "30s"
+    finally:
+        web_session.close()
