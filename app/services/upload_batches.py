@@ -11,13 +11,15 @@ or restarted upload removes its staged rows (``discard_staged``;
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import BinaryIO
 
 import sqlalchemy as sa
+from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session
 
-from app.db.engine import session_scope
+from app.db.engine import is_busy_error, session_scope
 from app.db.models import Pool, Task
 from app.db.models.upload import UploadRow
 from app.db.types import UTCDateTime, utcnow
@@ -32,6 +34,9 @@ from app.services.upload_formats import (
 
 # Rows per write transaction: a few tens of milliseconds of SQLite's write lock.
 BATCH_ROWS = 2000
+# A batch that found the database busy is tried again this many times before the upload
+# fails (a long import should not die of one busy moment).
+BUSY_RETRIES = 3
 
 Progress = Callable[..., None]
 _rows = UploadRow.__table__
@@ -61,9 +66,16 @@ def stage_tsv(
 
     def flush() -> None:
         nonlocal staged
-        with session_scope() as session:
-            session.execute(sa.insert(_rows), batch)
-            session.commit()
+        for attempt in range(BUSY_RETRIES + 1):
+            try:
+                with session_scope() as session:
+                    session.execute(sa.insert(_rows), batch)
+                    session.commit()
+                break
+            except DBAPIError as exc:  # another writer kept the lock: wait, try again
+                if attempt == BUSY_RETRIES or not is_busy_error(exc):
+                    raise
+                time.sleep(0.5 * (attempt + 1))
         staged += len(batch)
         batch.clear()
         done = stream.tell() / size if size else 1.0

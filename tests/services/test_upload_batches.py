@@ -224,3 +224,26 @@ def test_a_streamed_upload_needs_far_less_memory_than_the_file(
     assert job_of(session, outcome).status == JobStatus.SUCCEEDED
     assert tasks_in(session, pool) == 60_000
     assert peak < len(data) / 2, (peak, len(data))
+
+
+def test_a_batch_that_finds_the_database_busy_is_tried_again(
+    session, requester, pool, as_job, monkeypatch
+):
+    """The first batch finds the database busy (another writer kept the lock past the
+    busy timeout): the import waits and goes on instead of failing."""
+    import sqlite3
+
+    from sqlalchemy.exc import OperationalError
+
+    real, calls = upload_batches.session_scope, []
+
+    def busy_once(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise OperationalError("INSERT", {}, sqlite3.OperationalError("database is locked"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(upload_batches, "session_scope", busy_once)
+    job = job_of(session, upload(session, requester, pool, tsv(120)))
+    assert job.status == JobStatus.SUCCEEDED, job.message
+    assert tasks_in(session, pool) == 120 and len(calls) == 4  # 3 batches, one retried
