@@ -103,7 +103,7 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def database_error(request: Request, exc: SQLAlchemyError):
         # Busy, timed out or unreachable: a quick 503 the client may retry; not a bug.
         if not is_busy_error(exc):
-            return await unexpected_error(request, exc)
+            raise exc  # a bug: the server-error handler logs it and answers 500
         log.warning("database busy on %s: %s", request.url.path, str(exc).splitlines()[0])
         return await crowdlab_error(request, DatabaseBusy())
 
