@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from sqlmodel import Session
 
-from app.db.engine import new_session
+from app.db.engine import new_session, write_from_next_transaction
 from app.db.models import Role, User
 from app.errors import Forbidden, Unauthorized
 from app.security import (
@@ -30,9 +30,20 @@ from app.services.accounts.users import (
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 
 
+_WRITES_AFTER_AUTH = "crowdlab_writes_after_auth"
+
+
 def get_session(request: Request) -> Iterator[Session]:
-    """One session per request, able to write atomically (SQLite: serialised writers)."""
-    session = new_session(write=True)
+    """One session per request, able to write atomically (SQLite: serialised writers).
+
+    On SQLite a request reads without taking the write lock, and a GET/HEAD/OPTIONS
+    request takes it only if it writes, so pages and media never queue behind an import
+    or a suite being taken. A state-changing request takes it when its route begins,
+    once authentication has read the user (``_authenticated``), so that the route's
+    reads and writes are serialised (the assignment engine relies on that)."""
+    session = new_session(write=True, lazy=True)
+    if request.method not in SAFE_METHODS:
+        session.info[_WRITES_AFTER_AUTH] = True
     try:
         yield session
     finally:
@@ -40,6 +51,13 @@ def get_session(request: Request) -> Iterator[Session]:
 
 
 SessionDep = Annotated[Session, Depends(get_session)]
+
+
+def _authenticated(session: Session) -> None:
+    """Authentication has read what it needs: a state-changing request's next
+    transaction (its route's) takes the write lock from the start."""
+    if session.info.pop(_WRITES_AFTER_AUTH, False):
+        write_from_next_transaction(session)
 
 
 class LoginRequired(Exception):
@@ -53,6 +71,7 @@ def _session_user(request: Request, session: Session) -> User | None:
     if user is None:
         request.session.pop(SESSION_ID_KEY, None)
     request.state.user = user
+    _authenticated(session)
     return user
 
 
@@ -93,6 +112,7 @@ def _required_token(request: Request) -> str:
 def _api_user(request: Request, session: SessionDep) -> User:
     user = user_for_token(session, _required_token(request))
     request.state.user = user
+    _authenticated(session)
     return user
 
 

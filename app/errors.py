@@ -89,3 +89,14 @@ class UploadRejected(CrowdlabError):
         self.column = column
         self.file = file
         self.problems = problems or []
+
+
+class DatabaseBusy(CrowdlabError):
+    """The database did not answer in time (locked, timed out, unreachable); retry later."""
+
+    status_code = 503
+    code = "DATABASE_BUSY"
+    retry_after = 2
+
+    def __init__(self, message: str = "The database is busy, try again in a moment.") -> None:
+        super().__init__(message)

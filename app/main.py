@@ -15,12 +15,14 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.sessions import SessionMiddleware
 
 import workers.queue  # noqa: F401  (installs the job queue that services submit to)
+from app.db.engine import is_busy_error
 from app.deps import LoginRequired
-from app.errors import CrowdlabError, ValidationFailed
+from app.errors import CrowdlabError, DatabaseBusy, ValidationFailed
 from app.middleware import BodyLimitMiddleware, SecurityHeadersMiddleware, UploadGuardMiddleware
 from app.rate_limits import AuthThrottle
 from app.settings import REPO_ROOT, get_settings
@@ -76,6 +78,7 @@ _TITLES = {
     422: "Please check your input",
     429: "Too many attempts",
     500: "Something went wrong",
+    503: "Busy, try again",
 }
 
 
@@ -107,10 +110,21 @@ def _install_error_handlers(app: FastAPI) -> None:
                 from app.compat.toloka.shapes import toloka_validation_payload
 
                 payload = toloka_validation_payload(exc.errors, exc.message)
-            return _error_json(exc.status_code, exc.code, exc.message, payload)
-        return _error_html(
-            request, exc.status_code, _TITLES.get(exc.status_code, "Error"), exc.message
-        )
+            response = _error_json(exc.status_code, exc.code, exc.message, payload)
+        else:
+            title = _TITLES.get(exc.status_code, "Error")
+            response = _error_html(request, exc.status_code, title, exc.message)
+        if isinstance(exc, DatabaseBusy):
+            response.headers["Retry-After"] = str(exc.retry_after)
+        return response
+
+    @app.exception_handler(SQLAlchemyError)
+    async def database_error(request: Request, exc: SQLAlchemyError):
+        # Busy, timed out or unreachable: a quick 503 the client may retry; not a bug.
+        if not is_busy_error(exc):
+            raise exc  # a bug: the server-error handler logs it and answers 500
+        log.warning("database busy on %s: %s", request.url.path, str(exc).splitlines()[0])
+        return await crowdlab_error(request, DatabaseBusy())
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException):

@@ -28,6 +28,19 @@ class Settings(BaseSettings):
     # bench/labeling_load.py on 2 cores: 3 threads 282 round-trips/s, 8: 239, 40: 181).
     request_threads: int = Field(default=8, ge=1, le=200)
 
+    # Database waits. Every wait is bounded so that a busy or unreachable database gives
+    # a quick 503 "try again" instead of a request that hangs.
+    # SQLite: how long a writer queues for the one write lock (imports commit in short
+    # batches, so a writer normally gets it within a fraction of a second).
+    sqlite_busy_timeout_ms: int = Field(default=5000, ge=0)
+    # PostgreSQL: connect, per-statement and pool-checkout limits; keepalives notice a
+    # black-holed connection (no reset, no answer) within about ``db_tcp_user_timeout_ms``.
+    db_connect_timeout_s: int = Field(default=5, ge=1)
+    db_statement_timeout_ms: int = Field(default=30_000, ge=0)
+    db_job_statement_timeout_ms: int = Field(default=600_000, ge=0)
+    db_tcp_user_timeout_ms: int = Field(default=20_000, ge=0)
+    db_pool_timeout_s: float = Field(default=5.0, gt=0)
+
     # Jobs
     jobs_immediate: bool = False
     jobs_in_process: bool = True

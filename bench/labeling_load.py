@@ -236,7 +236,7 @@ def seed(url: str, *, labelers: int, tasks: int, controls: int, overlap: int) ->
     return {"pool_id": pool, "tokens": tokens, "reward_cents": reward}
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
@@ -499,7 +499,7 @@ def main(argv: list[str] | None = None) -> int:
         overlap=args.overlap,
     )
     print(f"seeded {args.tasks} tasks, {args.labelers} labelers in {time.monotonic() - t0:.1f} s")
-    port = _free_port()
+    port = free_port()
     servers = start_server(env, port, args.server_processes)
     try:
         before = cpu_seconds(servers)

@@ -359,7 +359,7 @@ def answers_tsv(session: SessionDep, user: ApiRequester, pool_id: str) -> Respon
 
 
 @router.post("/pools/{pool_id}/uploads", name="api:pools_upload", response_model=None)
-async def upload(
+def upload(
     session: SessionDep,
     user: ApiRequester,
     pool_id: str,
@@ -373,7 +373,7 @@ async def upload(
     Small uploads answer ``{"created": {...}}``; large ones a running operation (202).
     """
     pool = _pool(session, user, pool_id)
-    data = [(f.filename or f"file{i}", await f.read()) for i, f in enumerate(files)]
+    data = [(f.filename or f"file{i}", f.file) for i, f in enumerate(files)]
     outcome = uploads.submit_upload(
         session,
         requester=user,

@@ -17,7 +17,7 @@ PAGE_SIZE = 48
 
 
 @router.post("/requester/pools/{pool_id}/upload", name="pool_tasks:upload")
-async def upload(
+def upload(
     request: Request,
     session: SessionDep,
     user: CurrentRequester,
@@ -30,7 +30,7 @@ async def upload(
     """Import a TSV, images or a ZIP; a refusal names the rows or files and imports nothing."""
     pool = pools.get_pool(session, requester=user, pool_id=pool_id)
     chosen = [f for f in files if f.filename]
-    data = [(f.filename, await f.read()) for f in chosen]
+    data = [(f.filename, f.file) for f in chosen]  # streamed from the spooled upload
     try:
         count = int(general_count or 0)
     except ValueError:

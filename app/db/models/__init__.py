@@ -12,6 +12,7 @@ from app.db.models.pool import Pool, PoolStatus
 from app.db.models.project import AnswerOption, Project, ProjectStatus
 from app.db.models.quality import RuleHistoryReset, Skill, UserSkill
 from app.db.models.task import Task, TaskKind
+from app.db.models.upload import UploadRow
 from app.db.models.user import ApiToken, Role, User, WebSession
 
 __all__ = [
@@ -45,6 +46,7 @@ __all__ = [
     "Task",
     "TaskKind",
     "TrainedModel",
+    "UploadRow",
     "User",
     "UserSkill",
     "WebSession",

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import BinaryIO
 from urllib.parse import urlparse
 
 from app.db.models import TaskKind
@@ -48,19 +50,8 @@ def is_url(text: str) -> bool:
     return parsed.scheme in ("http", "https") and bool(parsed.netloc)
 
 
-def decode_text(data: bytes, *, what: str = "The file") -> str:
-    """UTF-8 text (a BOM is dropped); anything else is refused with the byte offset."""
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
-        raise UploadRejected(
-            f"{what} is not UTF-8 text (bad byte at row {line}). Save it as UTF-8 and try again.",
-            row=line,
-        ) from None
-
-
-def _reject(problems: list[tuple[int, str | None, str]]) -> UploadRejected:
+def reject(problems: list[tuple[int, str | None, str]]) -> UploadRejected:
+    """One refusal for ``(row, column, text)`` problems, naming the first."""
     first_row, first_column, first = problems[0]
     more = f" and {len(problems) - 1} more" if len(problems) > 1 else ""
     return UploadRejected(
@@ -71,12 +62,21 @@ def _reject(problems: list[tuple[int, str | None, str]]) -> UploadRejected:
     )
 
 
-def parse_task_tsv(data: bytes, context: TsvContext) -> list[TaskInput]:
-    """Parse and check a whole TSV; any problem refuses the file with every row named."""
-    text = decode_text(data)
-    reader = csv.reader(
-        io.StringIO(text, newline=""), delimiter="\t", quotechar='"', doublequote=True, strict=True
-    )
+def _text_lines(stream: BinaryIO) -> Iterator[str]:
+    """The file's lines as text, decoded one by one so a bad byte is named by its row."""
+    for number, raw in enumerate(stream, start=1):
+        try:
+            line = raw.decode("utf-8-sig" if number == 1 else "utf-8")
+        except UnicodeDecodeError:
+            raise UploadRejected(
+                f"The file is not UTF-8 text (bad byte at row {number}). "
+                "Save it as UTF-8 and try again.",
+                row=number,
+            ) from None
+        yield line
+
+
+def _header(reader) -> list[str]:
     try:
         header = next(reader, None)
     except csv.Error as exc:
@@ -99,11 +99,35 @@ def parse_task_tsv(data: bytes, context: TsvContext) -> list[TaskInput]:
         )
     if "INPUT:image" not in header:
         raise UploadRejected("Row 1: the header needs an INPUT:image column.", row=1)
+    return header
+
+
+def parse_task_tsv(data: bytes | BinaryIO, context: TsvContext) -> list[TaskInput]:
+    """Parse and check a whole (small) TSV; any problem refuses the file, every row named."""
+    stream = io.BytesIO(data) if isinstance(data, bytes) else data
+    return [task for _, task in iter_task_tsv(stream, context)]
+
+
+def iter_task_tsv(
+    stream: BinaryIO, context: TsvContext, *, check_duplicates: bool = True
+) -> Iterator[tuple[int, TaskInput]]:
+    """Read a TSV row by row, yielding ``(row, task)`` for each good row; after the last
+    row, any problem (up to ``MAX_PROBLEMS``, each naming its row) raises UploadRejected.
+
+    Memory stays flat whatever the file size, except for the duplicate check, which
+    remembers every image: a caller streaming a large file passes
+    ``check_duplicates=False`` and checks duplicates and images already in the pool
+    itself (see ``duplicate_problems``), and leaves ``context.existing_images`` empty.
+    """
+    reader = csv.reader(
+        _text_lines(stream), delimiter="\t", quotechar='"', doublequote=True, strict=True
+    )
+    header = _header(reader)
     index = {name: i for i, name in enumerate(header)}
     options = set(context.option_values)
     problems: list[tuple[int, str | None, str]] = []
     seen: dict[str, int] = {}
-    tasks: list[TaskInput] = []
+    found_any = False
 
     def problem(row: int, column: str | None, message: str) -> None:
         problems.append((row, column, f"row {row}: {message}"))
@@ -124,6 +148,10 @@ def parse_task_tsv(data: bytes, context: TsvContext) -> list[TaskInput]:
             problem(row_number, None, f"expected {len(header)} columns, found {len(record)}")
             continue
         values = {name: record[i].strip() for name, i in index.items()}
+        nul = next((name for name, value in values.items() if "\x00" in value), None)
+        if nul is not None:
+            problem(row_number, nul, f"{nul} contains a NUL byte (\\0); remove it")
+            continue
         image = values["INPUT:image"]
         media_id = None
         if not image:
@@ -140,12 +168,13 @@ def parse_task_tsv(data: bytes, context: TsvContext) -> list[TaskInput]:
                 )
                 continue
             media_id, image = found
-        if image in seen:
-            problem(row_number, "INPUT:image", f"duplicate of row {seen[image]} (same image)")
-            continue
-        seen[image] = row_number
+        if check_duplicates:
+            if image in seen:
+                problem(row_number, "INPUT:image", duplicate_message(seen[image]))
+                continue
+            seen[image] = row_number
         if image in context.existing_images:
-            problem(row_number, "INPUT:image", "this image is already in the pool")
+            problem(row_number, "INPUT:image", ALREADY_IN_POOL)
             continue
         golden = values.get("GOLDEN:result") or None
         hint = values.get("HINT:text") or None
@@ -180,18 +209,28 @@ def parse_task_tsv(data: bytes, context: TsvContext) -> list[TaskInput]:
             kind = TaskKind.TRAINING
         else:
             kind = TaskKind.CONTROL
-        tasks.append(
-            TaskInput(
-                image=image,
-                media_id=media_id,
-                known_answer=golden,
-                hint=hint,
-                overlap=overlap,
-                kind=kind,
+        found_any = True
+        if not problems:  # once refused, nothing more need be stored
+            yield (
+                row_number,
+                TaskInput(
+                    image=image,
+                    media_id=media_id,
+                    known_answer=golden,
+                    hint=hint,
+                    overlap=overlap,
+                    kind=kind,
+                ),
             )
-        )
     if problems:
-        raise _reject(problems)
-    if not tasks:
+        raise reject(problems)
+    if not found_any:
         raise UploadRejected("The file has a header but no task rows.")
-    return tasks
+
+
+ALREADY_IN_POOL = "this image is already in the pool"
+
+
+def duplicate_message(first_row: int) -> str:
+    """The problem text for a row repeating the image of ``first_row``."""
+    return f"duplicate of row {first_row} (same image)"

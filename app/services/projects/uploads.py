@@ -2,7 +2,9 @@
 
 Every upload is all-or-nothing: it is checked completely first (naming the bad row or
 file), then written in one transaction. Uploads with more items than
-``settings.upload_job_threshold`` run as a background job with a progress bar.
+``settings.upload_job_threshold`` run as a background job with a progress bar; a large
+TSV is streamed and staged in short batches (``upload_batches``), then moved into the
+pool in one statement.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import zipfile
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
+from typing import BinaryIO
 
 from sqlalchemy import func
 from sqlmodel import Session, select
@@ -34,6 +36,7 @@ from app.settings import get_settings
 
 Progress = Callable[[float, str], None]
 KINDS = ("tsv", "images", "zip")
+UploadData = bytes | BinaryIO  # a file's content, or a binary file object to stream it from
 
 
 def _no_progress(_fraction: float, _message: str = "") -> None:
@@ -79,16 +82,18 @@ class _Prepared:
     new_options: list[str] = field(default_factory=list)
 
 
-def _context(session: Session, pool: Pool) -> TsvContext:
+def _context(session: Session, pool: Pool, *, existing: bool = True) -> TsvContext:
     project = session.get(Project, pool.project_id)
-    existing = set(session.exec(select(Task.image).where(Task.pool_id == pool.id)))
+    images = (
+        set(session.exec(select(Task.image).where(Task.pool_id == pool.id))) if existing else set()
+    )
     by_name: dict[str, tuple[int, str]] = {}
     for item in session.exec(select(MediaFile).where(MediaFile.owner_id == pool.owner_id)):
         by_name.setdefault(item.original_name, (item.id, media.media_url(item)))
     return TsvContext(
         option_values=[o.value for o in list_options(session, project=project)],
         training_pool=pool.pool_type == PoolType.TRAINING,
-        existing_images=existing,
+        existing_images=images,
         media_by_name=by_name,
     )
 
@@ -98,8 +103,38 @@ def _check_pool(pool: Pool) -> None:
         raise Conflict("This pool is archived; tasks cannot be added.")
 
 
-def _prepare_tsv(context: TsvContext, data: bytes) -> _Prepared:
+def _prepare_tsv(context: TsvContext, data: UploadData) -> _Prepared:
     return _Prepared(tasks=[(task, None) for task in parse_task_tsv(data, context)])
+
+
+def _stream(data: UploadData) -> BinaryIO:
+    if isinstance(data, bytes | bytearray):
+        return io.BytesIO(data)
+    data.seek(0)
+    return data
+
+
+def _size(data: UploadData) -> int:
+    if isinstance(data, bytes | bytearray):
+        return len(data)
+    data.seek(0, io.SEEK_END)
+    size = data.tell()
+    data.seek(0)
+    return size
+
+
+def _content(data: UploadData) -> bytes:
+    return data if isinstance(data, bytes) else _stream(data).read()
+
+
+def _more_lines_than(data: UploadData, limit: int) -> bool:
+    stream, lines = _stream(data), 0
+    while chunk := stream.read(1 << 16):
+        lines += chunk.count(b"\n")
+        if lines > limit:
+            break
+    stream.seek(0)
+    return lines > limit
 
 
 def _inspect_blobs(
@@ -283,7 +318,7 @@ def add_tasks(
 def _prepare(
     context: TsvContext,
     kind: str,
-    files: Sequence[tuple[str, bytes]] | None,
+    files: Sequence[tuple[str, UploadData]] | None,
     zip_file,
     *,
     general_count: int,
@@ -293,7 +328,7 @@ def _prepare(
     if kind == "tsv":
         if not files:
             raise UploadRejected("Choose a TSV file.")
-        return _prepare_tsv(context, files[0][1])
+        return _prepare_tsv(context, _stream(files[0][1]))
     if kind == "images":
         return _prepare_images(context, files or [], progress)
     if kind == "zip":
@@ -307,15 +342,17 @@ def _prepare(
     raise ValidationFailed(f"Unknown upload kind {kind!r}.", errors={"kind": "tsv, images or zip"})
 
 
-def _item_count(kind: str, files: Sequence[tuple[str, bytes]]) -> int:
+def _is_large(kind: str, files: Sequence[tuple[str, UploadData]], threshold: int) -> bool:
+    if not files:
+        return False
     if kind == "images":
-        return len(files)
+        return len(files) > threshold
     if kind == "tsv":
-        return files[0][1].count(b"\n") if files else 0
+        return _more_lines_than(files[0][1], threshold)
     try:
-        return len(zipfile.ZipFile(io.BytesIO(files[0][1])).infolist()) if files else 0
+        return len(zipfile.ZipFile(_stream(files[0][1])).infolist()) > threshold
     except zipfile.BadZipFile:
-        return 0
+        return False
 
 
 def submit_upload(
@@ -324,15 +361,17 @@ def submit_upload(
     requester: User,
     pool_id: int,
     kind: str,
-    files: Sequence[tuple[str, bytes]],
+    files: Sequence[tuple[str, UploadData]],
     general_count: int = 0,
     create_missing_options: bool = False,
 ) -> UploadOutcome:
-    """Import now when small; otherwise save the files and start an ``upload`` job."""
+    """Import now when small; otherwise save the files and start an ``upload`` job.
+
+    A file is its bytes or a binary file object (read from the start, streamed)."""
     pool = get_pool(session, requester=requester, pool_id=pool_id)
     _check_pool(pool)
     settings = get_settings()
-    size = sum(len(data) for _, data in files)
+    size = sum(_size(data) for _, data in files)
     if size > settings.max_upload_bytes:
         raise UploadRejected(
             f"The upload is {size / 1e6:.0f} MB; "
@@ -342,12 +381,13 @@ def submit_upload(
         raise ValidationFailed(
             f"Unknown upload kind {kind!r}.", errors={"kind": "tsv, images or zip"}
         )
-    if _item_count(kind, files) > settings.upload_job_threshold:
+    if _is_large(kind, files, settings.upload_job_threshold):
         folder = settings.data_dir / "uploads" / uuid.uuid4().hex
         folder.mkdir(parents=True)
         names = []
         for i, (name, data) in enumerate(files):
-            (folder / f"{i:06d}").write_bytes(data)
+            with open(folder / f"{i:06d}", "wb") as out:
+                shutil.copyfileobj(_stream(data), out, 1 << 16)
             names.append(name)
         job = jobs.submit_job(
             session,
@@ -366,9 +406,11 @@ def submit_upload(
         )
         return UploadOutcome(job=job)
     context = _context(session, pool)
-    zip_file = io.BytesIO(files[0][1]) if kind == "zip" and files else None
+    zip_file = _stream(files[0][1]) if kind == "zip" and files else None
     if kind == "zip" and zip_file is None:
         raise UploadRejected("Choose a ZIP file.")
+    if kind == "images":
+        files = [(name, _content(data)) for name, data in files]
     prepared = _prepare(
         context,
         kind,
@@ -382,51 +424,3 @@ def submit_upload(
     session.commit()
     refresh_statistics(session, table="task", rows=result.total)
     return UploadOutcome(result=result)
-
-
-def run_upload_job(payload: dict, progress: Progress) -> dict:
-    """The ``upload`` job: check everything (reporting progress), then write at once."""
-    from app.db.engine import session_scope
-
-    folder = Path(payload["folder"])
-    paths = [folder / f"{i:06d}" for i in range(len(payload["names"]))]
-    kind = payload["kind"]
-    files = []
-    if kind != "zip":
-        files = [(n, p.read_bytes()) for n, p in zip(payload["names"], paths, strict=True)]
-    with session_scope(write=False) as session:
-        pool = session.get(Pool, payload["pool_id"])
-        context = _context(session, pool)
-    zip_file = open(paths[0], "rb") if kind == "zip" else None  # noqa: SIM115
-    try:
-        progress(0.0, "Checking the upload")
-        prepared = _prepare(
-            context,
-            kind,
-            files,
-            zip_file,
-            general_count=payload.get("general_count", 0),
-            create_missing_options=payload.get("create_missing_options", False),
-            progress=progress,
-        )
-        progress(0.85, f"Saving {len(prepared.tasks)} tasks", force=True)
-        with session_scope() as session:
-            pool = session.get(Pool, payload["pool_id"])
-            requester = session.get(User, pool.owner_id)
-            _check_pool(pool)
-            result, _ = _write(session, requester=requester, pool=pool, prepared=prepared)
-            session.commit()
-            refresh_statistics(session, table="task", rows=result.total)
-    finally:
-        if zip_file is not None:
-            zip_file.close()
-        discard_upload_files(payload)
-    return result.as_dict()
-
-
-def discard_upload_files(payload: dict) -> None:
-    """Remove an upload job's saved files."""
-    folder = Path(payload.get("folder") or "")
-    uploads_root = (get_settings().data_dir / "uploads").resolve()
-    if folder.name and folder.resolve().parent == uploads_root:
-        shutil.rmtree(folder, ignore_errors=True)
