@@ -34,8 +34,9 @@ def _serve(args: argparse.Namespace) -> int:
 def _worker(args: argparse.Namespace) -> int:
     from huey.consumer import Consumer
 
-    from workers.queue import get_huey, recover_at_start
+    from workers.queue import exit_with_parent, get_huey, recover_at_start
 
+    exit_with_parent()  # a worker started by ``crowdlab serve`` ends with it
     huey = get_huey()
     if huey.immediate:
         print("CROWDLAB_JOBS_IMMEDIATE is set: there is nothing to consume.", file=sys.stderr)

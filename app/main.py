@@ -196,22 +196,23 @@ def _include_routers(app: FastAPI, package_name: str) -> None:
 
 
 def create_app(*, start_jobs: bool | None = None) -> FastAPI:
-    """The application; ``start_jobs`` runs a job consumer inside the server process."""
+    """The application; ``start_jobs`` runs a job consumer with the server (in a child
+    process unless ``CROWDLAB_JOBS_CHILD_PROCESS=false``)."""
     settings = get_settings()
     run_consumer = settings.jobs_in_process if start_jobs is None else start_jobs
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
         anyio.to_thread.current_default_thread_limiter().total_tokens = settings.request_threads
-        if run_consumer and not settings.jobs_immediate:
-            from workers.queue import start_in_process_consumer
-
-            start_in_process_consumer(settings.worker_threads)
+        consume = run_consumer and not settings.jobs_immediate
+        if consume and settings.jobs_child_process:
+            workers.queue.start_worker_process(settings.worker_threads)
+        elif consume:
+            workers.queue.start_in_process_consumer(settings.worker_threads)
         yield
-        if run_consumer and not settings.jobs_immediate:
-            from workers.queue import stop_in_process_consumer
-
-            stop_in_process_consumer()
+        if consume:
+            workers.queue.stop_worker_process()
+            workers.queue.stop_in_process_consumer()
 
     app = FastAPI(
         title="Crowdlab",

@@ -44,6 +44,10 @@ class Settings(BaseSettings):
     # Jobs
     jobs_immediate: bool = False
     jobs_in_process: bool = True
+    # ``crowdlab serve`` runs those jobs in a child worker process of its own (true), so an
+    # upload or a training never competes with the pages for the server's interpreter; false
+    # runs them on threads inside the server process
+    jobs_child_process: bool = True
     worker_threads: int = 2
     # A running job renews its heartbeat every ``job_heartbeat_seconds`` (default: a sixth
     # of the lease); one not heard from for ``job_lease_seconds`` is retried up to

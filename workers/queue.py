@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import logging
+import os
+import subprocess
+import sys
 import threading
+import time
 from collections.abc import Callable
 from functools import lru_cache
 
@@ -97,3 +101,56 @@ def stop_in_process_consumer() -> None:
         if _consumer is not None:
             _consumer.stop(graceful=False)
             _consumer = None
+
+
+# --- the embedded default's worker: a child process of the web server ---------------------
+
+PARENT_PID_ENV = "CROWDLAB_WORKER_PARENT_PID"
+_child: subprocess.Popen | None = None
+
+
+def start_worker_process(threads: int = 2) -> subprocess.Popen:
+    """Start ``crowdlab worker`` as a child of this (web server) process, with the same
+    settings; it ends by itself when this process is gone."""
+    global _child
+    with _consumer_lock:
+        if _child is not None and _child.poll() is None:
+            return _child
+        code = (
+            "from app.cli import main; "
+            f"raise SystemExit(main(['worker', '--threads', '{int(threads)}']))"
+        )
+        env = {**os.environ, PARENT_PID_ENV: str(os.getpid())}
+        _child = subprocess.Popen([sys.executable, "-c", code], env=env)
+        log.info("job worker process %d started with %d threads", _child.pid, threads)
+        return _child
+
+
+def stop_worker_process(timeout: float = 10.0) -> None:
+    """Stop the child worker (a running job is retried by the lease when it did not finish)."""
+    global _child
+    with _consumer_lock:
+        child, _child = _child, None
+    if child is None or child.poll() is not None:
+        return
+    child.terminate()
+    try:
+        child.wait(timeout)
+    except subprocess.TimeoutExpired:
+        child.kill()
+        child.wait()
+
+
+def exit_with_parent() -> None:
+    """In a child worker: exit as soon as the web server that started it is gone."""
+    parent = os.environ.get(PARENT_PID_ENV)
+    if not parent:
+        return
+
+    def watch() -> None:
+        while os.getppid() == int(parent):
+            time.sleep(1.0)
+        log.warning("the web server that started this worker is gone: stopping")
+        os._exit(0)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
