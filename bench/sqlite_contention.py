@@ -217,6 +217,55 @@ async def drive(base, seeded, token, media_urls, tsv, args) -> tuple[Stats, dict
     return stats, report
 
 
+def digits_zip() -> bytes:
+    """scikit-learn's bundled handwritten digits as a ZIP of class folders."""
+    import zipfile
+
+    from PIL import Image
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for i, (pixels, label) in enumerate(
+            zip(digits.images[:600], digits.target[:600], strict=True)
+        ):
+            image = Image.fromarray((pixels * 16).clip(0, 255).astype("uint8")).resize((32, 32))
+            out = io.BytesIO()
+            image.convert("RGB").save(out, format="PNG")
+            archive.writestr(f"digits/{label}/{i}.png", out.getvalue())
+    return buffer.getvalue()
+
+
+def start_training(base: str, headers: dict) -> int:
+    """Import the digits as a collection and start training on it; the model's id."""
+    created = httpx.post(
+        f"{base}/api/v1/collections",
+        data={"name": "bench digits"},
+        files={"file": ("digits.zip", digits_zip(), "application/zip")},
+        headers=headers,
+        timeout=120,
+    )
+    assert created.status_code == 201, created.text
+    collection = created.json()
+    for _ in range(240):  # a big archive imports as a job
+        if collection["status"] != "importing":
+            break
+        time.sleep(0.5)
+        collection = httpx.get(
+            f"{base}/api/v1/collections/{collection['id']}", headers=headers, timeout=30
+        ).json()
+    started = httpx.post(
+        f"{base}/api/v1/models",
+        json={"collection_id": collection["id"], "arch": "resnet10t", "epochs": 30,
+              "image_size": 32, "batch_size": 32},
+        headers=headers,
+        timeout=30,
+    )  # fmt: skip
+    assert started.status_code == 202, (started.text, collection)
+    return started.json()["id"]
+
+
 def percentiles(values: list[float]) -> dict:
     if not values:
         return {}
@@ -229,6 +278,9 @@ def main() -> None:
     parser.add_argument("--mb", type=float, default=20)
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--duration", type=float, default=60)
+    parser.add_argument(
+        "--train", action="store_true", help="also train a small model on digits meanwhile"
+    )
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="crowdlab-contention-"))
@@ -283,10 +335,14 @@ def main() -> None:
                 )
             ]
         engine.dispose()
+        training = start_training(base, headers) if args.train else None
         tsv = make_tsv(args.mb)
         started = time.monotonic()
         stats, report = asyncio.run(drive(base, seeded, token, media_urls, tsv, args))
         elapsed = time.monotonic() - started
+        if training is not None:
+            model = httpx.get(f"{base}/api/v1/models/{training}", headers=headers, timeout=30)
+            training = {k: model.json().get(k) for k in ("status", "progress", "message")}
     finally:
         server.terminate()
         server.wait(timeout=30)
@@ -310,6 +366,7 @@ def main() -> None:
         "database_locked_in_server_log": server_log.count("database is locked"),
         "errors": dict(stats.errors),
         "upload": report,
+        "training": training,
     }
     for kind, p in figures["by_kind"].items():
         print(f"{kind:16} n={p['n']:5}  p50={p['p50']:.3f}  p95={p['p95']:.3f}  p99={p['p99']:.3f}")

@@ -20,6 +20,13 @@ from sqlalchemy.exc import OperationalError
 
 WRITE_VERBS = ("INSERT", "UPDATE", "DELETE", "REPLACE")
 _HELD = "crowdlab_writer_gate"
+_this_thread = threading.local()  # how many write transactions this thread holds open
+
+
+def writing_here() -> bool:
+    """Whether this thread holds SQLite's write lock in an open transaction: a write on
+    another connection from this thread would wait for itself."""
+    return getattr(_this_thread, "held", 0) > 0
 
 
 def install(engine: Engine, *, busy_ms: int) -> None:
@@ -33,6 +40,7 @@ def install(engine: Engine, *, busy_ms: int) -> None:
                 busy = sqlite3.OperationalError("database is locked (other writers first)")
                 raise OperationalError("BEGIN IMMEDIATE", None, busy)
             info[_HELD] = True
+            _this_thread.held = getattr(_this_thread, "held", 0) + 1
         try:
             cursor.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
@@ -44,6 +52,7 @@ def install(engine: Engine, *, busy_ms: int) -> None:
 
     def release(info: dict) -> None:
         if info.pop(_HELD, False):
+            _this_thread.held = max(0, getattr(_this_thread, "held", 0) - 1)
             gate.release()
 
     @event.listens_for(engine, "connect")

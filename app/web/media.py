@@ -16,6 +16,7 @@ from app.services.media.store import (
     read_media,
     signature_allows,
 )
+from app.settings import REPO_ROOT
 
 router = APIRouter(include_in_schema=False)
 
@@ -74,3 +75,14 @@ def suite_image(request: Request, token: str, position: int) -> Response:
     # (the session is closed before a remote image is fetched)
     data, content_type = suite_images.load_suite_image(found)
     return Response(data, media_type=content_type, headers=suite_images.HEADERS)
+
+
+@router.get("/favicon.ico", name="favicon")
+def favicon() -> Response:
+    """The site's icon, for browsers that ask for it before reading the page."""
+    icon = REPO_ROOT / "static" / "img" / "favicon.svg"
+    return Response(
+        icon.read_bytes(),
+        media_type="image/svg+xml",
+        headers={"Cache-Control": "public, max-age=86400"},
+    )

@@ -109,7 +109,7 @@ def test_pool_quality_rules_get_put_and_dry_run(session, requester, requester_ap
     saved = requester_api.put(
         f"/api/v1/pools/{pool.id}/quality-rules", json={"configs": image_classification_preset()}
     )
-    assert saved.status_code == 200 and len(saved.json()["configs"]) == 2
+    assert saved.status_code == 200 and len(saved.json()["configs"]) == 3
     never = image_classification_preset()
     never[0]["rules"][0]["conditions"][0]["value"] = 6
     refused = requester_api.put(f"/api/v1/pools/{pool.id}/quality-rules", json=never)
@@ -121,7 +121,7 @@ def test_pool_quality_rules_get_put_and_dry_run(session, requester, requester_ap
     result = requester_api.post(
         f"/api/v1/pools/{pool.id}/quality-rules/dry-run", json=image_classification_preset()
     ).json()
-    assert [r["labelers_count"] for r in result["rules"]] == [0, 0]  # 3 suites < 4
+    assert [r["labelers_count"] for r in result["rules"]] == [0, 0, 0]  # 3 suites < 4; no controls
     other_pool = make_pool(session, make_requester(session))
     assert requester_api.get(f"/api/v1/pools/{other_pool.id}/quality-rules").status_code == 404
 

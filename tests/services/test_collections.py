@@ -118,6 +118,22 @@ def test_big_archives_import_as_a_job(session, requester, settings, monkeypatch)
     assert len(_items(session, collection)) == 15
 
 
+def test_an_import_job_reports_progress_as_it_goes(session, requester, settings, monkeypatch):
+    """More images than one progress step (50): the job's own reports must not wait for
+    the job's own write lock (it used to fail with "database is locked" on SQLite)."""
+    from app.db.models import Job
+
+    monkeypatch.setattr(settings, "upload_job_threshold", 10)
+    collection = collections.create_collection_from_zip(
+        session, requester=requester, file=digits_zip(per_class=40), name="Many"
+    )
+    session.expire_all()
+    collection = session.get(Collection, collection.id)
+    job = session.get(Job, collection.job_id)
+    assert job.status == "succeeded", job.error
+    assert collection.status == "ready" and len(_items(session, collection)) == 120
+
+
 def test_another_requesters_collection_is_not_found(session, requester):
     collection = make_collection(session, requester, per_class=3)
     with pytest.raises(NotFound):

@@ -26,7 +26,7 @@ def test_quality_preset_is_stored(session, requester):
     )
     assert pool.quality_rules == image_classification_preset()
     collectors = [c["collector_config"]["type"] for c in pool.quality_rules]
-    assert collectors == ["ASSIGNMENT_SUBMIT_TIME", "MAJORITY_VOTE"]
+    assert collectors == ["ASSIGNMENT_SUBMIT_TIME", "MAJORITY_VOTE", "GOLDEN_SET"]
 
 
 @pytest.mark.parametrize(

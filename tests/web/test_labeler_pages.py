@@ -234,3 +234,20 @@ def test_a_submitted_suite_shows_as_submitted_and_takes_no_draft(
     )
     late = labeler_client.post(page + "/draft", data={"a0": "cat"})
     assert late.status_code == 409
+
+
+def test_the_last_labeler_of_a_pool_hears_it_is_finished(session, requester, labeler_client):
+    pool = _pool(session, requester, general=3, control=(), overlap=1, control_per_suite=0)
+    assignment_id = _take(labeler_client, pool)
+    data = {f"a{i}": "cat" for i in range(3)}
+    done = labeler_client.post(
+        f"/labeler/assignments/{assignment_id}/submit", data=data, headers=HTMX
+    )
+    assert "you earned" in done.text and "no more tasks in it" in done.text
+    assert "does not exist" not in done.text
+
+
+def test_the_site_has_a_favicon(client):
+    icon = client.get("/favicon.ico")
+    assert icon.status_code == 200 and icon.headers["content-type"] == "image/svg+xml"
+    assert 'rel="icon"' in client.get("/login").text

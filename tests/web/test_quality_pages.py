@@ -45,7 +45,7 @@ def test_rules_editor_shows_if_then_rows_and_refuses_a_rule_that_can_never_fire(
     pool, _ = _pool(session, requester, quality_rules=image_classification_preset())
     page = requester_client.get(f"/requester/pools/{pool.id}/quality")
     assert page.status_code == 200
-    assert page.text.count('class="card rule-row') == 2
+    assert page.text.count('class="card rule-row') == 3
     form = _row_form(page.text)
     token = next(k.split("-")[1] for k in form if k.endswith("-collector"))
     form[f"r-{token}-c0_value"] = "9"  # fast_submitted_count ≥ 9 with a window of 5
@@ -103,7 +103,7 @@ def test_export_import_and_dry_run(session, requester, requester_client):
     )
     assert response.status_code == 303
     exported = requester_client.get(f"/requester/pools/{pool.id}/quality/export.json").json()
-    assert len(exported["quality_control"]["configs"]) == 2
+    assert len(exported["quality_control"]["configs"]) == 3
     bad = requester_client.post(f"/requester/pools/{pool.id}/quality/import", data={"json": "{"})
     assert bad.status_code == 422 and "not JSON" in bad.text
     form = _row_form(requester_client.get(f"/requester/pools/{pool.id}/quality").text)

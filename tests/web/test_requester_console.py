@@ -103,6 +103,7 @@ def test_create_pool_with_preset_and_errors(requester_client, session, requester
     assert [c["collector_config"]["type"] for c in pool.quality_rules] == [
         "ASSIGNMENT_SUBMIT_TIME",
         "MAJORITY_VOTE",
+        "GOLDEN_SET",
     ]
 
 

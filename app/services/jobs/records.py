@@ -18,6 +18,7 @@ from sqlmodel import Session
 
 from app.db.engine import session_scope
 from app.db.models import Job, JobStatus, User
+from app.db.sqlite_writers import writing_here
 from app.db.types import UTCDateTime, utcnow
 from app.errors import Conflict, NotFound
 from app.settings import get_settings
@@ -232,14 +233,20 @@ class ProgressReporter:
         self._last_write = now
         token = self.lease.token if self.lease else None
         recorded = (max(0.0, min(1.0, float(fraction))), message[:1000])
-        with session_scope() as session:
-            row = session.execute(
+        with session_scope(write=False) as reading:  # (reads take no lock)
+            row = reading.execute(
                 select(Job.cancel_requested, Job.message).where(Job.id == self.job_id)
             ).first()
-            if row is None:
-                return
-            if row.cancel_requested:
-                raise JobCancelled("Cancelled by its owner.")
+        if row is None:
+            return
+        if row.cancel_requested:
+            raise JobCancelled("Cancelled by its owner.")
+        if writing_here():
+            # the job itself holds the (SQLite) write lock in an open transaction: a write
+            # from another connection would wait for it; the next report tries again
+            self._last_write = 0.0
+            return
+        with session_scope() as session:
             values: dict = {"progress": recorded[0], "heartbeat_at": utcnow()}
             if message:
                 values["message"] = recorded[1]

@@ -100,6 +100,8 @@ def _take_context(conn, *, labeler_id: int, pool_id: int, now: datetime) -> _Tak
     # name, question and instructions, an option's label, value and hotkey
     ban, suite, project, option = (len(sql.POOL_TERMS) + k for k in (0, 1, 3, 6))
     pool = PoolTerms(*found[0][:ban]) if found else None
+    if pool is not None and pool.status == PoolStatus.CLOSED:  # e.g. its last task just done
+        raise NoSuiteAvailable("This pool is finished: there are no more tasks in it.")
     if pool is None or pool.status != PoolStatus.OPEN:
         raise NotFound("This pool does not exist or is no longer open.")
     first = found[0]

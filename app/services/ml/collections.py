@@ -243,16 +243,31 @@ def _check_zip(file: BinaryIO, progress=None):
     return zip_file, entries
 
 
+STORE_BATCH = 50  # images stored per short transaction by the import job
+
+
 def _store_zip(
-    session: Session, *, collection: Collection, owner: User, checked, progress=None
+    session: Session,
+    *,
+    collection: Collection,
+    owner: User,
+    checked,
+    progress=None,
+    commit_every: int | None = None,
 ) -> None:
-    """Store the checked images and add the items (flushes; the caller commits)."""
+    """Store the checked images and add the items (flushes; the caller commits).
+
+    ``commit_every`` (a job): the stored images are committed every so many, so no write
+    lock is held for long; the items themselves are added at the end, in the caller's
+    transaction (a failed import leaves stored files, never a half-filled collection)."""
     zip_file, entries = checked
     total = len(entries)
     rows = []
     for index, (entry, data) in enumerate(archive.iter_images(zip_file, entries), start=1):
         stored = media.store_image(session, owner=owner, data=data, name=entry.path)
         rows.append((stored.id, entry.label, None, None))
+        if commit_every and index % commit_every == 0:
+            session.commit()
         if progress is not None and index % 50 == 0:
             progress(0.5 + 0.5 * index / total, f"Stored {index} of {total} images")
     _add_items(session, collection, rows)
@@ -334,9 +349,13 @@ def run_zip_import(session: Session, *, collection_id: int, path: str, progress=
     if collection.status == "ready":
         return int(collection.extra.get("image_count", 0))
     owner = session.get(User, collection.owner_id)
+    session.commit()  # no write lock held while the images are checked
     with open(path, "rb") as handle:
         checked = _check_zip(handle, progress)
-        _store_zip(session, collection=collection, owner=owner, checked=checked, progress=progress)
+        _store_zip(
+            session, collection=collection, owner=owner, checked=checked, progress=progress,
+            commit_every=STORE_BATCH,
+        )  # fmt: skip
     collection.status = "ready"
     session.add(collection)
     session.commit()

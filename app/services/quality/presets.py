@@ -54,6 +54,27 @@ IMAGE_CLASSIFICATION_PRESET: list[dict] = [
             }
         ],
     },
+    {  # control tasks, as Toloka's image-classification tutorial sets them
+        "collector_config": {"type": "GOLDEN_SET", "parameters": {"history_size": 10}},
+        "rules": [
+            {
+                "conditions": [
+                    {"key": "total_answers_count", "operator": "GTE", "value": 3},
+                    {"key": "correct_answers_rate", "operator": "LT", "value": 60},
+                ],
+                "action": {
+                    "type": "RESTRICTION_V2",
+                    "parameters": {
+                        "scope": "PROJECT",
+                        "duration": 1,
+                        "duration_unit": "DAYS",
+                        "private_comment": "Control tasks: under 60% correct",
+                        "public_comment": "Too many of your answers to control tasks were wrong.",
+                    },
+                },
+            }
+        ],
+    },
 ]
 
 

@@ -39,6 +39,7 @@ def test_dry_run_counts_labelers_a_rule_would_have_banned_without_banning(sessio
     assert [(r.collector, [h[0] for h in r.hits]) for r in results] == [
         ("ASSIGNMENT_SUBMIT_TIME", [fast.id]),
         ("MAJORITY_VOTE", [outlier.id]),
+        ("GOLDEN_SET", []),  # the pool has no control tasks
     ]
     assert session.exec(select(Ban)).all() == []
 
