@@ -12,7 +12,10 @@ No database and no web here (``tests/test_layering.py`` checks it). Answers come
 0    a   cat    0.666667
 """
 
+from aggregation.auto import Auto
 from aggregation.base import Aggregator, ProgressFn
+from aggregation.bayesian import BayesianDawidSkene
+from aggregation.calibration import PlattCalibrator, expected_calibration_error, reliability_bins
 from aggregation.dawid_skene import DawidSkene, OneCoinDawidSkene
 from aggregation.glad import GLAD
 from aggregation.majority import MajorityVote, Wawa
@@ -26,6 +29,9 @@ __all__ = [
     "METHODS",
     "GLAD",
     "Aggregator",
+    "Auto",
+    "BayesianDawidSkene",
+    "PlattCalibrator",
     "AnswerMatrix",
     "Crowd",
     "DawidSkene",
@@ -37,9 +43,11 @@ __all__ = [
     "Wawa",
     "aggregate",
     "encode",
+    "expected_calibration_error",
     "get_method",
     "known_answers",
     "read_assignments_tsv",
+    "reliability_bins",
     "simulate_crowd",
     "write_aggregated_tsv",
 ]
