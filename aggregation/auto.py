@@ -57,6 +57,7 @@ class Auto(Aggregator):
         min_known: Fewer control tasks than this: no choice and no calibration.
         calibration_strength: Prior precision of the Platt map (see ``PlattCalibrator``).
         seed: Seed of the fold split.
+        methods: Candidate names (default: all of them and ``mean``); must include ``ds``.
 
     Fitted attributes (besides :class:`~aggregation.base.Aggregator`'s):
         method_: The chosen method's name (``bds``, ``ds``, ``one_coin_ds``, ``glad``,
@@ -72,8 +73,9 @@ class Auto(Aggregator):
     folds: int = 5
     z: float = 1.5
     min_known: int = 10
-    calibration_strength: float = 2.0
+    calibration_strength: float = 8.0
     seed: int = 0
+    methods: tuple[str, ...] | None = None
     scores_: dict[str, dict[str, float]] = field(default_factory=dict, init=False, repr=False)
 
     def _fit_all(
@@ -94,7 +96,11 @@ class Auto(Aggregator):
     def _fit_codes(
         self, matrix: AnswerMatrix, known: KnownCodes, on_progress: ProgressFn | None
     ) -> FloatArray:
-        names = [*_candidates(), "mean"]
+        names = list(self.methods) if self.methods else [*_candidates(), "mean"]
+        if ANCHOR not in names:
+            names.insert(0, ANCHOR)
+        if "mean" in names and DEFAULT not in names:
+            names.insert(0, DEFAULT)
         self.scores_ = {}
         self.calibrated_ = False
         self.heldout_confidence_ = np.zeros(0)

@@ -11,7 +11,8 @@ import numpy as np
 
 from aggregation.matrix import FloatArray
 
-_CLIP = 1e-6
+_CLIP = 1e-3
+"""Confidences are clipped to [0.001, 0.999] before the logit: beyond, EM posteriors say little."""
 
 
 def expected_calibration_error(confidence: FloatArray, correct: FloatArray, bins: int = 10) -> float:
@@ -68,20 +69,30 @@ class PlattCalibrator:
 
     Paper: J. Platt, "Probabilistic Outputs for Support Vector Machines", 1999.
 
+    One right and one wrong pseudo-answer at the median confidence are added (Laplace's
+    rule), so that ten control tasks that all came out right do not make every label certain.
+
     Args:
         strength: Prior precision on ``a - 1`` and ``b``.
         floor: Lowest calibrated value (``1 / n_labels`` for a chosen label).
+        pseudo: Pairs of (right, wrong) pseudo-answers added at the median confidence.
     """
 
-    strength: float = 2.0
+    strength: float = 8.0
     floor: float = 0.0
+    pseudo: int = 1
     a: float = 1.0
     b: float = 0.0
 
     def fit(self, confidence: FloatArray, correct: FloatArray) -> PlattCalibrator:
         """Fits ``a, b`` to (confidence, was the label right) pairs."""
-        x = _logit(np.asarray(confidence, dtype=np.float64))
+        confidence = np.asarray(confidence, dtype=np.float64)
         y = np.asarray(correct, dtype=np.float64)
+        if self.pseudo and len(confidence):
+            middle = np.full(2 * self.pseudo, float(np.median(confidence)))
+            confidence = np.concatenate([confidence, middle])
+            y = np.concatenate([y, np.tile([1.0, 0.0], self.pseudo)])
+        x = _logit(confidence)
         lam = self.strength
 
         def loss(a: float, b: float) -> float:
