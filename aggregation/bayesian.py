@@ -94,7 +94,8 @@ class BayesianDawidSkene(Aggregator):
             proba = new
             self.n_iter_ = it + 1
             if on_progress is not None:
-                on_progress((it + 1) / self.n_iter, f"VB iteration {it + 1}, change {change:.2e}")
+                message = f"EM iteration {it + 1}/{self.n_iter} (variational), change {change:.1e}"
+                on_progress((it + 1) / self.n_iter, message)
             if change < self.tol:
                 break
         counts = (pair_task @ proba).reshape(w, k, k) + prior_counts[None]

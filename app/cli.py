@@ -111,10 +111,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``crowdlab`` console script."""
-    import workers.queue  # noqa: F401  (installs the job queue that services submit to)
-
     parser = build_parser()
     args = parser.parse_args(argv)
+    if not getattr(args, "offline", False):  # offline commands (aggregate) need no queue
+        import workers.queue  # noqa: F401  (installs the job queue that services submit to)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

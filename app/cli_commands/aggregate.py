@@ -148,4 +148,4 @@ def register(subparsers) -> None:
     parser.add_argument("--field", default="result", help="OUTPUT field to aggregate")
     parser.add_argument("--n-iter", type=_positive_int, help="EM iteration cap")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
-    parser.set_defaults(func=_run)
+    parser.set_defaults(func=_run, offline=True)

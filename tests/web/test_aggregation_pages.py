@@ -42,12 +42,12 @@ def _start(client, pool, method="ds"):
     )
 
 
-def test_the_form_offers_every_method_with_dawid_skene_preselected(requester_client, pool):
+def test_the_form_offers_every_method_with_auto_preselected(requester_client, pool):
     html = requester_client.get(f"/requester/pools/{pool.id}/aggregations").text
 
     assert "Run aggregation" in html
-    assert re.search(r'<option value="ds" selected>Dawid-Skene', html)
-    for name in ("Majority vote", "One-coin Dawid-Skene", "GLAD", "Wawa"):
+    assert re.search(r'<option value="auto" selected>Auto', html)
+    for name in ("Dawid-Skene", "Majority vote", "One-coin Dawid-Skene", "GLAD", "Wawa"):
         assert name in html
     assert "No aggregations yet" in html
 
