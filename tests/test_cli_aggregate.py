@@ -93,3 +93,25 @@ def test_dawid_skene_beats_majority_vote_on_a_simulated_results_file(tmp_path):
         labels = {image.removesuffix(".png"): label for image, label, _ in _read(out)[1:]}
         accuracy[method] = sum(labels[t] == y for t, y in crowd.truth.items()) / len(labels)
     assert accuracy["ds"] >= accuracy["mv"] + 0.1
+
+
+def test_the_summary_names_the_method_and_says_when_confidence_is_uncalibrated(tmp_path, capsys):
+    crowd = simulate_crowd(200, 12, n_labels=2, overlap=3, seed=2)
+    rows = [
+        (f"{task}.png", label, "", worker, "APPROVED")
+        for task, worker, label in crowd.answers.itertuples(index=False)
+    ]
+    source = _write(tmp_path / "results.tsv", rows)
+
+    assert main(["aggregate", str(source), "-o", str(tmp_path / "out.tsv")]) == 0
+    err = capsys.readouterr().err
+    assert "method auto → bds" in err and "UNCALIBRATED" in err
+
+    gold = [
+        (name, label, crowd.truth[name.removesuffix(".png")] if i % 10 == 0 else "", w, s)
+        for i, (name, label, _, w, s) in enumerate(rows)
+    ]
+    source = _write(tmp_path / "gold.tsv", gold)
+    assert main(["aggregate", str(source), "-o", str(tmp_path / "out2.tsv")]) == 0
+    err = capsys.readouterr().err
+    assert "method auto → " in err and "calibrated on control tasks" in err

@@ -117,3 +117,18 @@ def test_auto_leaves_majority_vote_when_half_the_crowd_is_adversarial():
     assert auto.mean() > mv.mean() + 0.1
     head = model.confidence_.reindex(known.index)
     assert (head == 1.0).all() and (model.labels_.reindex(known.index) == known).all()
+
+
+def test_importing_aggregation_loads_neither_pandas_nor_scipy():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, aggregation; "
+        "print(sorted(m for m in ('pandas', 'scipy', 'numpy') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+    code = "import sys; from aggregation import Auto, GLAD; print('scipy.optimize' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"  # GLAD imports its optimiser when it first fits
