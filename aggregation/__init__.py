@@ -41,6 +41,8 @@ _WHERE = {
     "aggregate": "registry",
     "get_method": "registry",
     "get_method_name": "registry",
+    "quality_report": "report",
+    "wilson_interval": "report",
     "Crowd": "simulate",
     "simulate_crowd": "simulate",
     "TsvError": "tsv",
@@ -78,5 +80,6 @@ if TYPE_CHECKING:
     from aggregation.majority import MajorityVote, Wawa
     from aggregation.matrix import AnswerMatrix, KnownCodes, encode
     from aggregation.registry import ALIASES, METHODS, aggregate, get_method, get_method_name
+    from aggregation.report import quality_report, wilson_interval
     from aggregation.simulate import Crowd, simulate_crowd
     from aggregation.tsv import TsvError, known_answers, read_assignments_tsv, write_aggregated_tsv

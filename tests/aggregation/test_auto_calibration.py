@@ -132,3 +132,22 @@ def test_importing_aggregation_loads_neither_pandas_nor_scipy():
     code = "import sys; from aggregation import Auto, GLAD; print('scipy.optimize' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"  # GLAD imports its optimiser when it first fits
+
+
+def test_quality_report_carries_choice_calibration_and_labeler_intervals(big_crowd):
+    from aggregation import quality_report
+
+    known, _ = _split(big_crowd, 0.1)
+    model = Auto(methods=("ds", "bds", "mv")).fit(big_crowd.answers, known=known)
+    report = quality_report(model)
+    assert report["method_used"] == model.method_ and report["calibrated"]
+    assert 0 <= report["heldout_ece"] <= 0.05 and report["known_count"] == len(known)
+    assert sum(b["count"] for b in report["reliability"]) == len(known)
+    assert set(report["scores"]) == {"ds", "bds", "mv"}
+    spam = set(big_crowd.kinds[big_crowd.kinds == "spammer"].index)
+    for w in report["workers"]:
+        assert 0 <= w["low"] <= w["accuracy"] <= w["high"] <= 1
+    worst = {w["worker"] for w in report["workers"][: len(spam)]}
+    assert len(worst & spam) >= 0.8 * len(spam)  # spammers have the lowest lower bounds
+    plain = quality_report(BayesianDawidSkene().fit(big_crowd.answers))
+    assert not plain["calibrated"] and plain["heldout_ece"] is None

@@ -128,3 +128,15 @@ def test_another_requester_gets_404_for_the_pool_and_its_runs(
 
 def test_labelers_cannot_open_the_aggregation_pages(labeler_client, pool):
     assert labeler_client.get(f"/requester/pools/{pool.id}/aggregations").status_code == 403
+
+
+def test_an_auto_run_shows_the_method_used_and_that_confidence_is_uncalibrated(
+    requester_client, pool
+):
+    location = _start(requester_client, pool, method="auto").headers["location"]
+
+    html = requester_client.get(location).text
+
+    assert 'id="calibration"' in html and "Method used: <strong>bds</strong>" in html
+    assert "uncalibrated" in html  # one control task is too few to calibrate on
+    assert "Estimated labeler accuracy" in html and "95% interval" in html
