@@ -51,7 +51,36 @@ _WHERE = {
     "write_aggregated_tsv": "tsv",
 }
 
-__all__ = sorted(_WHERE)
+__all__ = [
+    "ALIASES",
+    "Aggregator",
+    "AnswerMatrix",
+    "Auto",
+    "BayesianDawidSkene",
+    "Crowd",
+    "DawidSkene",
+    "GLAD",
+    "KnownCodes",
+    "METHODS",
+    "MajorityVote",
+    "OneCoinDawidSkene",
+    "PlattCalibrator",
+    "ProgressFn",
+    "TsvError",
+    "Wawa",
+    "aggregate",
+    "encode",
+    "expected_calibration_error",
+    "get_method",
+    "get_method_name",
+    "known_answers",
+    "quality_report",
+    "read_assignments_tsv",
+    "reliability_bins",
+    "simulate_crowd",
+    "wilson_interval",
+    "write_aggregated_tsv",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -48,13 +48,20 @@ class Auto(Aggregator):
     fold every candidate method (Bayesian DS, DS, one-coin DS, GLAD, Wawa, MV, and the mean
     of their posteriors) is fitted with the *other* folds' known answers clamped, and its
     posterior on the held-out fold's tasks is compared with their known labels. Each candidate
-    so gets an honest held-out accuracy and log-likelihood on every control task. The method
-    with the most held-out correct labels wins (ties, and wins by less than ``margin`` of the
-    control tasks, go to Bayesian DS, then to the higher log-likelihood). It is then fitted on
-    all answers with every known answer clamped, and the confidence of each chosen label is
-    mapped by a :class:`~aggregation.calibration.PlattCalibrator` fitted on the held-out
-    (confidence, correct) pairs of that method: the control tasks calibrate, the tasks scored
-    never do. Known tasks keep their known label with confidence 1.
+    so gets an honest held-out accuracy and log-likelihood on every control task. Dawid-Skene
+    is kept unless another candidate beats it in a paired test on those control tasks (among
+    the tasks where exactly one of the two is right, ``z`` standard deviations more wins than
+    losses; the winner with most held-out correct labels, then the higher log-likelihood).
+    The choice is then fitted on all answers with every known answer clamped, and the
+    confidence of each chosen label is mapped by a
+    :class:`~aggregation.calibration.PlattCalibrator` fitted on the held-out (confidence,
+    correct) pairs of that method: the control tasks calibrate, the tasks scored never do.
+    Known tasks keep their known label with confidence 1.
+
+    Measured on 19 real crowds with 10% of the tasks as control tasks (``python
+    bench/aggregation.py --real``): mean accuracy 0.838 on the other 90% (DS 0.830, DS
+    ignoring the control tasks 0.825; no dataset more than 0.12 point below either), mean
+    expected calibration error 0.038 (DS 0.128).
 
     Without control tasks: Bayesian DS, uncalibrated (``calibrated_`` is False).
 

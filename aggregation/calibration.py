@@ -15,7 +15,9 @@ _CLIP = 1e-3
 """Confidences are clipped to [0.001, 0.999] before the logit: beyond, EM posteriors say little."""
 
 
-def expected_calibration_error(confidence: FloatArray, correct: FloatArray, bins: int = 10) -> float:
+def expected_calibration_error(
+    confidence: FloatArray, correct: FloatArray, bins: int = 10
+) -> float:
     """Expected calibration error with ``bins`` equal-width bins over [0, 1].
 
     ``sum_b (n_b / n) * |accuracy_b - mean confidence_b|``; 0 for no tasks.
@@ -25,7 +27,6 @@ def expected_calibration_error(confidence: FloatArray, correct: FloatArray, bins
     if len(confidence) == 0:
         return 0.0
     which = np.minimum((confidence * bins).astype(np.int64), bins - 1)
-    n = np.bincount(which, minlength=bins)
     conf = np.bincount(which, confidence, minlength=bins)
     hit = np.bincount(which, correct, minlength=bins)
     return float(np.abs(hit - conf).sum() / len(confidence))

@@ -44,7 +44,8 @@ def get_method(name: str) -> type[Aggregator]:
 
     Args:
         name: One of ``auto``, ``mv``, ``ds``, ``one_coin_ds``, ``glad``, ``wawa``, ``bds`` or an
-            alias (``majority_vote``, ``dawid_skene``, ``bayesian_ds``, ``bcc``); case and ``-``/``_`` do not matter.
+            alias (``majority_vote``, ``dawid_skene``, ``bayesian_ds``, ``bcc``); case and
+            ``-``/``_`` do not matter.
 
     Raises:
         ValueError: Unknown name; the message lists the known ones.

@@ -15,7 +15,9 @@ from aggregation.calibration import reliability_bins
 Z95 = 1.959963984540054
 
 
-def wilson_interval(hits: np.ndarray, n: np.ndarray, z: float = Z95) -> tuple[np.ndarray, np.ndarray]:
+def wilson_interval(
+    hits: np.ndarray, n: np.ndarray, z: float = Z95
+) -> tuple[np.ndarray, np.ndarray]:
     """Wilson score interval of a proportion ``hits / n`` (``hits`` may be soft counts)."""
     n = np.maximum(np.asarray(n, dtype=np.float64), 1e-12)
     p = np.asarray(hits, dtype=np.float64) / n

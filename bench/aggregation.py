@@ -198,7 +198,9 @@ def _real_table(rows: list[dict[str, Any]]) -> str:
         line += [fmt(row, "crowdkit_ds_s")]
         cells.append(line)
     widths = [max(len(line[i]) for line in cells) for i in range(len(head))]
-    return "\n".join("  ".join(c.rjust(w) for c, w in zip(line, widths, strict=True)) for line in cells)
+    return "\n".join(
+        "  ".join(c.rjust(w) for c, w in zip(line, widths, strict=True)) for line in cells
+    )
 
 
 def main_real(args: argparse.Namespace) -> dict[str, Any]:
@@ -218,7 +220,9 @@ def main_real(args: argparse.Namespace) -> dict[str, Any]:
             print(f"done {data.name} seed {seed}", file=sys.stderr, flush=True)
     frame = pd.DataFrame(rows)
     per_dataset = frame.groupby("dataset", sort=False).mean(numeric_only=True).reset_index()
-    picks = frame.groupby("dataset", sort=False)["auto_pick"].agg(lambda s: "/".join(sorted(set(s))))
+    picks = frame.groupby("dataset", sort=False)["auto_pick"].agg(
+        lambda s: "/".join(sorted(set(s)))
+    )
     per_dataset["auto_pick"] = per_dataset["dataset"].map(picks)
     table_rows = per_dataset.to_dict("records")
     means = per_dataset.mean(numeric_only=True).to_dict()

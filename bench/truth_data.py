@@ -47,10 +47,10 @@ class _Source:
 
     def paths(self) -> list[str]:
         if self.is_git:
+            command = ["git", "--git-dir", str(self.root), "ls-tree", "-r", "--name-only"]
             out = subprocess.run(
-                ["git", "--git-dir", str(self.root), "ls-tree", "-r", "--name-only", "HEAD", "data"],
-                check=True, capture_output=True, text=True,
-            ).stdout  # fmt: skip
+                [*command, "HEAD", "data"], check=True, capture_output=True, text=True
+            ).stdout
             return out.splitlines()
         return [str(p.relative_to(self.root)) for p in (self.root / "data").rglob("*.csv")]
 
@@ -72,7 +72,9 @@ def default_root() -> str | None:
     return str(mirror) if mirror.exists() else None
 
 
-def load_datasets(root: str | os.PathLike[str], names: list[str] | None = None) -> list[RealDataset]:
+def load_datasets(
+    root: str | os.PathLike[str], names: list[str] | None = None
+) -> list[RealDataset]:
     """Every ``label.csv`` + ``truth.csv`` pair under ``data/``, tasks without truth dropped.
 
     Args:
