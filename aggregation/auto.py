@@ -101,10 +101,14 @@ class Auto(Aggregator):
     ) -> dict[str, tuple[FloatArray, Aggregator]]:
         classes = _candidates()
         out = {}
-        for name in names:
-            if name == "mean":
-                continue
-            model = classes[name]().fit_matrix(matrix, known, on_progress)
+        fits = [name for name in names if name != "mean"]
+        for i, name in enumerate(fits):
+
+            def step(fraction: float, message: str, i: int = i) -> None:
+                if on_progress is not None:  # one monotone bar over all the fits
+                    on_progress((i + fraction) / len(fits), message)
+
+            model = classes[name]().fit_matrix(matrix, known, step)
             out[name] = (model.posterior_, model)
         if "mean" in names:
             posts = [p for p, _ in out.values()]
