@@ -140,3 +140,27 @@ def test_an_auto_run_shows_the_method_used_and_that_confidence_is_uncalibrated(
     assert 'id="calibration"' in html and "Method used: <strong>bds</strong>" in html
     assert "uncalibrated" in html  # one control task is too few to calibrate on
     assert "Estimated labeler accuracy" in html and "95% interval" in html
+
+
+def test_with_enough_control_tasks_auto_shows_a_reliability_diagram_and_its_scores(
+    requester_client, session, requester
+):
+    pool = make_pool(session, requester, name="Calibrated")
+    control = ["cat", "dog"] * 8
+    tasks = add_tasks(session, pool, general=20, control=control)
+    people = [make_labeler(session, name=f"labeler{i}") for i in range(4)]
+    answers = {}
+    for i, task in enumerate(tasks):
+        truth = task.known_answer or ("cat" if i % 2 else "dog")
+        wrong = "dog" if truth == "cat" else "cat"
+        answers[task.id] = [(p, wrong if (i + j) % 5 == 0 else truth) for j, p in enumerate(people)]
+    add_answers(session, pool, answers)
+    location = _start(requester_client, SimpleNamespace(id=pool.id), method="auto").headers[
+        "location"
+    ]
+
+    html = requester_client.get(location).text
+
+    assert 'id="calibration"' in html and "calibrated on 16 control tasks" in html
+    assert 'class="reliability"' in html and "<circle" in html
+    assert "held-out accuracy" in html and "✓" in html
