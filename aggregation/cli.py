@@ -7,7 +7,7 @@ import time
 from typing import Any
 
 from aggregation.base import ProgressFn
-from aggregation.registry import get_method
+from aggregation.registry import get_method, get_method_name
 from aggregation.tsv import known_answers, read_assignments_tsv, write_aggregated_tsv
 
 _READ, _FIT = 0.1, 0.85  # shares of the progress bar: reading, then fitting, then writing
@@ -16,7 +16,7 @@ _READ, _FIT = 0.1, 0.85  # shares of the progress bar: reading, then fitting, th
 def aggregate_file(
     input_path: str | os.PathLike[str],
     output_path: str | os.PathLike[str],
-    method: str = "ds",
+    method: str = "auto",
     on_progress: ProgressFn | None = None,
     output_field: str = "result",
     **params: Any,
@@ -38,8 +38,12 @@ def aggregate_file(
         **params: Hyper-parameters of the method (e.g. ``n_iter``).
 
     Returns:
-        Summary: ``method, answers, tasks, workers, labels, known, iterations`` (None for
-        non-iterative methods), ``mean_confidence``, ``seconds`` and ``output``.
+        Summary: ``method`` (as asked), ``method_used`` (what ``auto`` chose, else the same),
+        ``calibrated`` (True only when ``auto`` calibrated the confidence on control tasks),
+        ``answers, tasks, workers, labels, known, iterations`` (None for non-iterative
+        methods), ``mean_confidence``, ``heldout_ece`` (cross-fitted ECE on the control tasks,
+        None when uncalibrated), ``scores`` (``auto``'s per-method held-out scores),
+        ``seconds`` and ``output``.
 
     Raises:
         TsvError: The input cannot be read (names the row).
@@ -65,15 +69,22 @@ def aggregate_file(
         result, output_path, input_field=answers.attrs["input_fields"], output_field=output_field
     )
     matrix = model.matrix_
+    calibrated = bool(getattr(model, "calibrated_", False))
+    scores = getattr(model, "scores_", {}) or {}
+    used = getattr(model, "method_", None) or get_method_name(method)
     summary: dict[str, Any] = {
         "method": method,
+        "method_used": used,
+        "calibrated": calibrated,
         "answers": matrix.n_answers,
         "tasks": matrix.n_tasks,
         "workers": matrix.n_workers,
         "labels": matrix.n_labels,
         "known": int(known.index.isin(matrix.tasks).sum()),
-        "iterations": getattr(model, "n_iter_", None),
+        "iterations": getattr(getattr(model, "model_", model), "n_iter_", None),
         "mean_confidence": float(result["confidence"].mean()) if len(result) else None,
+        "heldout_ece": scores.get(used, {}).get("ece") if calibrated else None,
+        "scores": scores,
         "seconds": round(time.perf_counter() - started, 3),
         "output": os.fspath(output_path),
     }

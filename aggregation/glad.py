@@ -7,7 +7,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy.optimize import minimize
 
 from aggregation.base import Aggregator, ProgressFn, softmax_rows
 from aggregation.matrix import AnswerMatrix, FloatArray, IntArray, KnownCodes
@@ -101,6 +100,8 @@ class GLAD(Aggregator):
         Returns the new ``alpha``, ``beta`` and the objective there (the optimiser's own last
         value, so the EM loop needs no extra evaluation).
         """
+        from scipy.optimize import minimize  # lazy: scipy.optimize costs ~0.3 s to import
+
         n_workers = len(alpha)
         negative = model.negative_objective(proba)
         res = minimize(

@@ -6,36 +6,51 @@ from typing import Any
 
 import pandas as pd
 
+from aggregation.auto import Auto
 from aggregation.base import Aggregator, ProgressFn
+from aggregation.bayesian import BayesianDawidSkene
 from aggregation.dawid_skene import DawidSkene, OneCoinDawidSkene
 from aggregation.glad import GLAD
 from aggregation.majority import MajorityVote, Wawa
 
 METHODS: dict[str, type[Aggregator]] = {
+    "auto": Auto,
     "mv": MajorityVote,
     "ds": DawidSkene,
     "one_coin_ds": OneCoinDawidSkene,
     "glad": GLAD,
     "wawa": Wawa,
+    "bds": BayesianDawidSkene,
 }
 """Canonical method names -> classes."""
 
-ALIASES: dict[str, str] = {"majority_vote": "mv", "dawid_skene": "ds"}
+ALIASES: dict[str, str] = {
+    "majority_vote": "mv",
+    "dawid_skene": "ds",
+    "bayesian_ds": "bds",
+    "bcc": "bds",
+}
 """Other accepted names -> canonical names."""
+
+
+def get_method_name(name: str) -> str:
+    """The canonical name of a method name or alias (``Dawid-Skene`` -> ``ds``)."""
+    key = name.strip().lower().replace("-", "_")
+    return ALIASES.get(key, key)
 
 
 def get_method(name: str) -> type[Aggregator]:
     """Returns the aggregation class for a method name.
 
     Args:
-        name: One of ``mv``, ``ds``, ``one_coin_ds``, ``glad``, ``wawa`` or an alias
-            (``majority_vote``, ``dawid_skene``); case and ``-``/``_`` do not matter.
+        name: One of ``auto``, ``mv``, ``ds``, ``one_coin_ds``, ``glad``, ``wawa``, ``bds`` or an
+            alias (``majority_vote``, ``dawid_skene``, ``bayesian_ds``, ``bcc``); case and
+            ``-``/``_`` do not matter.
 
     Raises:
         ValueError: Unknown name; the message lists the known ones.
     """
-    key = name.strip().lower().replace("-", "_")
-    key = ALIASES.get(key, key)
+    key = get_method_name(name)
     if key not in METHODS:
         known = ", ".join([*METHODS, *ALIASES])
         raise ValueError(f"unknown aggregation method {name!r}; choose one of: {known}")

@@ -7,13 +7,12 @@ import getpass
 import logging
 import sys
 
-from app.settings import get_settings
-
 
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from app.db.migrate import upgrade
+    from app.settings import get_settings
 
     settings = get_settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -34,6 +33,7 @@ def _serve(args: argparse.Namespace) -> int:
 def _worker(args: argparse.Namespace) -> int:
     from huey.consumer import Consumer
 
+    from app.settings import get_settings
     from workers.queue import exit_with_parent, get_huey, recover_at_start
 
     exit_with_parent()  # a worker started by ``crowdlab serve`` ends with it
@@ -42,12 +42,14 @@ def _worker(args: argparse.Namespace) -> int:
         print("CROWDLAB_JOBS_IMMEDIATE is set: there is nothing to consume.", file=sys.stderr)
         return 2
     recover_at_start()
-    Consumer(huey, workers=args.threads, worker_type="thread", periodic=True).run()
+    threads = args.threads or get_settings().worker_threads
+    Consumer(huey, workers=threads, worker_type="thread", periodic=True).run()
     return 0
 
 
 def _db(args: argparse.Namespace) -> int:
     from app.db.migrate import upgrade
+    from app.settings import get_settings
 
     upgrade(revision=args.revision)
     print(f"Database upgraded to {args.revision}: {get_settings().resolved_database_url}")
@@ -88,7 +90,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.set_defaults(func=_serve)
 
     worker = sub.add_parser("worker", help="run a background job consumer")
-    worker.add_argument("--threads", type=int, default=get_settings().worker_threads)
+    worker.add_argument(
+        "--threads", type=int, default=None, help="default: CROWDLAB_WORKER_THREADS"
+    )
     worker.set_defaults(func=_worker)
 
     db = sub.add_parser("db", help="database maintenance")
@@ -112,10 +116,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``crowdlab`` console script."""
-    import workers.queue  # noqa: F401  (installs the job queue that services submit to)
-
     parser = build_parser()
     args = parser.parse_args(argv)
+    if not getattr(args, "offline", False):  # offline commands (aggregate) need no queue
+        import workers.queue  # noqa: F401  (installs the job queue that services submit to)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

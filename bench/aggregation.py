@@ -1,4 +1,15 @@
-"""Benchmark: our vectorised Dawid-Skene against crowd-kit's DawidSkene, same data, same run.
+"""Benchmark: our aggregation against crowd-kit, on real crowds (``--real``) or simulated ones.
+
+``--real`` (the accuracy and calibration benchmark): every real dataset with gold labels that
+:mod:`bench.truth_data` finds (``--data`` or ``$CROWDLAB_TRUTH_DATA``: a clone or git mirror of
+github.com/yuan-li/truth-inference-at-scale). For each dataset and seed, 10% of the tasks
+(``--gold``) get their gold label as a control task (``known``) and the other 90% are scored:
+accuracy and ECE (10 equal-width bins) of the chosen label's confidence, per method: MV, Wawa,
+DS without and with the control tasks, one-coin DS, GLAD, Bayesian DS and ``auto`` (which
+method it chose is printed), then the means. Times: ours (``auto`` in full, DS) beside
+crowd-kit's DawidSkene on the same answers.
+
+Without ``--real``: our vectorised Dawid-Skene against crowd-kit's DawidSkene, same data, same run.
 
 For each size (answers) a simulated crowd with known truth is built (the classes, overlap,
 worker accuracy and spammer/adversary shares vary with the size, see ``config_for``), then both
@@ -8,6 +19,7 @@ includes the integer coding), the speed ratio, the share of tasks where the two 
 largest posterior gap, and the accuracy of both (and of majority vote) against the truth.
 
 Usage:
+    python bench/aggregation.py --real [--data DIR] [--gold 0.1] [--seeds 1] [--no-crowdkit]
     python bench/aggregation.py [--sizes 10000,100000,1000000] [--repeat 3] [--no-crowdkit]
 
 The last line printed is one JSON object with every figure.
@@ -125,14 +137,135 @@ def _table(rows: list[dict[str, Any]]) -> str:
     )
 
 
+REAL_METHODS = ["mv", "wawa", "ds0", "ds", "one_coin_ds", "glad", "bds", "auto"]
+"""Columns of the real-data table; ``ds0`` is Dawid-Skene ignoring the control tasks."""
+
+DUPLICATES = {"d_Duck Identification": "bluebird", "s4_Dog data": "dog"}
+"""Datasets the source holds twice under two names: scored once."""
+
+
+def run_real_dataset(data: Any, gold_share: float, seed: int, crowdkit: bool) -> dict[str, Any]:
+    """Scores every method on one real dataset with ``gold_share`` of its tasks known."""
+    from aggregation import expected_calibration_error, get_method
+
+    rng = np.random.default_rng(seed)
+    tasks = data.truth.index.to_numpy()
+    gold = rng.choice(tasks, size=max(1, round(gold_share * len(tasks))), replace=False)
+    known, scored = data.truth[gold], data.truth.drop(gold)
+    row: dict[str, Any] = {
+        "dataset": data.name, "seed": seed, "answers": len(data.answers),
+        "tasks": len(tasks), "known": len(known),
+        "labels": data.answers["label"].nunique(),
+    }  # fmt: skip
+    for name in REAL_METHODS:
+        model = get_method("ds" if name == "ds0" else name)()
+        started = time.perf_counter()
+        model.fit(data.answers, known=None if name == "ds0" else known)
+        seconds = time.perf_counter() - started
+        labels = model.labels_.reindex(scored.index)
+        confidence = model.confidence_.reindex(scored.index).to_numpy()
+        correct = (labels == scored).to_numpy()
+        row[f"{name}_acc"] = float(correct.mean())
+        row[f"{name}_ece"] = expected_calibration_error(confidence, correct)
+        row[f"{name}_s"] = seconds
+        if name == "auto":
+            row["auto_pick"] = model.method_
+            row["auto_heldout_ece"] = model.scores_.get(model.method_, {}).get("ece")
+    if crowdkit:
+        from crowdkit.aggregation import DawidSkene as CrowdKitDawidSkene
+
+        started = time.perf_counter()
+        CrowdKitDawidSkene(n_iter=100, tol=1e-5).fit(data.answers)
+        row["crowdkit_ds_s"] = time.perf_counter() - started
+    return row
+
+
+def _real_table(rows: list[dict[str, Any]]) -> str:
+    head = ["dataset", "tasks", "K", *[f"{m} acc" for m in REAL_METHODS]]
+    head += [f"{m} ECE" for m in ("ds0", "ds", "bds", "auto")]
+    head += ["auto pick", "auto s", "ds s", "ck ds s"]
+    cells = [head]
+
+    def fmt(row: dict[str, Any], key: str, pattern: str = "{:.3f}") -> str:
+        value = row.get(key)
+        return "-" if value is None else pattern.format(value)
+
+    for row in rows:
+        line = [str(row["dataset"])[:14], str(row["tasks"]), str(row["labels"])]
+        line += [fmt(row, f"{m}_acc") for m in REAL_METHODS]
+        line += [fmt(row, f"{m}_ece") for m in ("ds0", "ds", "bds", "auto")]
+        line += [str(row.get("auto_pick", "")), fmt(row, "auto_s", "{:.2f}"), fmt(row, "ds_s")]
+        line += [fmt(row, "crowdkit_ds_s")]
+        cells.append(line)
+    widths = [max(len(line[i]) for line in cells) for i in range(len(head))]
+    return "\n".join(
+        "  ".join(c.rjust(w) for c, w in zip(line, widths, strict=True)) for line in cells
+    )
+
+
+def main_real(args: argparse.Namespace) -> dict[str, Any]:
+    """The real-data benchmark: per-dataset table, means, one JSON line."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from truth_data import default_root, load_datasets
+
+    root = args.data or default_root()
+    if root is None:
+        raise SystemExit("no data: pass --data DIR or set CROWDLAB_TRUTH_DATA (see truth_data.py)")
+    names = [n for n in args.datasets.split(",") if n] if args.datasets else None
+    datasets = [d for d in load_datasets(root, names) if d.name not in DUPLICATES]
+    rows = []
+    for data in datasets:
+        for seed in range(args.seeds):
+            rows.append(run_real_dataset(data, args.gold, args.seed + seed, not args.no_crowdkit))
+            print(f"done {data.name} seed {seed}", file=sys.stderr, flush=True)
+    frame = pd.DataFrame(rows)
+    per_dataset = frame.groupby("dataset", sort=False).mean(numeric_only=True).reset_index()
+    picks = frame.groupby("dataset", sort=False)["auto_pick"].agg(
+        lambda s: "/".join(sorted(set(s)))
+    )
+    per_dataset["auto_pick"] = per_dataset["dataset"].map(picks)
+    table_rows = per_dataset.to_dict("records")
+    means = per_dataset.mean(numeric_only=True).to_dict()
+    means.update(dataset="MEAN", tasks=int(per_dataset["tasks"].sum()), labels=0, auto_pick="")
+    print(
+        f"Real crowds: {len(datasets)} datasets, {args.gold:.0%} of tasks known (control), "
+        f"the rest scored; {args.seeds} seed(s). Accuracy and ECE (10 bins) on scored tasks."
+    )
+    print(_real_table([*table_rows, means]))
+    worst = float((per_dataset["auto_acc"] - per_dataset[["ds_acc", "ds0_acc"]].max(axis=1)).min())
+    print(
+        f"auto: mean accuracy {means['auto_acc']:.4f} (DS {means['ds_acc']:.4f}, DS without "
+        f"control tasks {means['ds0_acc']:.4f}), mean ECE {means['auto_ece']:.4f} (DS "
+        f"{means['ds_ece']:.4f}); worst dataset vs the better DS: {worst * 100:+.2f} points"
+    )
+    result = {
+        "benchmark": "aggregation.real_crowds",
+        "baseline": "crowdkit.aggregation.DawidSkene (time); DS (accuracy, ECE)",
+        "gold_share": args.gold,
+        "seeds": args.seeds,
+        "means": {k: v for k, v in means.items() if k.endswith(("_acc", "_ece", "_s"))},
+        "worst_auto_vs_ds_points": worst * 100,
+        "datasets": table_rows,
+    }
+    print(json.dumps(result, default=float))
+    return result
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     """Runs the benchmark, prints the table and, last, one JSON line."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--real", action="store_true", help="real crowds with gold labels")
+    parser.add_argument("--data", help="clone or git mirror of the datasets (see truth_data.py)")
+    parser.add_argument("--datasets", help="only these dataset names, comma-separated")
+    parser.add_argument("--gold", type=float, default=0.1, help="share of tasks known (--real)")
+    parser.add_argument("--seeds", type=int, default=1, help="gold draws per dataset (--real)")
     parser.add_argument("--sizes", default="10000,100000,1000000", help="answers, comma-separated")
     parser.add_argument("--repeat", type=int, default=3, help="runs per timing (1 above 1e5)")
     parser.add_argument("--no-crowdkit", action="store_true", help="time ours only")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
+    if args.real:
+        return main_real(args)
     sizes = [int(float(s)) for s in args.sizes.split(",") if s.strip()]
     rows = []
     for i, size in enumerate(sizes):

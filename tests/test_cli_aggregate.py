@@ -122,3 +122,25 @@ def test_formula_inputs_come_out_neutralised_and_read_back_as_given(tmp_path):
         encoding="utf-8",
     )
     assert set(read_assignments_tsv(again)["task"]) == {formula, "b.png"}
+
+
+def test_the_summary_names_the_method_and_says_when_confidence_is_uncalibrated(tmp_path, capsys):
+    crowd = simulate_crowd(200, 12, n_labels=2, overlap=3, seed=2)
+    rows = [
+        (f"{task}.png", label, "", worker, "APPROVED")
+        for task, worker, label in crowd.answers.itertuples(index=False)
+    ]
+    source = _write(tmp_path / "results.tsv", rows)
+
+    assert main(["aggregate", str(source), "-o", str(tmp_path / "out.tsv")]) == 0
+    err = capsys.readouterr().err
+    assert "method auto → bds" in err and "UNCALIBRATED" in err
+
+    gold = [
+        (name, label, crowd.truth[name.removesuffix(".png")] if i % 10 == 0 else "", w, s)
+        for i, (name, label, _, w, s) in enumerate(rows)
+    ]
+    source = _write(tmp_path / "gold.tsv", gold)
+    assert main(["aggregate", str(source), "-o", str(tmp_path / "out2.tsv")]) == 0
+    err = capsys.readouterr().err
+    assert "method auto → " in err and "calibrated on control tasks" in err

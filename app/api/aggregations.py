@@ -32,6 +32,7 @@ def _int_filter(name: str, value: str | None) -> int | None:
 
 def _run_json(session, run: AggregationRun) -> dict[str, Any]:
     job = svc.get_run_job(session, run=run)
+    report = ((job.result or {}).get("calibration") if job else None) or {}
     return AggregationRunPublic(
         id=public_id(run.id),
         pool_id=public_id(run.pool_id),
@@ -48,6 +49,9 @@ def _run_json(session, run: AggregationRun) -> dict[str, Any]:
         started=_iso(run.started_at),
         finished=_iso(run.finished_at),
         duration_seconds=svc.run_duration_seconds(run),
+        method_used=report.get("method_used"),
+        confidence_calibrated=report.get("calibrated"),
+        heldout_ece=report.get("heldout_ece"),
     ).model_dump()
 
 

@@ -15,7 +15,10 @@ import sys
 import time
 from typing import TextIO
 
-METHOD_HELP = "ds (Dawid-Skene, default), mv, one_coin_ds, glad, wawa"
+METHOD_HELP = (
+    "auto (default: chooses among the methods on the control tasks and calibrates the "
+    "confidence), ds (Dawid-Skene), bds (Bayesian DS), mv, one_coin_ds, glad, wawa"
+)
 
 
 class ProgressBar:
@@ -110,10 +113,20 @@ def _run(args: argparse.Namespace) -> int:
     if not args.quiet:
         confidence = summary.get("mean_confidence")
         mean = "—" if confidence is None else f"{confidence:.3f}"
+        used = summary["method_used"]
+        method = used if used == summary["method"] else f"{summary['method']} → {used}"
+        if summary["calibrated"]:
+            ece = summary["heldout_ece"]
+            calibration = f"confidence calibrated on control tasks (cross-fitted ECE {ece:.3f})"
+        else:
+            calibration = (
+                "confidence UNCALIBRATED (no or too few GOLDEN control tasks; "
+                "it is the model's own posterior)"
+            )
         print(
-            f"{summary['tasks']} tasks, {summary['answers']} answers, {summary['workers']} "
-            f"workers, {summary['known']} known; mean confidence {mean}; "
-            f"{summary['seconds']:.2f} s → {args.output}",
+            f"method {method}; {summary['tasks']} tasks, {summary['answers']} answers, "
+            f"{summary['workers']} workers, {summary['known']} known; mean confidence {mean}; "
+            f"{calibration}; {summary['seconds']:.2f} s → {args.output}",
             file=err,
         )
     return 0
@@ -128,11 +141,11 @@ def register(subparsers) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("results", metavar="RESULTS.tsv", help="raw assignment results TSV")
-    parser.add_argument("--method", "-m", default="ds", help=METHOD_HELP)
+    parser.add_argument("--method", "-m", default="auto", help=METHOD_HELP)
     parser.add_argument(
         "-o", "--output", default="aggregated.tsv", help="output TSV (default aggregated.tsv)"
     )
     parser.add_argument("--field", default="result", help="OUTPUT field to aggregate")
     parser.add_argument("--n-iter", type=_positive_int, help="EM iteration cap")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
-    parser.set_defaults(func=_run)
+    parser.set_defaults(func=_run, offline=True)

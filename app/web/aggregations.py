@@ -91,6 +91,7 @@ def aggregation_detail(
         "run": run,
         "job": job,
         "timings": (job.result or {}).get("timings", {}) if job else {},
+        "calibration": (job.result or {}).get("calibration") if job and finished else None,
         "method_name": svc.method_name(run.method),
         "duration": svc.run_duration_seconds(run),
         "finished": finished,

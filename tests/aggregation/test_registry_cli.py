@@ -113,3 +113,20 @@ def test_aggregate_file_matches_in_memory_aggregate_and_rewrites_identically(tmp
     again = io.StringIO()
     write_aggregated_tsv(rows.itertuples(index=False, name=None), again)
     assert again.getvalue() == target.read_text()
+
+
+def test_aggregate_file_states_the_method_used_and_whether_confidence_is_calibrated(tmp_path):
+    crowd = simulate_crowd(300, 15, n_labels=3, overlap=3, spammers=0.2, seed=4)
+    source, target = tmp_path / "results.tsv", tmp_path / "aggregated.tsv"
+    _results_tsv(crowd, source)  # every 10th task is a control task: 30 known
+    summary = aggregate_file(source, target)
+    assert summary["method"] == "auto" and summary["calibrated"] is True
+    assert summary["method_used"] in {"ds", "bds", "one_coin_ds", "glad", "wawa", "mv", "mean"}
+    assert 0.0 <= summary["heldout_ece"] <= 1.0 and "ds" in summary["scores"]
+
+    _results_tsv(crowd, source, golden_every=10**9)  # only task t0 is a control task
+    summary = aggregate_file(source, target)
+    assert summary["method_used"] == "bds" and summary["calibrated"] is False
+    assert summary["heldout_ece"] is None
+    summary = aggregate_file(source, target, method="Dawid-Skene")
+    assert summary["method_used"] == "ds" and summary["calibrated"] is False

@@ -127,3 +127,17 @@ def test_runs_are_listed_and_their_tsv_downloads(requester_api, pool):
     assert lines[0] == "INPUT:image\tOUTPUT:result\tCONFIDENCE:result"
     assert len(lines) == 5 and lines[1].startswith(tasks[0].image + "\tcat\t")
     assert unanswered.text.splitlines() == ["INPUT:image", tasks[4].image]
+
+
+def test_a_run_says_which_method_produced_the_labels_and_if_confidence_is_calibrated(
+    requester_api, pool
+):
+    pool_id, _ = pool
+    started = requester_api.post(f"/api/v1/pools/{pool_id}/aggregations", json={})
+    assert started.status_code == 202
+
+    run = requester_api.get(f"/api/v1/pools/{pool_id}/aggregations").json()["items"][0]
+
+    assert run["method"] == "auto" and run["status"] == "succeeded"
+    assert run["method_used"] == "bds"  # too few control tasks to choose among methods
+    assert run["confidence_calibrated"] is False and run["heldout_ece"] is None

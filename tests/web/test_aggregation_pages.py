@@ -42,12 +42,12 @@ def _start(client, pool, method="ds"):
     )
 
 
-def test_the_form_offers_every_method_with_dawid_skene_preselected(requester_client, pool):
+def test_the_form_offers_every_method_with_auto_preselected(requester_client, pool):
     html = requester_client.get(f"/requester/pools/{pool.id}/aggregations").text
 
     assert "Run aggregation" in html
-    assert re.search(r'<option value="ds" selected>Dawid-Skene', html)
-    for name in ("Majority vote", "One-coin Dawid-Skene", "GLAD", "Wawa"):
+    assert re.search(r'<option value="auto" selected>Auto', html)
+    for name in ("Dawid-Skene", "Majority vote", "One-coin Dawid-Skene", "GLAD", "Wawa"):
         assert name in html
     assert "No aggregations yet" in html
 
@@ -128,3 +128,39 @@ def test_another_requester_gets_404_for_the_pool_and_its_runs(
 
 def test_labelers_cannot_open_the_aggregation_pages(labeler_client, pool):
     assert labeler_client.get(f"/requester/pools/{pool.id}/aggregations").status_code == 403
+
+
+def test_an_auto_run_shows_the_method_used_and_that_confidence_is_uncalibrated(
+    requester_client, pool
+):
+    location = _start(requester_client, pool, method="auto").headers["location"]
+
+    html = requester_client.get(location).text
+
+    assert 'id="calibration"' in html and "Method used: <strong>bds</strong>" in html
+    assert "uncalibrated" in html  # one control task is too few to calibrate on
+    assert "Estimated labeler accuracy" in html and "95% interval" in html
+
+
+def test_with_enough_control_tasks_auto_shows_a_reliability_diagram_and_its_scores(
+    requester_client, session, requester
+):
+    pool = make_pool(session, requester, name="Calibrated")
+    control = ["cat", "dog"] * 8
+    tasks = add_tasks(session, pool, general=20, control=control)
+    people = [make_labeler(session, name=f"labeler{i}") for i in range(4)]
+    answers = {}
+    for i, task in enumerate(tasks):
+        truth = task.known_answer or ("cat" if i % 2 else "dog")
+        wrong = "dog" if truth == "cat" else "cat"
+        answers[task.id] = [(p, wrong if (i + j) % 5 == 0 else truth) for j, p in enumerate(people)]
+    add_answers(session, pool, answers)
+    location = _start(requester_client, SimpleNamespace(id=pool.id), method="auto").headers[
+        "location"
+    ]
+
+    html = requester_client.get(location).text
+
+    assert 'id="calibration"' in html and "calibrated on 16 control tasks" in html
+    assert 'class="reliability"' in html and "<circle" in html
+    assert "held-out accuracy" in html and "✓" in html

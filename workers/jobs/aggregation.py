@@ -22,7 +22,7 @@ from sqlalchemy import delete, insert
 from sqlalchemy import select as sa_select
 from sqlmodel import col, select
 
-from aggregation import get_method
+from aggregation import get_method, quality_report
 from app.db.engine import session_scope
 from app.db.models import (
     AggregatedLabel,
@@ -198,6 +198,7 @@ def run_aggregation(job_id: int, payload: dict, progress: ProgressReporter) -> d
 
     result: dict[int, tuple[str, float]] = {}
     workers: list[dict] = []
+    report: dict[str, Any] | None = None
     if len(answers):
         model = get_method(run.method)()
         model.fit(answers[["task", "worker", "label"]], known=known, on_progress=fitting)
@@ -206,6 +207,7 @@ def run_aggregation(job_id: int, payload: dict, progress: ProgressReporter) -> d
             zip(frame["task"], zip(frame["label"], frame["confidence"], strict=True), strict=True)
         )
         workers = [{"run_id": run.id, **row} for row in _worker_rows(model, answers, known)]
+        report = quality_report(model)
     fitted = time.perf_counter()
     progress(_FIT, "Writing labels", force=True)
 
@@ -236,6 +238,8 @@ def run_aggregation(job_id: int, payload: dict, progress: ProgressReporter) -> d
         "mean_confidence": float(np.mean(confidences)) if confidences else None,
     }
     _write(run.id, labels, workers, stats)
+    stats["method_used"] = report["method_used"] if report else run.method
+    stats["calibration"] = report  # in the job's result: the run page shows it
     stats["timings"] = {
         "load_seconds": round(loaded - started, 3),
         "fit_seconds": round(fitted - loaded, 3),

@@ -29,7 +29,7 @@ class AggregateByPool(BaseModel):
 class AggregationCreate(BaseModel):
     """``POST /pools/{id}/aggregations``: Crowdlab's own way to start a run."""
 
-    method: str = "ds"
+    method: str = "auto"
     use_known: bool = True
 
 
@@ -51,3 +51,9 @@ class AggregationRunPublic(BaseModel):
     started: str | None
     finished: str | None
     duration_seconds: float | None
+    method_used: str | None = None
+    """The method that produced the labels (``auto``'s choice; None until the run succeeded)."""
+    confidence_calibrated: bool | None = None
+    """True when the confidences were calibrated on control tasks (``auto`` with enough)."""
+    heldout_ece: float | None = None
+    """Cross-fitted expected calibration error on the control tasks, when calibrated."""

@@ -33,10 +33,12 @@ from app.settings import get_settings
 
 JOB_KIND = "aggregation"
 OPERATION_TYPE = "SOLUTION.AGGREGATE"
-DEFAULT_METHOD = "ds"
+DEFAULT_METHOD = "auto"
 
 METHOD_NAMES: dict[str, str] = {
+    "auto": "Auto (chosen and calibrated on control tasks)",
     "ds": "Dawid-Skene",
+    "bds": "Bayesian Dawid-Skene",
     "mv": "Majority vote",
     "one_coin_ds": "One-coin Dawid-Skene",
     "glad": "GLAD",
