@@ -160,9 +160,7 @@ class OnnxPredictor:
         if not self.path.is_file():
             raise ExportError(f"ONNX file not found: {self.path}")
         try:
-            self.session = ort.InferenceSession(
-                str(self.path), providers=["CPUExecutionProvider"]
-            )
+            self.session = ort.InferenceSession(str(self.path), providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph types
             raise ExportError(f"not a readable ONNX model: {self.path} ({exc})") from exc
         meta = dict(self.session.get_modelmeta().custom_metadata_map)

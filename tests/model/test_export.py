@@ -51,9 +51,10 @@ def test_onnx_classes_come_from_metadata_or_the_sidecar(trained, tmp_path) -> No
         OnnxPredictor(bare)
     sidecar_path(bare).write_text(json.dumps(side))
     path = trained.digits.val[0][0]
-    assert OnnxPredictor(bare).predict(path, top_k=1)[0][0] == OnnxPredictor(onnx_file).predict(
-        path, top_k=1
-    )[0][0]
+    assert (
+        OnnxPredictor(bare).predict(path, top_k=1)[0][0]
+        == OnnxPredictor(onnx_file).predict(path, top_k=1)[0][0]
+    )
 
 
 def test_torchscript_export_loads_without_timm_and_agrees(trained, tmp_path) -> None:
