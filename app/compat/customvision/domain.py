@@ -44,6 +44,8 @@ DOMAINS = [
     ("a27d5ca5-bb19-49d8-a70a-fec086c47f5b", "General (compact)", "ObjectDetection", True),
 ]
 GENERAL_DOMAIN = DOMAINS[0][0]
+# What Crowdlab really exports (model/export.py); compact domains offer it, as in Azure.
+EXPORT_PLATFORMS = ("ONNX",)
 
 
 class CustomVisionError(CrowdlabError):
@@ -132,7 +134,7 @@ def list_domains() -> list[dict]:
             "type": kind,
             "exportable": compact,
             "enabled": kind == "Classification",
-            "exportablePlatforms": [],
+            "exportablePlatforms": list(EXPORT_PLATFORMS) if compact else [],
             "modelInformation": {
                 "estimatedModelSizeInMegabytes": 45,
                 "description": f"{name} {kind.lower()} domain (Crowdlab trains a timm model).",
@@ -149,6 +151,23 @@ def get_domain(domain_id: str) -> dict:
         if domain["id"] == wanted:
             return domain
     raise not_found("Domain", domain_id)
+
+
+def domain_of(collection: Collection) -> dict:
+    """The domain of a project (General for collections made in Crowdlab)."""
+    return get_domain((collection.extra or {}).get("domainId") or GENERAL_DOMAIN)
+
+
+def _check_export_platforms(domain: dict, platforms: list[str]) -> list[str]:
+    wrong = [p for p in platforms if p not in domain["exportablePlatforms"]]
+    if wrong:
+        offered = ", ".join(domain["exportablePlatforms"]) or "none (pick a compact domain)"
+        raise CustomVisionError(
+            "BadRequestProjectUnsupportedExportPlatform",
+            f"Export platform(s) {', '.join(wrong)} not supported for the {domain['name']} "
+            f"domain; Crowdlab exports: {offered}.",
+        )
+    return list(platforms)
 
 
 # ----------------------------------------------------------------------------- projects
@@ -204,6 +223,7 @@ def create_project(
             f"Classification type {classification_type!r} is not supported: Crowdlab "
             "projects are Multiclass (one tag per image).",
         )
+    platforms = _check_export_platforms(domain, list(target_export_platforms or []))
     taken = session.exec(
         select(Collection.id).where(Collection.owner_id == requester.id, Collection.name == name)
     ).first()
@@ -221,7 +241,7 @@ def create_project(
         extra={
             "domainId": domain["id"],
             "classificationType": classification_type,
-            "targetExportPlatforms": list(target_export_platforms or []),
+            "targetExportPlatforms": platforms,
             "tags": {},
             "tag_info": {},
             "image_count": 0,
