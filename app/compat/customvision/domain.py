@@ -132,9 +132,11 @@ def list_domains() -> list[dict]:
             "id": domain_id,
             "name": name,
             "type": kind,
-            "exportable": compact,
+            "exportable": compact and kind == "Classification",
             "enabled": kind == "Classification",
-            "exportablePlatforms": list(EXPORT_PLATFORMS) if compact else [],
+            "exportablePlatforms": list(EXPORT_PLATFORMS)
+            if compact and kind == "Classification"
+            else [],
             "modelInformation": {
                 "estimatedModelSizeInMegabytes": 45,
                 "description": f"{name} {kind.lower()} domain (Crowdlab trains a timm model).",
