@@ -152,7 +152,7 @@ async def predict(model_id: int, request: Request, session: SessionDep, top_k: i
     )
 
 
-def _export_public(request: Request, session, model: TrainedModel, job) -> ExportPublic:
+def _export_public(request: Request, model: TrainedModel, job) -> ExportPublic:
     fmt = job.payload["format"]
     status = exports.export_status(model, job)
     url = None
@@ -180,7 +180,7 @@ def export_model(
     """Export a trained model to ONNX or TorchScript (a job; the same export is reused)."""
     job = exports.export_model(session, requester=user, model_id=model_id, fmt=body.format)
     model = trained_models.get_model(session, requester=user, model_id=model_id)
-    return _export_public(request, session, model, job)
+    return _export_public(request, model, job)
 
 
 @router.get(
@@ -190,7 +190,7 @@ def list_exports(model_id: int, request: Request, session: SessionDep, user: Api
     """The model's exports (the latest of each format) with their download URLs."""
     model = trained_models.get_model(session, requester=user, model_id=model_id)
     jobs = exports.list_exports(session, requester=user, model_id=model_id)
-    return [_export_public(request, session, model, job) for job in jobs]
+    return [_export_public(request, model, job) for job in jobs]
 
 
 @router.get("/models/{model_id}/exports/{fmt}/file", name="api:models_export_file")
