@@ -75,3 +75,22 @@ def test_unknown_format_and_missing_checkpoint_are_refused(trained, tmp_path) ->
         export_checkpoint(trained.checkpoint_dir, "coreml", tmp_path / "x")
     with pytest.raises(ExportError, match="not found"):
         export_checkpoint(tmp_path / "nowhere", "onnx", tmp_path / "x.onnx")
+
+
+@pytest.mark.parametrize("arch", ["test_efficientnet", "test_convnext", "test_vit"])
+def test_every_kind_of_curated_network_exports_to_onnx(arch, tmp_path) -> None:
+    """Convolutions with same-padding, LayerNorm blocks and attention all export faithfully."""
+    from PIL import Image
+
+    from model.checkpoint import save_checkpoint
+    from model.factory import build_model
+
+    model, info = build_model(arch, 4, pretrained=False, image_size=32)
+    save_checkpoint(tmp_path / "ck", model, arch=info.arch, classes=list("abcd"),
+                    data_config=info.data_config, model_kwargs=info.model_kwargs)  # fmt: skip
+    onnx_file = export_checkpoint(tmp_path / "ck", "onnx", tmp_path / "m.onnx")
+    rng = np.random.default_rng(0)
+    images = [Image.fromarray(rng.integers(0, 256, (40, 48, 3), dtype=np.uint8)) for _ in range(6)]
+    expected = Predictor.from_checkpoint(tmp_path / "ck", device="cpu").predict_proba(images)
+    got = OnnxPredictor(onnx_file).predict_proba(images)
+    assert np.abs(expected - got).max() < 1e-4
