@@ -112,7 +112,7 @@ def test_compact_project_exports_onnx_that_agrees_with_the_server(
             assert onnx_probs[p.tag_name] == pytest.approx(p.probability, abs=1e-3)
 
 
-def test_general_domain_iteration_is_not_exportable(
+def test_general_domain_iteration_is_not_exportable_until_retrained_compact(
     jobs_live_server,
     tiny_training,  # noqa: F811
     session,
@@ -125,6 +125,25 @@ def test_general_domain_iteration_is_not_exportable(
     assert refused.value.response.status_code == 400
     assert refused.value.error.code == "BadRequestExportValidationFailed"
     assert "compact" in refused.value.message
+
+    # As in Azure: switch the project to a compact domain, then train again to export.
+    settings = trainer.get_project(project.id)
+    settings.settings.target_export_platforms = ["CoreML"]
+    settings.settings.domain_id = COMPACT_DOMAIN
+    with pytest.raises(CustomVisionErrorException) as coreml:
+        trainer.update_project(project.id, settings)
+    assert coreml.value.error.code == "BadRequestProjectUnsupportedExportPlatform"
+    settings.settings.target_export_platforms = ["ONNX"]
+    updated = trainer.update_project(project.id, settings)
+    assert updated.settings.domain_id == COMPACT_DOMAIN
+    assert updated.settings.target_export_platforms == ["ONNX"]
+    old = trainer.get_iteration(project.id, iteration.id)
+    assert old.domain_id == GENERAL_DOMAIN and old.exportable is False
+    with pytest.raises(CustomVisionErrorException) as still:
+        trainer.export_iteration(project.id, iteration.id, "ONNX")
+    assert "train again" in still.value.message
+    retrained, _ = _wait_for(trainer, project.id, trainer.train_project(project.id))
+    assert retrained.domain_id == COMPACT_DOMAIN and retrained.exportable_to == ["ONNX"]
 
 
 def test_image_performances_page_and_filter_the_validation_images(

@@ -160,6 +160,16 @@ def domain_of(collection: Collection) -> dict:
     return get_domain((collection.extra or {}).get("domainId") or GENERAL_DOMAIN)
 
 
+def _check_domain(domain: dict) -> dict:
+    if domain["type"] != "Classification":
+        raise CustomVisionError(
+            "BadRequestProjectUnknownDomain",
+            f"Domain {domain['name']} ({domain['type']}) is not supported: Crowdlab trains "
+            "image classifiers; pick a Classification domain.",
+        )
+    return domain
+
+
 def _check_export_platforms(domain: dict, platforms: list[str]) -> list[str]:
     wrong = [p for p in platforms if p not in domain["exportablePlatforms"]]
     if wrong:
@@ -211,13 +221,7 @@ def create_project(
     name = (name or "").strip()
     if not name or len(name) > 200:
         raise CustomVisionError("BadRequestProjectName", "Give the project a name (1-200 chars).")
-    domain = get_domain(domain_id) if domain_id else get_domain(GENERAL_DOMAIN)
-    if domain["type"] != "Classification":
-        raise CustomVisionError(
-            "BadRequestProjectUnknownDomain",
-            f"Domain {domain['name']} ({domain['type']}) is not supported: Crowdlab trains "
-            "image classifiers; pick a Classification domain.",
-        )
+    domain = _check_domain(get_domain(domain_id) if domain_id else get_domain(GENERAL_DOMAIN))
     classification_type = classification_type or "Multiclass"
     if classification_type != "Multiclass":
         raise CustomVisionError(
@@ -262,11 +266,32 @@ def update_project(
     project_id: str,
     name: str | None,
     description: str | None,
+    domain_id: str | None = None,
+    classification_type: str | None = None,
+    target_export_platforms: list[str] | None = None,
 ) -> Collection:
-    """Rename a project or change its description."""
+    """Rename a project, change its description, its domain or its target export platforms.
+
+    A new domain applies to the iterations trained from then on (as in Azure, an iteration
+    keeps the domain it was trained in), so ``train_project`` is needed again.
+    """
     collection = lock_project(
         session, get_project(session, requester=requester, project_id=project_id)
     )
+    domain = domain_of(collection)
+    if domain_id is not None and parse_uuid(domain_id, "Domain") != domain["id"]:
+        domain = _check_domain(get_domain(domain_id))
+        set_extra(collection, domainId=domain["id"])
+    if classification_type not in (None, "Multiclass"):
+        raise CustomVisionError(
+            "BadRequestProjectUnknownClassification",
+            f"Classification type {classification_type!r} is not supported: Crowdlab "
+            "projects are Multiclass (one tag per image).",
+        )
+    platforms = (collection.extra or {}).get("targetExportPlatforms") or []
+    if target_export_platforms is not None:
+        platforms = target_export_platforms
+    set_extra(collection, targetExportPlatforms=_check_export_platforms(domain, list(platforms)))
     if name is not None and name.strip() and name.strip() != collection.name:
         new = name.strip()[:200]
         clash = session.exec(

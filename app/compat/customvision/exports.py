@@ -14,8 +14,8 @@ from __future__ import annotations
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from sqlmodel import Session
 
-from app.compat.customvision.domain import CustomVisionError, domain_of
-from app.compat.customvision.iterations import get_iteration
+from app.compat.customvision.domain import CustomVisionError
+from app.compat.customvision.iterations import get_iteration, iteration_domain
 from app.db.models import Collection, ModelStatus, TrainedModel, User
 from app.errors import Conflict
 from app.services.ml import exports
@@ -27,23 +27,19 @@ LINK_SECONDS = 24 * 3600
 _STATUS = {"exporting": "Exporting", "done": "Done", "failed": "Failed"}
 
 
-def exportable_platforms(collection: Collection) -> list[str]:
-    """The platforms an iteration of this project can be exported to (compact domains)."""
-    return list(PLATFORMS) if domain_of(collection)["exportable"] else []
-
-
 def _check_export(collection: Collection, model: TrainedModel, platform: str, flavor: str | None):
     if platform not in ALL_PLATFORMS:
         raise CustomVisionError(
             "ErrorExporterInvalidPlatform",
             f"Unknown export platform {platform!r}; Crowdlab exports ONNX.",
         )
-    domain = domain_of(collection)
+    domain = iteration_domain(collection, model)
     if not domain["exportable"]:
         raise CustomVisionError(
             "BadRequestExportValidationFailed",
-            f"Iterations of a {domain['name']} project cannot be exported: export needs a "
-            "compact domain, as in Azure (Crowdlab's model page exports any model).",
+            f"This iteration was trained in the {domain['name']} domain and cannot be "
+            "exported: export needs a compact domain, as in Azure (switch the project's "
+            "domain and train again; Crowdlab's model page exports any model).",
         )
     if platform not in PLATFORMS:
         raise CustomVisionError(

@@ -22,6 +22,7 @@ from app.compat.customvision.domain import (
     SOURCE,
     CustomVisionError,
     domain_of,
+    get_domain,
     get_project,
     iteration_uuid,
     lock_project,
@@ -97,6 +98,14 @@ def publish_names(collection: Collection) -> dict[int, str]:
     return {int(model_id): name for name, model_id in published.items()}
 
 
+def iteration_domain(collection: Collection, model: TrainedModel) -> dict:
+    """The domain an iteration was trained in (the project's, for older iterations)."""
+    info = ((collection.extra or {}).get("iterations") or {}).get(str(model.iteration)) or {}
+    if info.get("domainId"):
+        return get_domain(info["domainId"])
+    return domain_of(collection)
+
+
 def iteration_view(collection: Collection, model: TrainedModel) -> dict:
     """An iteration as the service describes it (camelCase keys, datetimes as objects)."""
     extra = collection.extra or {}
@@ -110,7 +119,7 @@ def iteration_view(collection: Collection, model: TrainedModel) -> dict:
     published = model.published_name is not None
     publish_name = publish_names(collection).get(model.id) or model.published_name
     seconds = (model.metrics or {}).get("duration_seconds") or 0
-    platforms = list(domain_of(collection)["exportablePlatforms"])
+    platforms = list(iteration_domain(collection, model)["exportablePlatforms"])
     return {
         "id": iteration_uuid(model.id),
         "name": f"Iteration {model.iteration}" if model.name == default_name else model.name,
@@ -121,7 +130,7 @@ def iteration_view(collection: Collection, model: TrainedModel) -> dict:
         "projectId": project_uuid(collection.id),
         "exportable": status == "Completed" and bool(platforms),
         "exportableTo": platforms if status == "Completed" else [],
-        "domainId": extra.get("domainId"),
+        "domainId": iteration_domain(collection, model)["id"],
         "classificationType": "Multiclass",
         "trainingType": info.get("trainingType") or "Regular",
         "reservedBudgetInHours": int(info.get("reservedBudgetInHours") or 0),
@@ -142,14 +151,15 @@ def training_data_fingerprint(session: Session, collection: Collection) -> str:
     """A digest of what training learns from: the tags and every tagged image's tag.
 
     Untagged images, names and descriptions do not change it; adding, removing or
-    re-tagging a tagged image, or adding or removing a tag, does.
+    re-tagging a tagged image, adding or removing a tag, or a new domain does.
     """
     rows = session.exec(
         select(CollectionItem.id, CollectionItem.label)
         .where(CollectionItem.collection_id == collection.id, CollectionItem.label.is_not(None))
         .order_by(CollectionItem.id)
     ).all()
-    digest = hashlib.sha256(json.dumps(sorted(collection.classes)).encode())
+    domain = domain_of(collection)["id"]
+    digest = hashlib.sha256(json.dumps([domain, sorted(collection.classes)]).encode())
     for item_id, label in rows:
         digest.update(f"\n{item_id}\t{label}".encode())
     return digest.hexdigest()
@@ -231,6 +241,7 @@ def train_project(
     iterations[str(number)] = {
         "revision": revision,
         "data": fingerprint,
+        "domainId": domain_of(collection)["id"],
         "trainingType": training_type or "Regular",
         "reservedBudgetInHours": reserved_budget_in_hours,
     }
