@@ -9,6 +9,7 @@ new refused unless forced; SDK operations Crowdlab does not serve answer in Azur
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -18,7 +19,9 @@ from azure.cognitiveservices.vision.customvision.training.models import (
     ImageFileCreateEntry,
     ImageTagCreateEntry,
 )
+from sqlmodel import select
 
+from app.db.models import TrainedModel
 from model.export import OnnxPredictor
 from tests.builders.models import digit_pngs
 from tests.builders.users import make_requester, make_token
@@ -153,6 +156,10 @@ def test_image_performances_page_and_filter_the_validation_images(
 ):
     trainer, _ = _clients(jobs_live_server.url, make_token(session, make_requester(session)))
     project, tags, iteration = _trained_project(trainer, "Per image")
+    # Training kept each validation image's probabilities beside the checkpoint.
+    session.expire_all()
+    model = session.exec(select(TrainedModel).order_by(TrainedModel.id.desc())).first()
+    assert (Path(model.checkpoint_dir) / "val_predictions.json").is_file()
 
     total = trainer.get_image_performance_count(project.id, iteration.id)
     assert total == 9  # 20 % of 15 images per tag held out, 3 tags
