@@ -61,19 +61,32 @@ def _create_user(args: argparse.Namespace) -> int:
     from app.db.migrate import upgrade
     from app.errors import ValidationFailed
     from app.services.accounts.users import create_user
+    from app.settings import get_settings
 
     upgrade()
+    if args.languages is not None:
+        languages = [c for c in args.languages.replace(";", ",").split(",") if c.strip()]
+    elif args.role == "labeler":
+        languages = get_settings().default_language_list
+    else:
+        languages = []
     password = args.password or getpass.getpass("Password: ")
     with session_scope() as session:
         try:
             user = create_user(
-                session, email=args.email, password=password, role=args.role, name=args.name or ""
+                session,
+                email=args.email,
+                password=password,
+                role=args.role,
+                name=args.name or "",
+                languages=languages,
             )
         except ValidationFailed as exc:
             details = "; ".join(f"{k}: {v}" for k, v in exc.errors.items())
             print(f"error: {exc.message} {details}", file=sys.stderr)
             return 2
-        print(f"Created {user.role} {user.email} (id {user.id})")
+        spoken = f", languages {','.join(user.languages)}" if user.languages else ""
+        print(f"Created {user.role} {user.email} (id {user.id}{spoken})")
     return 0
 
 
@@ -106,6 +119,12 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--role", choices=["requester", "labeler", "admin"], required=True)
     create.add_argument("--name", default="")
     create.add_argument("--password", help="prompted when omitted")
+    create.add_argument(
+        "--languages",
+        metavar="EN,FR",
+        help="languages the user speaks (pools' Languages filters); labelers default to "
+        "CROWDLAB_DEFAULT_LANGUAGES (EN)",
+    )
     create.set_defaults(func=_create_user)
 
     from app import cli_commands

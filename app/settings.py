@@ -77,6 +77,11 @@ class Settings(BaseSettings):
     platform_fee_percent: float = Field(default=0.0, ge=0, le=100)
     min_reward_cents: int = 1
 
+    # Accounts: the languages (comma-separated ISO codes) a labeler made with
+    # ``crowdlab create-user`` speaks unless ``--languages`` says otherwise; pools with a
+    # Languages filter (toloka-kit's ``Languages.in_('EN')``) only reach labelers who have it.
+    default_languages: str = "EN"
+
     # Security
     session_max_age: int = 14 * 24 * 3600
     # The session cookie's ``Secure`` flag (also on whenever base_url is https).
@@ -95,6 +100,11 @@ class Settings(BaseSettings):
     signup_limit_per_ip: str = "20/hour"
     argon2_time_cost: int = 2
     argon2_memory_cost: int = 19 * 1024
+
+    @property
+    def default_language_list(self) -> list[str]:
+        """``default_languages`` as upper-case codes."""
+        return [c.strip().upper() for c in self.default_languages.split(",") if c.strip()]
 
     @property
     def resolved_job_heartbeat_seconds(self) -> float:

@@ -65,3 +65,43 @@ def test_command_line_errors_are_clear(tmp_path, capsys, session, requester):
     make_requester(session)
     assert main(["collection", "import", str(archive), "--name", "Two"]) == 2
     assert "Pass --owner EMAIL: there are 2 requesters." in capsys.readouterr().err
+
+
+def test_export_then_predict_with_the_onnx_file_gives_the_servers_answers(
+    tmp_path, capsys, session, requester
+):
+    from app.services.ml import trained_models
+    from tests.builders.models import make_trained_model
+
+    model = make_trained_model(session, requester)
+    trained_models.publish_model(session, requester=requester, model_id=model.id, name="digits")
+    onnx_file = tmp_path / "digits.onnx"
+    assert main(["export", "--model", "digits", "--out", str(onnx_file)]) == 0
+    assert f"Wrote {onnx_file}" in capsys.readouterr().out
+    assert (tmp_path / "digits.onnx.json").is_file()
+
+    images = []
+    for label in "0123456789":
+        path = tmp_path / f"{label}.png"
+        path.write_bytes(digit_pngs()[label][160])
+        images.append(str(path))
+    assert main(["predict", "--model", "digits", *images]) == 0
+    server = [line.split("\t") for line in capsys.readouterr().out.splitlines()]
+    assert main(["predict", "--onnx", str(onnx_file), *images]) == 0
+    local = [line.split("\t") for line in capsys.readouterr().out.splitlines()]
+    assert [row[:2] for row in local] == [row[:2] for row in server]
+    for (_, _, p_local), (_, _, p_server) in zip(local, server, strict=True):
+        assert float(p_local) == pytest.approx(float(p_server), abs=2e-4)
+
+    # Without the metadata and the sidecar there are no class names: a clear error.
+    import onnx
+
+    proto = onnx.load(str(onnx_file))
+    del proto.metadata_props[:]
+    onnx.save(proto, str(tmp_path / "bare.onnx"))
+    assert main(["predict", "--onnx", str(tmp_path / "bare.onnx"), images[0]]) == 2
+    assert "names no classes" in capsys.readouterr().err
+    assert main(["predict", "--onnx", str(tmp_path / "missing.onnx"), images[0]]) == 2
+    assert "ONNX file not found" in capsys.readouterr().err
+    assert main(["predict", "--onnx", str(onnx_file), str(tmp_path / "nope.png")]) == 1
+    assert "image file not found" in capsys.readouterr().err

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import FileResponse
 from starlette.datastructures import UploadFile
 
 from app.api.schemas.models import (
     METRIC_KEYS,
+    ExportPublic,
+    ExportRequest,
     ModelPublic,
     PredictionResult,
     PublishRequest,
@@ -18,7 +21,7 @@ from app.db.models import Role, TrainedModel
 from app.deps import ApiRequester, SessionDep
 from app.errors import Forbidden, Unauthorized, ValidationFailed
 from app.services.accounts.users import user_for_token
-from app.services.ml import inference, trained_models
+from app.services.ml import exports, inference, trained_models
 from app.settings import get_settings
 
 router = APIRouter(prefix="/api/v1", tags=["models"])
@@ -146,4 +149,57 @@ async def predict(model_id: int, request: Request, session: SessionDep, top_k: i
     return PredictionResult(
         model_id=model.id,
         predictions=[{"label": label, "probability": p} for label, p in predictions],
+    )
+
+
+def _export_public(request: Request, model: TrainedModel, job) -> ExportPublic:
+    fmt = job.payload["format"]
+    status = exports.export_status(model, job)
+    url = None
+    if status == "done":
+        url = str(request.url_for("api:models_export_file", model_id=model.id, fmt=fmt))
+    return ExportPublic(
+        model_id=model.id,
+        format=fmt,
+        status=status,
+        job_id=job.id,
+        message=job.message if status == "failed" else "",
+        download_url=url,
+    )
+
+
+@router.post(
+    "/models/{model_id}/exports",
+    response_model=ExportPublic,
+    status_code=202,
+    name="api:models_export",
+)
+def export_model(
+    model_id: int, body: ExportRequest, request: Request, session: SessionDep, user: ApiRequester
+):
+    """Export a trained model to ONNX or TorchScript (a job; the same export is reused)."""
+    job = exports.export_model(session, requester=user, model_id=model_id, fmt=body.format)
+    model = trained_models.get_model(session, requester=user, model_id=model_id)
+    return _export_public(request, model, job)
+
+
+@router.get(
+    "/models/{model_id}/exports", response_model=list[ExportPublic], name="api:models_exports"
+)
+def list_exports(model_id: int, request: Request, session: SessionDep, user: ApiRequester):
+    """The model's exports (the latest of each format) with their download URLs."""
+    model = trained_models.get_model(session, requester=user, model_id=model_id)
+    jobs = exports.list_exports(session, requester=user, model_id=model_id)
+    return [_export_public(request, model, job) for job in jobs]
+
+
+@router.get("/models/{model_id}/exports/{fmt}/file", name="api:models_export_file")
+def download_export(model_id: int, fmt: str, session: SessionDep, user: ApiRequester):
+    """Download an exported model file (classes and preprocessing in its metadata)."""
+    path = exports.export_file(session, requester=user, model_id=model_id, fmt=fmt)
+    model = trained_models.get_model(session, requester=user, model_id=model_id)
+    return FileResponse(
+        path,
+        media_type="application/octet-stream",
+        filename=exports.download_name(model, exports.check_format(fmt)),
     )

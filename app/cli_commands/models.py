@@ -1,4 +1,4 @@
-"""``crowdlab collection import``, ``crowdlab train`` and ``crowdlab predict``."""
+"""``crowdlab collection import``, ``train``, ``predict`` (a model or an ONNX file), ``export``."""
 
 from __future__ import annotations
 
@@ -216,10 +216,34 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _predict_onnx(args: argparse.Namespace) -> int:
+    """Classify with an exported ONNX file: no server, no database, the same preprocessing."""
+    from model.data import BadImageError
+    from model.export import ExportError, OnnxPredictor
+
+    try:
+        predictor = OnnxPredictor(args.onnx)
+    except ExportError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    status = 0
+    for path in args.images:
+        try:
+            label, probability = predictor.predict(path, top_k=1)[0]
+        except BadImageError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            status = 1
+            continue
+        print(f"{path}\t{label}\t{probability:.4f}")
+    return status
+
+
 def _predict(args: argparse.Namespace) -> int:
     from app.db.engine import session_scope
     from app.services.ml import inference, trained_models
 
+    if args.onnx:
+        return _predict_onnx(args)
     status = 0
     with session_scope(write=False) as session:
         try:
@@ -242,6 +266,27 @@ def _predict(args: argparse.Namespace) -> int:
             continue
         print(f"{path}\t{label}\t{probability:.4f}")
     return status
+
+
+def _export(args: argparse.Namespace) -> int:
+    from app.db.engine import session_scope
+    from app.services.ml import trained_models
+    from model.export import ExportError, export_checkpoint, sidecar_path
+
+    with session_scope(write=False) as session:
+        try:
+            owner = _owner(session, args.owner)
+            model = trained_models.get_published_model(session, requester=owner, name=args.model)
+        except CrowdlabError as exc:
+            return _fail(exc)
+        checkpoint_dir = model.checkpoint_dir
+    try:
+        written = export_checkpoint(checkpoint_dir, args.format, args.out)
+    except ExportError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"Wrote {written} ({written.stat().st_size} bytes) and {sidecar_path(written).name}")
+    return 0
 
 
 def register(sub) -> None:
@@ -279,10 +324,23 @@ def register(sub) -> None:
     train.add_argument("--owner", metavar="EMAIL")
     train.set_defaults(func=_train)
 
-    predict = sub.add_parser("predict", help="classify images with a published model")
-    predict.add_argument(
-        "--model", required=True, metavar="NAME", help="published name (or #<model id>)"
+    predict = sub.add_parser(
+        "predict", help="classify images with a published model or an exported ONNX file"
+    )
+    source = predict.add_mutually_exclusive_group(required=True)
+    source.add_argument("--model", metavar="NAME", help="published name (or #<model id>)")
+    source.add_argument(
+        "--onnx",
+        metavar="FILE",
+        help="an exported .onnx file (classes from its metadata or FILE.json beside it)",
     )
     predict.add_argument("images", nargs="+", metavar="IMAGE")
     predict.add_argument("--owner", metavar="EMAIL")
     predict.set_defaults(func=_predict)
+
+    export = sub.add_parser("export", help="export a published model to ONNX or TorchScript")
+    export.add_argument("--model", required=True, metavar="NAME", help="published name")
+    export.add_argument("--format", choices=["onnx", "torchscript"], default="onnx")
+    export.add_argument("--out", required=True, metavar="FILE")
+    export.add_argument("--owner", metavar="EMAIL")
+    export.set_defaults(func=_export)

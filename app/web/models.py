@@ -1,4 +1,4 @@
-"""Model pages: train a model, live progress, evaluation, iterations, publish, batch predict."""
+"""Model pages: train, live progress, evaluation, iterations, publish, batch predict, export."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from fastapi.responses import FileResponse, RedirectResponse
 
 from app.deps import CurrentRequester, SessionDep, verify_csrf
 from app.errors import ValidationFailed
-from app.services.ml import collections, inference, trained_models
+from app.services.ml import collections, exports, inference, trained_models
 from app.web.templating import flash, render
 
 router = APIRouter(dependencies=[Depends(verify_csrf)], include_in_schema=False)
@@ -119,6 +119,17 @@ async def train_start(request: Request, session: SessionDep, user: CurrentReques
     return RedirectResponse(str(url), status_code=303)
 
 
+def _exports(session, user, model) -> dict:
+    """``{format: {"status", "job"}}`` of the model's latest exports."""
+    if model.status != "completed":
+        return {}
+    jobs = exports.list_exports(session, requester=user, model_id=model.id)
+    return {
+        job.payload["format"]: {"status": exports.export_status(model, job), "job": job}
+        for job in jobs
+    }
+
+
 def _detail(request, session, user, model_id: int, *, key=None, errors=None, status=200):
     model = trained_models.get_model(session, requester=user, model_id=model_id)
     sources = inference.batch_sources(session, requester=user)
@@ -138,6 +149,7 @@ def _detail(request, session, user, model_id: int, *, key=None, errors=None, sta
             "pools": sources["pools"],
             "collections": sources["collections"],
             "batch_jobs": inference.list_batch_jobs(session, requester=user, model_id=model.id),
+            "exports": _exports(session, user, model),
         },
         status_code=status,
     )
@@ -223,4 +235,31 @@ def batch_tsv(session: SessionDep, user: CurrentRequester, job_id: int):
     path = inference.get_batch_tsv(session, requester=user, job_id=job_id)
     return FileResponse(
         path, media_type="text/tab-separated-values", filename=f"predictions-{job_id}.tsv"
+    )
+
+
+@router.post("/requester/models/{model_id}/export", name="models:export")
+def model_export(
+    request: Request,
+    session: SessionDep,
+    user: CurrentRequester,
+    model_id: int,
+    format: str = Form("onnx"),  # noqa: A002 - the form field's name
+):
+    """Export the model to ONNX or TorchScript (a job; the page links the file when done)."""
+    job = exports.export_model(session, requester=user, model_id=model_id, fmt=format)
+    flash(request, f"Export to {job.payload['format']} started (job #{job.id}).", "success")
+    url = request.url_for("models:detail", model_id=model_id)
+    return RedirectResponse(f"{url}#export", status_code=303)
+
+
+@router.get("/requester/models/{model_id}/export/{fmt}", name="models:export_file")
+def model_export_file(session: SessionDep, user: CurrentRequester, model_id: int, fmt: str):
+    """Download an exported file."""
+    path = exports.export_file(session, requester=user, model_id=model_id, fmt=fmt)
+    model = trained_models.get_model(session, requester=user, model_id=model_id)
+    return FileResponse(
+        path,
+        media_type="application/octet-stream",
+        filename=exports.download_name(model, exports.check_format(fmt)),
     )

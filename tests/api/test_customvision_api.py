@@ -204,3 +204,39 @@ def test_the_same_publish_name_in_two_projects_does_not_clash(cv, session, reque
         session.expire_all()
         names.append(session.get(TrainedModel, model.id).published_name)
     assert names == ["classifyModel", "Digits B/classifyModel"]
+
+
+def test_a_second_export_while_one_runs_is_refused_and_a_done_one_is_reused(cv, session, requester):
+    from app.compat.customvision.domain import set_extra
+    from app.db.models import Job, JobStatus
+    from app.services.ml.exports import EXPORT_JOB_KIND
+
+    collection = make_collection(session, requester, name="Compact digits", per_class=6)
+    set_extra(collection, domainId="0732100f-1a38-4e49-a514-c9b44c697ab5")  # General (compact)
+    session.add(collection)
+    model = make_trained_model(session, requester, collection)
+    url = f"{T}/projects/{project_uuid(collection.id)}/iterations/{iteration_uuid(model.id)}/export"
+
+    queued = Job(
+        owner_id=requester.id,
+        kind=EXPORT_JOB_KIND,
+        status=JobStatus.QUEUED,
+        payload={"model_id": model.id, "format": "onnx"},
+    )
+    session.add(queued)
+    session.commit()
+    listed = cv.get(url).json()
+    assert [(e["platform"], e["status"], e["downloadUri"]) for e in listed] == [
+        ("ONNX", "Exporting", None)
+    ]
+    busy = cv.post(url, params={"platform": "ONNX"})
+    assert busy.status_code == 400
+    assert busy.json()["code"] == "BadRequestExportAlreadyInProgress"
+
+    session.delete(queued)  # the export ended without a file: a new one is made
+    session.commit()
+    done = cv.post(url, params={"platform": "ONNX"}).json()  # jobs run at once in tests
+    assert done["status"] == "Done" and "sig=" in done["downloadUri"]
+    again = cv.post(url, params={"platform": "ONNX"}).json()
+    assert again["status"] == "Done"  # the finished export is reused, not redone
+    assert len(cv.get(url).json()) == 1

@@ -53,3 +53,28 @@ def test_cannot_revoke_someone_elses_token(requester_client, make_client, sessio
     token_id = session.exec(select(ApiToken.id)).one()
     other = login(make_client(), make_requester(session))
     assert other.post(f"/account/tokens/{token_id}/revoke").status_code == 404
+
+
+def test_tokens_api_creates_lists_and_revokes_the_callers_own_tokens(client, session):
+    from tests.builders.users import make_requester, make_token
+
+    owner = make_requester(session)
+    auth = {"Authorization": f"OAuth {make_token(session, owner, name='first')}"}
+    created = client.post("/api/v1/me/tokens", json={"name": "ci"}, headers=auth)
+    assert created.status_code == 201
+    new = created.json()
+    assert new["name"] == "ci" and new["token"].startswith(new["prefix"])
+    second = {"Authorization": f"OAuth {new['token']}"}
+    assert client.get("/api/v1/me", headers=second).status_code == 200
+
+    listed = client.get("/api/v1/me/tokens", headers=auth).json()
+    assert [t["name"] for t in listed] == ["ci", "first"]
+    assert all("token" not in t for t in listed)
+
+    other = {"Authorization": f"OAuth {make_token(session, make_requester(session))}"}
+    assert client.delete(f"/api/v1/me/tokens/{new['id']}", headers=other).status_code == 404
+    assert client.delete(f"/api/v1/me/tokens/{new['id']}", headers=auth).status_code == 204
+    assert client.get("/api/v1/me", headers=second).status_code == 401
+    assert client.delete(f"/api/v1/me/tokens/{new['id']}", headers=auth).status_code == 409
+    blank = client.post("/api/v1/me/tokens", json={"name": " "}, headers=auth)
+    assert blank.status_code == 422

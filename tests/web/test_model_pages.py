@@ -200,3 +200,25 @@ def test_collection_from_aggregation_previews_counts_and_creates(
         and "Created &#39;Crowd&#39; from the aggregation." in created.text
     )
     assert 'id="classes"' in created.text
+
+
+def test_model_page_exports_onnx_and_links_the_download(
+    requester_client, make_client, session, requester
+):
+    model = make_trained_model(session, requester)
+    page = requester_client.get(f"/requester/models/{model.id}").text
+    assert 'id="export-onnx"' in page and 'id="download-onnx"' not in page
+
+    response = requester_client.post(
+        f"/requester/models/{model.id}/export", data={"format": "onnx"}
+    )
+    assert response.status_code == 200  # followed the redirect back to the page
+    assert "Export to onnx started" in response.text
+    match = re.search(r'href="([^"]+)" id="download-onnx"', response.text)
+    assert match, "the finished export is linked"
+    download = requester_client.get(match.group(1))
+    assert download.status_code == 200
+    assert f'filename="model-{model.id}.onnx"' in download.headers["content-disposition"]
+
+    other = login(make_client(), make_requester(session))
+    assert other.get(match.group(1)).status_code == 404

@@ -15,6 +15,7 @@ from app.services.jobs.records import JobCancelled, LeaseLost, job_work_dir
 from app.services.media import store as media
 from app.services.ml.collections import collection_items
 from app.services.ml.trained_models import FIGURES, TRAIN_JOB_KIND, models_dir_for
+from app.services.ml.validation import write_validation_predictions
 from workers.registry import job, on_failure
 
 CANCEL_CHECK_SECONDS = 1.0
@@ -68,7 +69,7 @@ class _CancelWatch:
         return self.cancelled
 
 
-def _gather(model_id: int, scratch: Path) -> tuple[dict, list[str], list, list]:
+def _gather(model_id: int, scratch: Path) -> tuple[dict, list[str], list, list, list[int]]:
     """Mark the model training and list its items as local files (copied when remote)."""
     with session_scope() as session:
         row = session.get(TrainedModel, model_id)
@@ -81,7 +82,7 @@ def _gather(model_id: int, scratch: Path) -> tuple[dict, list[str], list, list]:
             raise NotFound("The collection was deleted before training started.")
         classes = list(row.classes or collection.classes)
         index = {name: i for i, name in enumerate(classes)}
-        train_items, val_items = [], []
+        train_items, val_items, val_ids = [], [], []
         for item, media_file in collection_items(session, collection=collection):
             if item.label not in index:
                 continue
@@ -91,17 +92,25 @@ def _gather(model_id: int, scratch: Path) -> tuple[dict, list[str], list, list]:
                 Path(path).write_bytes(media.read_media(media_file))
             target = val_items if item.split == "val" else train_items
             target.append((path, index[item.label]))
+            if item.split == "val":
+                val_ids.append(item.id)
         config = dict(row.config)
         row.status = ModelStatus.TRAINING
         row.started_at = utcnow()
         row.message = ""
         session.add(row)
         session.commit()
-    return config, classes, train_items, val_items
+    return config, classes, train_items, val_items, val_ids
 
 
-def threshold_curve(checkpoint_dir: str, val_items: list, device: str) -> list[dict]:
-    """Precision/recall (overall and per class) at thresholds 0, 0.05, ..., 1 on validation."""
+def threshold_curve(
+    checkpoint_dir: str, val_items: list, device: str, item_ids: list[int] | None = None
+) -> list[dict]:
+    """Precision/recall (overall and per class) at thresholds 0, 0.05, ..., 1 on validation.
+
+    With ``item_ids`` (the collection items of ``val_items``), each image's probabilities
+    are kept beside the checkpoint (Custom Vision's per-image performance reads them).
+    """
     if not val_items:
         return []
     from model.metrics import threshold_metrics
@@ -109,6 +118,8 @@ def threshold_curve(checkpoint_dir: str, val_items: list, device: str) -> list[d
 
     predictor = Predictor.from_checkpoint(checkpoint_dir, device=device, batch_size=64)
     probs = predictor.predict_proba([path for path, _ in val_items])
+    if item_ids is not None:
+        write_validation_predictions(checkpoint_dir, item_ids, probs)
     truth = [label for _, label in val_items]
     curve = []
     for threshold in THRESHOLDS:
@@ -142,7 +153,7 @@ def train_model_job(job_id: int, payload: dict, progress) -> dict:
         out_dir = models_dir_for(row) if row is not None else None
     scratch = Path(tempfile.mkdtemp(prefix=f"crowdlab-train-{model_id}-"))
     try:
-        config_values, classes, train_items, val_items = _gather(model_id, scratch)
+        config_values, classes, train_items, val_items, val_ids = _gather(model_id, scratch)
         config = TrainConfig.from_dict(config_values)
         # Epoch checkpoints live in the job's work dir: a retry after the worker died
         # continues after the last finished epoch (the dir goes when the job ends).
@@ -168,7 +179,7 @@ def train_model_job(job_id: int, payload: dict, progress) -> dict:
                 f"Cancelled by its owner after {result.epochs_completed} of {config.epochs} epochs."
             )
         progress(0.96, "Computing precision and recall per threshold", force=True)
-        curve = threshold_curve(result.checkpoint_dir, val_items, config.device)
+        curve = threshold_curve(result.checkpoint_dir, val_items, config.device, val_ids)
         if not (out_dir / FIGURES["training_curves"]).is_file():
             plot_training_curves(result.history, out_dir / FIGURES["training_curves"])
     except LeaseLost:

@@ -83,3 +83,16 @@ class Prediction(BaseModel):
 class PredictionResult(BaseModel):
     model_id: int
     predictions: list[Prediction]
+
+
+class ExportRequest(BaseModel):
+    format: str = Field("onnx", description="onnx or torchscript")
+
+
+class ExportPublic(BaseModel):
+    model_id: int
+    format: str
+    status: str = Field(description="exporting, done or failed")
+    job_id: int
+    message: str = ""
+    download_url: str | None = None

@@ -45,6 +45,8 @@ DOMAINS = [
     ("a27d5ca5-bb19-49d8-a70a-fec086c47f5b", "General (compact)", "ObjectDetection", True),
 ]
 GENERAL_DOMAIN = DOMAINS[0][0]
+# What Crowdlab really exports (model/export.py); compact domains offer it, as in Azure.
+EXPORT_PLATFORMS = ("ONNX",)
 
 
 class CustomVisionError(CrowdlabError):
@@ -131,9 +133,11 @@ def list_domains() -> list[dict]:
             "id": domain_id,
             "name": name,
             "type": kind,
-            "exportable": compact,
+            "exportable": compact and kind == "Classification",
             "enabled": kind == "Classification",
-            "exportablePlatforms": [],
+            "exportablePlatforms": list(EXPORT_PLATFORMS)
+            if compact and kind == "Classification"
+            else [],
             "modelInformation": {
                 "estimatedModelSizeInMegabytes": 45,
                 "description": f"{name} {kind.lower()} domain (Crowdlab trains a timm model).",
@@ -150,6 +154,33 @@ def get_domain(domain_id: str) -> dict:
         if domain["id"] == wanted:
             return domain
     raise not_found("Domain", domain_id)
+
+
+def domain_of(collection: Collection) -> dict:
+    """The domain of a project (General for collections made in Crowdlab)."""
+    return get_domain((collection.extra or {}).get("domainId") or GENERAL_DOMAIN)
+
+
+def _check_domain(domain: dict) -> dict:
+    if domain["type"] != "Classification":
+        raise CustomVisionError(
+            "BadRequestProjectUnknownDomain",
+            f"Domain {domain['name']} ({domain['type']}) is not supported: Crowdlab trains "
+            "image classifiers; pick a Classification domain.",
+        )
+    return domain
+
+
+def _check_export_platforms(domain: dict, platforms: list[str]) -> list[str]:
+    wrong = [p for p in platforms if p not in domain["exportablePlatforms"]]
+    if wrong:
+        offered = ", ".join(domain["exportablePlatforms"]) or "none (pick a compact domain)"
+        raise CustomVisionError(
+            "BadRequestProjectUnsupportedExportPlatform",
+            f"Export platform(s) {', '.join(wrong)} not supported for the {domain['name']} "
+            f"domain; Crowdlab exports: {offered}.",
+        )
+    return list(platforms)
 
 
 # ----------------------------------------------------------------------------- projects
@@ -194,13 +225,7 @@ def create_project(
             "BadRequestProjectName",
             "Give the project a name (1-200 characters, no control characters).",
         )
-    domain = get_domain(domain_id) if domain_id else get_domain(GENERAL_DOMAIN)
-    if domain["type"] != "Classification":
-        raise CustomVisionError(
-            "BadRequestProjectUnknownDomain",
-            f"Domain {domain['name']} ({domain['type']}) is not supported: Crowdlab trains "
-            "image classifiers; pick a Classification domain.",
-        )
+    domain = _check_domain(get_domain(domain_id) if domain_id else get_domain(GENERAL_DOMAIN))
     classification_type = classification_type or "Multiclass"
     if classification_type != "Multiclass":
         raise CustomVisionError(
@@ -208,6 +233,7 @@ def create_project(
             f"Classification type {classification_type!r} is not supported: Crowdlab "
             "projects are Multiclass (one tag per image).",
         )
+    platforms = _check_export_platforms(domain, list(target_export_platforms or []))
     taken = session.exec(
         select(Collection.id).where(Collection.owner_id == requester.id, Collection.name == name)
     ).first()
@@ -225,7 +251,7 @@ def create_project(
         extra={
             "domainId": domain["id"],
             "classificationType": classification_type,
-            "targetExportPlatforms": list(target_export_platforms or []),
+            "targetExportPlatforms": platforms,
             "tags": {},
             "tag_info": {},
             "image_count": 0,
@@ -244,8 +270,15 @@ def update_project(
     project_id: str,
     name: str | None,
     description: str | None,
+    domain_id: str | None = None,
+    classification_type: str | None = None,
+    target_export_platforms: list[str] | None = None,
 ) -> Collection:
-    """Rename a project or change its description."""
+    """Rename a project, change its description, its domain or its target export platforms.
+
+    A new domain applies to the iterations trained from then on (as in Azure, an iteration
+    keeps the domain it was trained in), so ``train_project`` is needed again.
+    """
     collection = lock_project(
         session, get_project(session, requester=requester, project_id=project_id)
     )
@@ -253,6 +286,20 @@ def update_project(
         raise CustomVisionError("BadRequestProjectName", "The name has a control character.")
     if description is not None and control_problem(description):
         raise CustomVisionError("BadRequest", "The description has a control character.")
+    domain = domain_of(collection)
+    if domain_id is not None and parse_uuid(domain_id, "Domain") != domain["id"]:
+        domain = _check_domain(get_domain(domain_id))
+        set_extra(collection, domainId=domain["id"])
+    if classification_type not in (None, "Multiclass"):
+        raise CustomVisionError(
+            "BadRequestProjectUnknownClassification",
+            f"Classification type {classification_type!r} is not supported: Crowdlab "
+            "projects are Multiclass (one tag per image).",
+        )
+    platforms = (collection.extra or {}).get("targetExportPlatforms") or []
+    if target_export_platforms is not None:
+        platforms = target_export_platforms
+    set_extra(collection, targetExportPlatforms=_check_export_platforms(domain, list(platforms)))
     if name is not None and name.strip() and name.strip() != collection.name:
         new = name.strip()[:200]
         clash = session.exec(

@@ -10,6 +10,7 @@ Publishing and prediction are in ``customvision_publishing``.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -20,6 +21,8 @@ from sqlmodel import Session, select
 from app.compat.customvision.domain import (
     SOURCE,
     CustomVisionError,
+    domain_of,
+    get_domain,
     get_project,
     iteration_uuid,
     lock_project,
@@ -96,6 +99,14 @@ def publish_names(collection: Collection) -> dict[int, str]:
     return {int(model_id): name for name, model_id in published.items()}
 
 
+def iteration_domain(collection: Collection, model: TrainedModel) -> dict:
+    """The domain an iteration was trained in (the project's, for older iterations)."""
+    info = ((collection.extra or {}).get("iterations") or {}).get(str(model.iteration)) or {}
+    if info.get("domainId"):
+        return get_domain(info["domainId"])
+    return domain_of(collection)
+
+
 def iteration_view(collection: Collection, model: TrainedModel) -> dict:
     """An iteration as the service describes it (camelCase keys, datetimes as objects)."""
     extra = collection.extra or {}
@@ -109,6 +120,7 @@ def iteration_view(collection: Collection, model: TrainedModel) -> dict:
     published = model.published_name is not None
     publish_name = publish_names(collection).get(model.id) or model.published_name
     seconds = (model.metrics or {}).get("duration_seconds") or 0
+    platforms = list(iteration_domain(collection, model)["exportablePlatforms"])
     return {
         "id": iteration_uuid(model.id),
         "name": f"Iteration {model.iteration}" if model.name == default_name else model.name,
@@ -117,9 +129,9 @@ def iteration_view(collection: Collection, model: TrainedModel) -> dict:
         "lastModified": model.finished_at or model.started_at or model.created_at,
         "trainedAt": model.finished_at if status == "Completed" else None,
         "projectId": project_uuid(collection.id),
-        "exportable": False,
-        "exportableTo": [],
-        "domainId": extra.get("domainId"),
+        "exportable": status == "Completed" and bool(platforms),
+        "exportableTo": platforms if status == "Completed" else [],
+        "domainId": iteration_domain(collection, model)["id"],
         "classificationType": "Multiclass",
         "trainingType": info.get("trainingType") or "Regular",
         "reservedBudgetInHours": int(info.get("reservedBudgetInHours") or 0),
@@ -134,6 +146,24 @@ def iteration_view(collection: Collection, model: TrainedModel) -> dict:
 
 
 # ----------------------------------------------------------------------------- training
+
+
+def training_data_fingerprint(session: Session, collection: Collection) -> str:
+    """A digest of what training learns from: the tags and every tagged image's tag.
+
+    Untagged images, names and descriptions do not change it; adding, removing or
+    re-tagging a tagged image, adding or removing a tag, or a new domain does.
+    """
+    rows = session.exec(
+        select(CollectionItem.id, CollectionItem.label)
+        .where(CollectionItem.collection_id == collection.id, CollectionItem.label.is_not(None))
+        .order_by(CollectionItem.id)
+    ).all()
+    domain = domain_of(collection)["id"]
+    digest = hashlib.sha256(json.dumps([domain, sorted(collection.classes)]).encode())
+    for item_id, label in rows:
+        digest.update(f"\n{item_id}\t{label}".encode())
+    return digest.hexdigest()
 
 
 def _check_training_data(session: Session, collection: Collection) -> None:
@@ -194,21 +224,25 @@ def train_project(
     extra = collection.extra or {}
     revision = int(extra.get("revision", 0))
     iterations = dict(extra.get("iterations") or {})
+    fingerprint = training_data_fingerprint(session, collection)
     last = next((m for m in models if m.status == ModelStatus.COMPLETED), None)
     if (
         last is not None
         and not force_train
-        and (iterations.get(str(last.iteration)) or {}).get("revision") == revision
+        and (iterations.get(str(last.iteration)) or {}).get("data") == fingerprint
     ):
         raise CustomVisionError(
             "BadRequestTrainingNotNeeded",
-            "Nothing changed since the last iteration; pass forceTrain=true to train anyway.",
+            f"No tagged image was added, removed or re-tagged since Iteration {last.iteration}; "
+            "pass forceTrain=true to train anyway.",
         )
     if collection.source == SOURCE:
         _resplit(session, collection)
     number = max((m.iteration for m in models), default=0) + 1
     iterations[str(number)] = {
         "revision": revision,
+        "data": fingerprint,
+        "domainId": domain_of(collection)["id"],
         "trainingType": training_type or "Regular",
         "reservedBudgetInHours": reserved_budget_in_hours,
     }

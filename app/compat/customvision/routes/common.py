@@ -124,6 +124,13 @@ def _training_user(request: Request, session: SessionDep) -> User:
 TrainingUser = Annotated[User, Depends(_training_user)]
 
 
+def training_user_or_none(request: Request, session) -> User | None:
+    """The training key's user, or None when no key was sent (a wrong key is still 401)."""
+    if not token_from_headers(request):
+        return None
+    return _training_user(request, session)
+
+
 @dataclass
 class PredictionCaller:
     """Who predicts: a user's API token, or one model's own prediction key."""

@@ -4,8 +4,17 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from app.compat.customvision.routes import images, iterations, prediction, training
+from app.compat.customvision.routes import (
+    exports,
+    fallback,
+    images,
+    iterations,
+    prediction,
+    training,
+)
 
 router = APIRouter()
-for module in (training, images, iterations, prediction):
+for module in (training, images, iterations, exports, prediction, fallback):
     router.include_router(module.router)
+
+# ``fallback`` comes last: it answers what no other route serves in Azure's shape.

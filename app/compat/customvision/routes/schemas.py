@@ -59,9 +59,16 @@ class ImageTagCreateBatch(CamelModel):
     tags: list[ImageTag] = []
 
 
+class ProjectSettingsUpdate(CamelModel):
+    domain_id: str | None = None
+    classification_type: str | None = None
+    target_export_platforms: list[str] | None = None
+
+
 class ProjectUpdate(CamelModel):
     name: str | None = None
     description: str | None = None
+    settings: ProjectSettingsUpdate | None = None
 
 
 class TagUpdate(CamelModel):

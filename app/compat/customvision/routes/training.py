@@ -85,9 +85,17 @@ def update_project(
     session: SessionDep,
     user: TrainingUser,
 ):
-    """Rename a project or change its description."""
+    """Rename a project, change its description, domain or target export platforms."""
+    settings = body.settings
     collection = cv.update_project(
-        session, requester=user, project_id=project_id, name=body.name, description=body.description
+        session,
+        requester=user,
+        project_id=project_id,
+        name=body.name,
+        description=body.description,
+        domain_id=settings.domain_id if settings else None,
+        classification_type=settings.classification_type if settings else None,
+        target_export_platforms=settings.target_export_platforms if settings else None,
     )
     return ok(project_json(collection))
 
