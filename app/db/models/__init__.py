@@ -5,7 +5,13 @@ from app.db.models.assignment import Answer, Assignment, AssignmentStatus, Assig
 from app.db.models.ban import Ban, BanScope
 from app.db.models.collection import Collection, CollectionItem
 from app.db.models.job import Job, JobStatus
-from app.db.models.ledger import AccountBalance, LedgerAccount, LedgerEntry, LedgerKind
+from app.db.models.ledger import (
+    AccountBalance,
+    LedgerAccount,
+    LedgerEntry,
+    LedgerKind,
+    UserBonus,
+)
 from app.db.models.media import MediaFile
 from app.db.models.ml import ModelStatus, TrainedModel
 from app.db.models.pool import Pool, PoolStatus
@@ -46,6 +52,7 @@ __all__ = [
     "TaskKind",
     "TrainedModel",
     "User",
+    "UserBonus",
     "UserSkill",
     "WebSession",
     "WorkerQuality",

@@ -1,0 +1,60 @@
+"""user bonuses as rows of their own: id, assignment, texts, and the operation item that
+paid them (unique, so a retried operation never pays twice)
+
+Revision ID: 0013
+Revises: 0008
+Create Date: 2026-12-01 22:20:00
+"""
+from alembic import op
+import sqlalchemy as sa
+import sqlmodel
+import app.db.types
+
+
+revision = '0013'
+down_revision = '0008'
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table('user_bonus',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('requester_id', sa.Integer(), nullable=False),
+    sa.Column('labeler_id', sa.Integer(), nullable=False),
+    sa.Column('pool_id', sa.Integer(), nullable=True),
+    sa.Column('assignment_id', sa.Integer(), nullable=True),
+    sa.Column('amount_cents', sa.BigInteger(), nullable=False),
+    sa.Column('public_title', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
+    sa.Column('public_message', sqlmodel.sql.sqltypes.AutoString(length=1000), nullable=False),
+    sa.Column('private_comment', sqlmodel.sql.sqltypes.AutoString(length=1000), nullable=False),
+    sa.Column('operation_id', sa.String(length=64), nullable=True),
+    sa.Column('item_index', sa.Integer(), nullable=True),
+    sa.Column('ledger_entry_id', sa.Integer(), nullable=True),
+    sa.Column('created_at', app.db.types.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['requester_id'], ['user_account.id'], ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['labeler_id'], ['user_account.id'], ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['pool_id'], ['pool.id'], ondelete='SET NULL'),
+    sa.ForeignKeyConstraint(['assignment_id'], ['assignment.id'], ondelete='SET NULL'),
+    sa.ForeignKeyConstraint(['ledger_entry_id'], ['ledger_entry.id'], ondelete='SET NULL'),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('operation_id', 'item_index', name='uq_user_bonus_operation_item')
+    )
+    with op.batch_alter_table('user_bonus', schema=None) as batch_op:
+        batch_op.create_index('ix_user_bonus_requester', ['requester_id', 'id'], unique=False)
+        batch_op.create_index('ix_user_bonus_labeler', ['labeler_id'], unique=False)
+    # Bonuses paid before this revision live only in the ledger: give each its row.
+    op.execute(
+        "INSERT INTO user_bonus (requester_id, labeler_id, pool_id, amount_cents, public_title, "
+        "public_message, private_comment, ledger_entry_id, created_at) "
+        "SELECT counterparty_id, user_id, pool_id, amount_cents, '', memo, '', id, created_at "
+        "FROM ledger_entry WHERE kind = 'bonus' AND amount_cents > 0 "
+        "AND counterparty_id IS NOT NULL ORDER BY id"
+    )
+
+
+def downgrade() -> None:
+    with op.batch_alter_table('user_bonus', schema=None) as batch_op:
+        batch_op.drop_index('ix_user_bonus_labeler')
+        batch_op.drop_index('ix_user_bonus_requester')
+    op.drop_table('user_bonus')
