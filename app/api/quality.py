@@ -9,11 +9,12 @@ from typing import Any
 from fastapi import APIRouter, Body, Query
 from fastapi.responses import JSONResponse, Response
 
+from app.api.schemas.common import cents_of
 from app.db.models import Ban, Skill, UserSkill
 from app.deps import ApiRequester, SessionDep
 from app.errors import ValidationFailed
 from app.services.projects.progress import public_id
-from app.services.quality import bans, dry_run, pool_rules, skills
+from app.services.quality import banned_answers, bans, dry_run, pool_rules, skills
 
 router = APIRouter(prefix="/api/v1", tags=["quality"])
 
@@ -117,7 +118,61 @@ def set_restriction(
         private_comment=str(body.get("private_comment") or ""),
         public_comment=str(body.get("public_comment") or ""),
     )
-    return restriction_json(ban)
+    out = restriction_json(ban)
+    # A ban leaves finished pools as they are; say where the answers still count and
+    # what excluding them would cost (``POST /pools/{id}/banned-answers/exclude``).
+    out["finished_pools_with_answers"] = [
+        exclusion_json(p)
+        for p in banned_answers.finished_pools_to_review(
+            session, requester_id=user.id, labeler_id=ban.labeler_id
+        )
+    ]
+    return out
+
+
+def exclusion_json(preview: banned_answers.ExclusionPreview) -> dict:
+    """What excluding a banned labeler's answers from a pool does and costs."""
+    return {
+        "pool_id": public_id(preview.pool.id),
+        "user_id": public_id(preview.labeler_id),
+        "answers_count": preview.answers,
+        "reissued_slots": preview.slots,
+        "cost": preview.cost_cents / 100,
+        "to_reserve": preview.to_reserve_cents / 100,
+        "balance": preview.balance_cents / 100,
+        "reopens_pool": preview.reopens,
+        "pool_status": preview.pool.status.upper(),
+    }
+
+
+@router.get("/pools/{pool_id}/banned-answers", name="api:banned_answers")
+def preview_banned_answers(
+    session: SessionDep, user: ApiRequester, pool_id: int, user_id: str
+) -> dict:
+    """What excluding the labeler's counted answers from the pool would cost."""
+    preview = banned_answers.preview_exclusion(
+        session, requester_id=user.id, pool_id=pool_id, labeler_id=_int(user_id, "user_id") or 0
+    )
+    return exclusion_json(preview)
+
+
+@router.post("/pools/{pool_id}/banned-answers/exclude", name="api:banned_answers:exclude")
+def exclude_banned_answers(
+    session: SessionDep, user: ApiRequester, pool_id: int, body: dict[str, Any] = Body(...)
+) -> dict:
+    """Exclude a banned labeler's answers and re-issue their tasks: ``{user_id, cost}``,
+    ``cost`` being the figure ``GET …/banned-answers`` showed (409 ``COST_CHANGED`` if it
+    moved; a closed pool reopens with the cost reserved)."""
+    if body.get("cost") is None:
+        raise ValidationFailed("Confirm the cost.", errors={"cost": "VALUE_REQUIRED"})
+    done = banned_answers.exclude_answers(
+        session,
+        requester_id=user.id,
+        pool_id=pool_id,
+        labeler_id=_int(body.get("user_id"), "user_id") or 0,
+        confirmed_cents=cents_of(body["cost"], field="cost"),
+    )
+    return exclusion_json(done)
 
 
 @router.get("/user-restrictions/{ban_id}", name="api:user_restriction")
