@@ -221,7 +221,6 @@ UNSUPPORTED = {
     "/api/v1/webhook-subscriptions": "webhooks",
     "/api/v1/user-metadata": "user metadata",
     "/api/v1/task-suites": "task suites (suites are built by the mixer)",
-    "/api/v1/aggregated-solutions/aggregate-by-task": "aggregation of a single task",
     "/api/staging/projects": "project checks",
     "/api/app/": "Toloka Apps",
 }
@@ -232,6 +231,8 @@ def unsupported_feature(path: str) -> str | None:
     for prefix, feature in UNSUPPORTED.items():
         if path.startswith(prefix):
             return feature
-    if re.match(r"^/api/v1/(pools|projects|trainings)/[^/]+/(clone|close-for-update)$", path):
-        return "cloning and close-for-update"
+    if re.match(r"^/api/v1/projects/[^/]+/clone$", path):
+        return "cloning of projects"
+    if re.match(r"^/api/v1/(pools|trainings)/[^/]+/close-for-update$", path):
+        return "close-for-update"
     return None

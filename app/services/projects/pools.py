@@ -96,6 +96,8 @@ def _validate(values: dict) -> dict:
         errors["time_limit_seconds"] = f"Between 10 and {MAX_TIME_LIMIT} seconds."
     if "review_period_days" in values and not 1 <= int(values["review_period_days"]) <= 21:
         errors["review_period_days"] = "The review period is 1 to 21 days."
+    if "priority" in values and not -100 <= int(values["priority"]) <= 100:
+        errors["priority"] = "Priority is between -100 and 100."
     if values.get("min_rating") is not None and not 0 <= int(values["min_rating"]) <= 100:
         errors["min_rating"] = "Minimum rating is between 0 and 100."
     if "filter_languages" in values:
