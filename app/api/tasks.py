@@ -52,7 +52,7 @@ def task_json(task: Task, pool: Pool) -> dict[str, Any]:
     return out
 
 
-def _validate(session, user, item: TaskBody, index: int, cache: dict) -> tuple[Pool, TaskInput]:
+def validate_task(session, user, item: TaskBody, index: int, cache: dict) -> tuple[Pool, TaskInput]:
     """One item → (pool, task input); raises ValidationFailed with Toloka-style field paths."""
     if item.pool_id is None:
         raise ValidationFailed("pool_id is required.", errors={"pool_id": "VALUE_REQUIRED"})
@@ -135,7 +135,7 @@ def create_tasks(
     failures: dict[int, dict] = {}
     for index, item in enumerate(items):
         try:
-            pool, task_input = _validate(session, user, item, index, cache)
+            pool, task_input = validate_task(session, user, item, index, cache)
         except (ValidationFailed, NotFound) as exc:
             if single or not skip_invalid_items:
                 raise

@@ -180,3 +180,95 @@ def test_calls_crowdlab_lacks_answer_in_tolokas_shape(toloka_server, session, fu
         assert response.json()["code"] == "NOT_SUPPORTED"
         assert "Crowdlab does not support" in response.json()["message"]
     assert session.exec(select(Pool)).first() is not None
+
+
+def test_task_suites_go_out_whole_and_overlap_times(toloka_server, session, funded):
+    from app.services.labeling import assignments
+    from app.services.projects import pools as pool_service
+
+    requester, token = funded
+    client = toloka.TolokaClient(token, url=toloka_server.url, retries=0)
+    project = make_project(session, requester)
+    pool = make_pool(session, requester, project, general_per_suite=2, control_per_suite=0)
+
+    def suite(*names, overlap=2, golden=None):
+        tasks = [toloka.Task(input_values={"image": f"https://img.example/{n}.jpg"}) for n in names]
+        if golden:
+            tasks.append(
+                toloka.Task(
+                    input_values={"image": "https://img.example/golden.jpg"},
+                    known_solutions=[
+                        toloka.task.BaseTask.KnownSolution(output_values={"result": golden})
+                    ],
+                )
+            )
+        return toloka.TaskSuite(pool_id=_pid(pool.id), overlap=overlap, tasks=tasks)
+
+    created = client.create_task_suites([suite("a", "b", golden="cat"), suite("c", overlap=1)])
+    assert len(created.items) == 2 and not created.validation_errors
+    first, second = created.items["0"], created.items["1"]
+    assert [len(first.tasks), len(second.tasks)] == [3, 1]
+    assert first.tasks[2].known_solutions[0].output_values == {"result": "cat"}
+    assert first.overlap == 2 and first.remaining_overlap == 2
+    listed = list(client.get_task_suites(pool_id=_pid(pool.id), batch_size=1))
+    assert [s.id for s in listed] == [first.id, second.id]
+    one = client.create_task_suite(suite("d", overlap=1))
+    assert one.pool_id == _pid(pool.id) and len(one.tasks) == 1
+
+    # settings Crowdlab does not act on are refused, not dropped
+    with pytest.raises(exceptions.ValidationApiError) as refused:
+        client.create_task_suite(
+            toloka.TaskSuite(
+                pool_id=_pid(pool.id),
+                overlap=1,
+                reserved_for=["someone"],
+                tasks=[toloka.Task(input_values={"image": "https://img.example/e.jpg"})],
+            ),
+            async_mode=False,
+        )
+    assert "reserved_for" in refused.value.payload
+    # the pool now holds composed suites only
+    with pytest.raises(exceptions.ApiError):
+        client.create_task(
+            toloka.Task(pool_id=_pid(pool.id), input_values={"image": "https://img.example/x.jpg"}),
+            allow_defaults=True,
+        )
+    session.expire_all()
+    review = pool_service.review_budget(session, requester=requester, pool_id=pool.id)
+    assert review.suites == 2 + 1 + 1
+
+    open_pool(session, requester, pool)
+    labelers = [make_labeler(session) for _ in range(4)]
+    from app.db.engine import new_session
+
+    handed: list[list[int]] = []
+    for labeler in labelers:
+        with new_session(write=True) as s:
+            try:
+                view = assignments.assign_next_suite(s, labeler=labeler, pool_id=pool.id)
+            except assignments.NoSuiteAvailable:
+                handed.append([])
+                continue
+            handed.append([t.task_id for t in view.tasks])
+    ids = {s_.id: [int(t.id) for t in s_.tasks] for s_ in (first, second, one)}
+    assert handed == [ids[first.id], ids[first.id], ids[second.id], ids[one.id]]
+    fifth = make_labeler(session)
+    with new_session(write=True) as s, pytest.raises(assignments.NoSuiteAvailable):
+        assignments.assign_next_suite(s, labeler=fifth, pool_id=pool.id)
+    assert client.get_task_suite(first.id).remaining_overlap == 0
+
+
+def test_task_suites_are_refused_in_a_pool_of_loose_tasks(toloka_server, session, funded):
+    requester, token = funded
+    client = toloka.TolokaClient(token, url=toloka_server.url, retries=0)
+    pool = make_pool(session, requester)
+    add_tasks(session, pool, general=1)
+    with pytest.raises(exceptions.ApiError) as mixed:
+        client.create_task_suite(
+            toloka.TaskSuite(
+                pool_id=_pid(pool.id),
+                overlap=1,
+                tasks=[toloka.Task(input_values={"image": "https://img.example/z.jpg"})],
+            )
+        )
+    assert mixed.value.code == "CONFLICT_STATE" or "own" in str(mixed.value)

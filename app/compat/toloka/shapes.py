@@ -220,7 +220,6 @@ UNSUPPORTED = {
     "/api/v1/message-threads": "message threads",
     "/api/v1/webhook-subscriptions": "webhooks",
     "/api/v1/user-metadata": "user metadata",
-    "/api/v1/task-suites": "task suites (suites are built by the mixer)",
     "/api/staging/projects": "project checks",
     "/api/app/": "Toloka Apps",
 }

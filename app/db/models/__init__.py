@@ -17,7 +17,7 @@ from app.db.models.ml import ModelStatus, TrainedModel
 from app.db.models.pool import Pool, PoolStatus
 from app.db.models.project import AnswerOption, Project, ProjectStatus
 from app.db.models.quality import RuleHistoryReset, Skill, UserSkill
-from app.db.models.task import Task, TaskKind
+from app.db.models.task import Task, TaskKind, TaskSuite
 from app.db.models.user import ApiToken, Role, User, WebSession
 
 __all__ = [
@@ -50,6 +50,7 @@ __all__ = [
     "Skill",
     "Task",
     "TaskKind",
+    "TaskSuite",
     "TrainedModel",
     "User",
     "UserBonus",

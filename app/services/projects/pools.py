@@ -13,7 +13,16 @@ from dataclasses import dataclass, field
 from sqlalchemy import func
 from sqlmodel import Session, select
 
-from app.db.models import Pool, PoolStatus, Project, ProjectStatus, Task, TaskKind, User
+from app.db.models import (
+    Pool,
+    PoolStatus,
+    Project,
+    ProjectStatus,
+    Task,
+    TaskKind,
+    TaskSuite,
+    User,
+)
 from app.db.models.pool import PoolType
 from app.db.types import utcnow
 from app.errors import Conflict, InsufficientFunds, NotFound, ValidationFailed
@@ -289,6 +298,14 @@ def _review(session: Session, pool: Pool, fee_percent: float) -> BudgetReview:
     ).one()
     answers = int(answers)
     suites = math.ceil(answers / pool.general_per_suite) if pool.general_per_suite else 0
+    if pool.fixed_suites:  # the requester's own suites: each goes out its overlap times
+        suites = int(
+            session.exec(
+                select(func.coalesce(func.sum(TaskSuite.overlap), 0)).where(
+                    TaskSuite.pool_id == pool.id
+                )
+            ).one()
+        )
     task_cost = suites * pool.reward_cents
     fee = suites * _fee_per_suite(pool.reward_cents, fee_percent)
     total = task_cost + fee

@@ -1,5 +1,6 @@
 """user bonuses as rows of their own: id, assignment, texts, and the operation item that
-paid them (unique, so a retried operation never pays twice)
+paid them (unique, so a retried operation never pays twice); task suites composed by the
+requester (task_suite, task.suite_id, pool.fixed_suites)
 
 Revision ID: 0013
 Revises: 0008
@@ -51,9 +52,39 @@ def upgrade() -> None:
         "FROM ledger_entry WHERE kind = 'bonus' AND amount_cents > 0 "
         "AND counterparty_id IS NOT NULL ORDER BY id"
     )
+    op.create_table('task_suite',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('pool_id', sa.Integer(), nullable=False),
+    sa.Column('overlap', sa.Integer(), nullable=False),
+    sa.Column('created_at', app.db.types.UTCDateTime(timezone=True), nullable=False),
+    sa.CheckConstraint('overlap >= 1', name='ck_task_suite_overlap'),
+    sa.ForeignKeyConstraint(['pool_id'], ['pool.id'], ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('task_suite', schema=None) as batch_op:
+        batch_op.create_index('ix_task_suite_pool', ['pool_id'], unique=False)
+    with op.batch_alter_table('task', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('suite_id', sa.Integer(), nullable=True))
+        batch_op.create_index('ix_task_suite', ['suite_id'], unique=False)
+        batch_op.create_foreign_key(
+            'fk_task_suite_id', 'task_suite', ['suite_id'], ['id'], ondelete='SET NULL'
+        )
+    with op.batch_alter_table('pool', schema=None) as batch_op:
+        batch_op.add_column(
+            sa.Column('fixed_suites', sa.Boolean(), server_default=sa.false(), nullable=False)
+        )
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('pool', schema=None) as batch_op:
+        batch_op.drop_column('fixed_suites')
+    with op.batch_alter_table('task', schema=None) as batch_op:
+        batch_op.drop_constraint('fk_task_suite_id', type_='foreignkey')
+        batch_op.drop_index('ix_task_suite')
+        batch_op.drop_column('suite_id')
+    with op.batch_alter_table('task_suite', schema=None) as batch_op:
+        batch_op.drop_index('ix_task_suite_pool')
+    op.drop_table('task_suite')
     with op.batch_alter_table('user_bonus', schema=None) as batch_op:
         batch_op.drop_index('ix_user_bonus_labeler')
         batch_op.drop_index('ix_user_bonus_requester')
