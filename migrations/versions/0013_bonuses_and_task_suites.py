@@ -1,6 +1,7 @@
 """user bonuses as rows of their own: id, assignment, texts, and the operation item that
 paid them (unique, so a retried operation never pays twice); task suites composed by the
-requester (task_suite, task.suite_id, pool.fixed_suites)
+requester (task_suite, task.suite_id, pool.fixed_suites); webhook subscriptions and
+their deliveries
 
 Revision ID: 0013
 Revises: 0008
@@ -75,7 +76,41 @@ def upgrade() -> None:
         )
 
 
+    op.create_table('webhook_subscription',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('owner_id', sa.Integer(), nullable=False),
+    sa.Column('pool_id', sa.Integer(), nullable=False),
+    sa.Column('event_type', sa.String(length=40), nullable=False),
+    sa.Column('url', sa.String(length=2000), nullable=False),
+    sa.Column('secret_key', sa.String(length=200), nullable=True),
+    sa.Column('created_at', app.db.types.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['owner_id'], ['user_account.id'], ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['pool_id'], ['pool.id'], ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('pool_id', 'event_type', 'url', name='uq_webhook_subscription')
+    )
+    with op.batch_alter_table('webhook_subscription', schema=None) as batch_op:
+        batch_op.create_index('ix_webhook_subscription_owner', ['owner_id'], unique=False)
+    op.create_table('webhook_delivery',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('subscription_id', sa.Integer(), nullable=False),
+    sa.Column('event', sa.JSON(), nullable=False),
+    sa.Column('status', sa.String(length=16), nullable=False),
+    sa.Column('attempts', sa.Integer(), nullable=False),
+    sa.Column('next_attempt_at', app.db.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('last_error', sqlmodel.sql.sqltypes.AutoString(length=500), nullable=True),
+    sa.Column('created_at', app.db.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('delivered_at', app.db.types.UTCDateTime(timezone=True), nullable=True),
+    sa.ForeignKeyConstraint(['subscription_id'], ['webhook_subscription.id'], ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('webhook_delivery', schema=None) as batch_op:
+        batch_op.create_index('ix_webhook_delivery_due', ['status', 'next_attempt_at'], unique=False)
+
+
 def downgrade() -> None:
+    op.drop_table('webhook_delivery')
+    op.drop_table('webhook_subscription')
     with op.batch_alter_table('pool', schema=None) as batch_op:
         batch_op.drop_column('fixed_suites')
     with op.batch_alter_table('task', schema=None) as batch_op:

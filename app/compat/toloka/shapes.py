@@ -218,7 +218,6 @@ def run_analytics(session: Session, *, requester: User, requests: Sequence[dict]
 UNSUPPORTED = {
     "/api/v1/attachments": "attachments",
     "/api/v1/message-threads": "message threads",
-    "/api/v1/webhook-subscriptions": "webhooks",
     "/api/v1/user-metadata": "user metadata",
     "/api/staging/projects": "project checks",
     "/api/app/": "Toloka Apps",

@@ -19,6 +19,7 @@ from app.db.models.project import AnswerOption, Project, ProjectStatus
 from app.db.models.quality import RuleHistoryReset, Skill, UserSkill
 from app.db.models.task import Task, TaskKind, TaskSuite
 from app.db.models.user import ApiToken, Role, User, WebSession
+from app.db.models.webhook import WebhookDelivery, WebhookSubscription
 
 __all__ = [
     "AccountBalance",
@@ -56,5 +57,7 @@ __all__ = [
     "UserBonus",
     "UserSkill",
     "WebSession",
+    "WebhookDelivery",
+    "WebhookSubscription",
     "WorkerQuality",
 ]

@@ -20,6 +20,7 @@ from app.db.types import utcnow
 from app.errors import Conflict, InsufficientFunds
 from app.services.money import ledger
 from app.services.quality import overlap, sql
+from app.services.webhooks import events as webhooks
 
 
 class CostChanged(Conflict):
@@ -207,6 +208,9 @@ def restore_answers(session: Session, *, pool: Pool, labeler_id: int) -> int:
             pool.closed_at = utcnow()
             session.add(pool)
             session.flush()
+            webhooks.emit(
+                session, pool_id=pool.id, event_type="POOL_CLOSED", close_reason="COMPLETED"
+            )
             ledger.release_pool_reservation(
                 session, pool=pool, memo="Released on close (completed)"
             )
