@@ -52,9 +52,9 @@ def _paid(session) -> int:
     session.expire_all()
     return int(
         session.exec(
-            select(func.count()).select_from(LedgerEntry).where(
-                LedgerEntry.kind == LedgerKind.BONUS, LedgerEntry.amount_cents > 0
-            )
+            select(func.count())
+            .select_from(LedgerEntry)
+            .where(LedgerEntry.kind == LedgerKind.BONUS, LedgerEntry.amount_cents > 0)
         ).one()
     )
 
