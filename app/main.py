@@ -130,13 +130,18 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def http_error(request: Request, exc: StarletteHTTPException):
         message = exc.detail if isinstance(exc.detail, str) else _TITLES.get(exc.status_code, "")
         if _wants_json(request):
-            if exc.status_code in (404, 405):
+            if exc.status_code in (404, 405) and request.url.path.startswith("/api/"):
+                # no route for this method and path: Toloka's shape says "not supported"
+                # (toloka-kit reads ``code``), never a bare "Not Found"
                 from app.compat.toloka.shapes import unsupported_feature
 
                 feature = unsupported_feature(request.url.path)
-                if feature:
-                    text = f"Crowdlab does not support Toloka's {feature}."
-                    return _error_json(501, "NOT_SUPPORTED", text)
+                what = (
+                    f"Toloka's {feature}"
+                    if feature
+                    else f"{request.method} {request.url.path} (no such Toloka API call here)"
+                )
+                return _error_json(501, "NOT_SUPPORTED", f"Crowdlab does not support {what}.")
             code = {404: "DOES_NOT_EXIST", 405: "METHOD_NOT_ALLOWED"}.get(exc.status_code, "ERROR")
             return _error_json(exc.status_code, code, message)
         return _error_html(request, exc.status_code, _TITLES.get(exc.status_code, "Error"), message)

@@ -72,6 +72,10 @@ class Settings(BaseSettings):
     # Image URLs that the server fetches itself (prediction by URL, Custom Vision uploads)
     # may not point at loopback, private or link-local addresses unless this is set.
     allow_private_image_urls: bool = False
+    # Webhook URLs get the same guard, unless the operator allows private receivers.
+    allow_private_webhook_urls: bool = False
+    webhook_max_attempts: int = 8
+    webhook_backoff_seconds: float = 30.0
 
     # Money
     platform_fee_percent: float = Field(default=0.0, ge=0, le=100)

@@ -8,10 +8,17 @@ from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse, Response
 
 from app.api.operations import operation_json
-from app.api.schemas.aggregations import AggregateByPool, AggregationCreate, AggregationRunPublic
+from app.api.schemas.aggregations import (
+    AggregateByPool,
+    AggregateByTask,
+    AggregationCreate,
+    AggregationRunPublic,
+)
+from app.api.schemas.common import parse_id
 from app.db.models import AggregationRun
 from app.deps import ApiRequester, SessionDep
 from app.errors import ValidationFailed
+from app.services.aggregations import by_task
 from app.services.aggregations import runs as svc
 from app.services.projects.progress import public_id
 
@@ -81,6 +88,36 @@ def aggregate_by_pool(
     )
     _, job = svc.get_run_for_operation(session, requester=user, operation_id=str(run.job_id))
     return JSONResponse(operation_json(job), status_code=202)
+
+
+@router.post("/aggregated-solutions/aggregate-by-task", name="api:aggregate_by_task")
+def aggregate_by_task(session: SessionDep, user: ApiRequester, body: AggregateByTask) -> dict:
+    """One task's label now, each answer weighted by its labeler's value of
+    ``answer_weight_skill_id`` (``WEIGHTED_DYNAMIC_OVERLAP``, Toloka's aggregation by skill)."""
+    if body.type.strip().upper() != "WEIGHTED_DYNAMIC_OVERLAP":
+        raise ValidationFailed(
+            "A single task is aggregated by skill (WEIGHTED_DYNAMIC_OVERLAP); aggregate "
+            "the pool for other methods.",
+            errors={"type": "NOT_SUPPORTED"},
+        )
+    if [f.name for f in body.fields] != ["result"]:
+        raise ValidationFailed(
+            "Crowdlab tasks have one output field, result.", errors={"fields": "NOT_SUPPORTED"}
+        )
+    found = by_task.aggregate_task(
+        session,
+        requester=user,
+        pool_id=parse_id(body.pool_id, what="pool"),
+        task_id=parse_id(body.task_id, what="task"),
+        skill_id=parse_id(body.answer_weight_skill_id, what="skill"),
+    )
+    return {
+        "pool_id": public_id(found.pool_id),
+        "task_id": public_id(found.task_id),
+        "confidence": round(found.confidence, 6),
+        "output_values": {"result": found.label},
+        "answers_count": found.answers,
+    }
 
 
 @router.get("/aggregated-solutions/{operation_id}", name="api:aggregated_solutions")

@@ -1,21 +1,20 @@
 """Quality-control JSON API in Toloka's shapes: user restrictions, skills, user skills,
-bonuses, assignment review (PATCH) and a pool's quality rules."""
+assignment review (PATCH) and a pool's quality rules."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
 from fastapi import APIRouter, Body, Query
 from fastapi.responses import JSONResponse, Response
 
+from app.api.schemas.common import cents_of
 from app.db.models import Ban, Skill, UserSkill
 from app.deps import ApiRequester, SessionDep
 from app.errors import ValidationFailed
-from app.services.money import bonuses
 from app.services.projects.progress import public_id
-from app.services.quality import bans, dry_run, pool_rules, review, skills
+from app.services.quality import banned_answers, bans, dry_run, pool_rules, skills
 
 router = APIRouter(prefix="/api/v1", tags=["quality"])
 
@@ -119,7 +118,61 @@ def set_restriction(
         private_comment=str(body.get("private_comment") or ""),
         public_comment=str(body.get("public_comment") or ""),
     )
-    return restriction_json(ban)
+    out = restriction_json(ban)
+    # A ban leaves finished pools as they are; say where the answers still count and
+    # what excluding them would cost (``POST /pools/{id}/banned-answers/exclude``).
+    out["finished_pools_with_answers"] = [
+        exclusion_json(p)
+        for p in banned_answers.finished_pools_to_review(
+            session, requester_id=user.id, labeler_id=ban.labeler_id
+        )
+    ]
+    return out
+
+
+def exclusion_json(preview: banned_answers.ExclusionPreview) -> dict:
+    """What excluding a banned labeler's answers from a pool does and costs."""
+    return {
+        "pool_id": public_id(preview.pool.id),
+        "user_id": public_id(preview.labeler_id),
+        "answers_count": preview.answers,
+        "reissued_slots": preview.slots,
+        "cost": preview.cost_cents / 100,
+        "to_reserve": preview.to_reserve_cents / 100,
+        "balance": preview.balance_cents / 100,
+        "reopens_pool": preview.reopens,
+        "pool_status": preview.pool.status.upper(),
+    }
+
+
+@router.get("/pools/{pool_id}/banned-answers", name="api:banned_answers")
+def preview_banned_answers(
+    session: SessionDep, user: ApiRequester, pool_id: int, user_id: str
+) -> dict:
+    """What excluding the labeler's counted answers from the pool would cost."""
+    preview = banned_answers.preview_exclusion(
+        session, requester_id=user.id, pool_id=pool_id, labeler_id=_int(user_id, "user_id") or 0
+    )
+    return exclusion_json(preview)
+
+
+@router.post("/pools/{pool_id}/banned-answers/exclude", name="api:banned_answers:exclude")
+def exclude_banned_answers(
+    session: SessionDep, user: ApiRequester, pool_id: int, body: dict[str, Any] = Body(...)
+) -> dict:
+    """Exclude a banned labeler's answers and re-issue their tasks: ``{user_id, cost}``,
+    ``cost`` being the figure ``GET …/banned-answers`` showed (409 ``COST_CHANGED`` if it
+    moved; a closed pool reopens with the cost reserved)."""
+    if body.get("cost") is None:
+        raise ValidationFailed("Confirm the cost.", errors={"cost": "VALUE_REQUIRED"})
+    done = banned_answers.exclude_answers(
+        session,
+        requester_id=user.id,
+        pool_id=pool_id,
+        labeler_id=_int(body.get("user_id"), "user_id") or 0,
+        confirmed_cents=cents_of(body["cost"], field="cost"),
+    )
+    return exclusion_json(done)
 
 
 @router.get("/user-restrictions/{ban_id}", name="api:user_restriction")
@@ -220,61 +273,6 @@ def set_user_skill(
 def delete_user_skill(session: SessionDep, user: ApiRequester, user_skill_id: int) -> Response:
     skills.delete_user_skill(session, requester=user, user_skill_id=user_skill_id)
     return Response(status_code=204)
-
-
-# ---------------------------------------------------------------- bonuses
-
-
-def _text(value: Any) -> str:
-    if isinstance(value, dict):
-        return str(value.get("EN") or next(iter(value.values()), ""))
-    return str(value or "")
-
-
-def bonus_json(bonus: bonuses.Bonus) -> dict:
-    return {
-        "id": public_id(bonus.id),
-        "user_id": public_id(bonus.labeler_id),
-        "amount": bonus.amount_cents / 100,
-        "public_message": {"EN": bonus.message},
-        "pool_id": public_id(bonus.pool_id) if bonus.pool_id else None,
-        "created": _ts(bonus.created_at),
-    }
-
-
-@router.post("/user-bonuses", status_code=201, name="api:user_bonuses:create")
-def create_bonus(session: SessionDep, user: ApiRequester, body: dict[str, Any] = Body(...)) -> dict:
-    """Grant a bonus: ``{user_id, amount, public_message, assignment_id?}``."""
-    try:
-        amount = Decimal(str(body.get("amount")))
-    except InvalidOperation:
-        raise ValidationFailed("amount must be a number.", errors={"amount": "Number."}) from None
-    cents = int((amount * 100).quantize(Decimal("1"), rounding=ROUND_HALF_UP))
-    pool_id = None
-    assignment_id = _int(body.get("assignment_id"), "assignment_id")
-    if assignment_id is not None:
-        _, pool = review.get_reviewable(session, requester=user, assignment_id=assignment_id)
-        pool_id = pool.id
-    title, message = _text(body.get("public_title")), _text(body.get("public_message"))
-    bonus = bonuses.grant_bonus(
-        session,
-        requester=user,
-        labeler_id=_int(body.get("user_id"), "user_id") or 0,
-        amount_cents=cents,
-        message=": ".join(part for part in (title, message) if part) or "Bonus",
-        pool_id=pool_id,
-    )
-    return bonus_json(bonus)
-
-
-@router.get("/user-bonuses", name="api:user_bonuses")
-def list_bonuses(
-    session: SessionDep, user: ApiRequester, user_id: str | None = None, limit: int = 50
-) -> dict:
-    found = bonuses.list_bonuses(
-        session, requester=user, labeler_id=_int(user_id, "user_id"), limit=limit + 1
-    )
-    return _page([bonus_json(b) for b in found], limit)
 
 
 # ---------------------------------------------------------------- pool quality rules

@@ -16,7 +16,7 @@ from app.db.models import Pool, Task, TaskKind
 from app.deps import ApiRequester, SessionDep
 from app.errors import NotFound, ValidationFailed
 from app.services.jobs.operations import check_operation_id, record_operation
-from app.services.projects import control_tasks, pools, projects, uploads
+from app.services.projects import control_tasks, pools, projects, task_overlap, uploads
 from app.services.projects.upload_formats import TaskInput, is_url
 from app.services.text import check_text, check_values
 from app.settings import get_settings
@@ -53,7 +53,7 @@ def task_json(task: Task, pool: Pool) -> dict[str, Any]:
     return out
 
 
-def _validate(session, user, item: TaskBody, index: int, cache: dict) -> tuple[Pool, TaskInput]:
+def validate_task(session, user, item: TaskBody, index: int, cache: dict) -> tuple[Pool, TaskInput]:
     """One item → (pool, task input); raises ValidationFailed with Toloka-style field paths."""
     if item.pool_id is None:
         raise ValidationFailed("pool_id is required.", errors={"pool_id": "VALUE_REQUIRED"})
@@ -138,7 +138,7 @@ def create_tasks(
     failures: dict[int, dict] = {}
     for index, item in enumerate(items):
         try:
-            pool, task_input = _validate(session, user, item, index, cache)
+            pool, task_input = validate_task(session, user, item, index, cache)
         except (ValidationFailed, NotFound) as exc:
             if single or not skip_invalid_items:
                 raise
@@ -275,3 +275,27 @@ def patch_task(
         session.add(task)
         session.commit()
     return task_json(task, pool)
+
+
+@router.patch("/tasks/{task_id}/set-overlap-or-min", name="api:tasks_overlap_or_min")
+def set_overlap_or_min(
+    session: SessionDep, user: ApiRequester, task_id: str, body: dict[str, Any] = Body(...)
+) -> dict[str, Any]:
+    """``{"overlap": N}``: the task's overlap becomes N, or the number of labelers who
+    already have it if that is more (``overlap: 0`` stops handing it out)."""
+    if body.get("infinite_overlap"):
+        raise ValidationFailed(
+            "Crowdlab gives general tasks a finite overlap; control and training tasks are "
+            "already shown to everyone.",
+            errors={"infinite_overlap": "NOT_SUPPORTED"},
+        )
+    unknown = sorted(set(body) - {"overlap", "infinite_overlap"})
+    if unknown or not isinstance(body.get("overlap"), int) or isinstance(body["overlap"], bool):
+        raise ValidationFailed(
+            'Send {"overlap": N}.',
+            errors=dict.fromkeys(unknown, "NOT_SUPPORTED") or {"overlap": "VALUE_REQUIRED"},
+        )
+    task = task_overlap.set_overlap_or_min(
+        session, requester=user, task_id=parse_id(task_id, what="task"), overlap=body["overlap"]
+    )
+    return task_json(task, session.get(Pool, task.pool_id))

@@ -10,7 +10,7 @@ from starlette.datastructures import UploadFile
 from app.deps import CurrentRequester, SessionDep, verify_csrf
 from app.errors import CrowdlabError, UploadRejected, ValidationFailed
 from app.services.money import bonuses
-from app.services.quality import ban_files, bans, labelers, overlap, skills
+from app.services.quality import ban_files, banned_answers, bans, labelers, overlap, skills
 from app.services.quality.rules import DURATION_UNITS, SCOPES
 from app.web.forms import parse_int, parse_money_cents
 from app.web.templating import flash, render
@@ -32,6 +32,11 @@ def _labeler_page(
         "errors": errors or {},
         "values": values or {},
         "now_active": bans.is_active,
+        # finished pools where the banned labeler's answers still count: excluding them
+        # is the requester's choice, with its cost shown
+        "finished": banned_answers.finished_pools_to_review(
+            session, requester_id=user.id, labeler_id=labeler_id
+        ),
     }
     return render(request, "requester/quality/labeler.html", ctx, status_code=status)
 
@@ -86,7 +91,54 @@ async def ban(
             values=dict(form),
             status=422,
         )
-    flash(request, f"Labeler #{labeler_id} banned.", "success")
+    finished = banned_answers.finished_pools_to_review(
+        session, requester_id=user.id, labeler_id=labeler_id
+    )
+    note = (
+        f" Their answers still count in {len(finished)} finished pool(s); excluding them "
+        "re-issues tasks at a cost shown below."
+        if finished
+        else ""
+    )
+    flash(request, f"Labeler #{labeler_id} banned.{note}", "success")
+    return _back_to_labeler(request, pool_id, labeler_id)
+
+
+@router.post(
+    "/requester/pools/{pool_id}/labelers/{labeler_id}/exclude-answers",
+    name="quality:exclude_answers",
+)
+async def exclude_answers(
+    request: Request, session: SessionDep, user: CurrentRequester, pool_id: int, labeler_id: int
+):
+    """Exclude a banned labeler's answers from a finished pool for the cost shown."""
+    form = await request.form()
+    try:
+        target = parse_int(form.get("target_pool_id"), field="target_pool_id", minimum=1)
+        cents = parse_int(form.get("cost_cents"), field="cost_cents", minimum=0)
+        done = banned_answers.exclude_answers(
+            session,
+            requester_id=user.id,
+            pool_id=target,
+            labeler_id=labeler_id,
+            confirmed_cents=cents,
+        )
+    except CrowdlabError as exc:
+        return _labeler_page(
+            request,
+            session,
+            user,
+            pool_id,
+            labeler_id,
+            errors={"exclude": exc.message},
+            status=exc.status_code,
+        )
+    flash(
+        request,
+        f"Excluded {done.answers} answer(s) from {done.pool.name}; {done.slots} task slot(s) "
+        f"re-issued for ${done.cost_cents / 100:.2f}.",
+        "success",
+    )
     return _back_to_labeler(request, pool_id, labeler_id)
 
 

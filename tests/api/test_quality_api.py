@@ -156,3 +156,57 @@ def test_fast_labeler_is_banned_by_the_preset_through_the_real_submit(
     assert refused.json()["code"] == "USER_RESTRICTED"
     assert "Your answers came too fast to be careful." in refused.json()["message"]
     assert "Fast responses" not in refused.text  # the private reason stays private
+
+
+def test_a_ban_after_completion_shows_the_cost_and_excluding_is_explicit(
+    session, requester, requester_api
+):
+    from app.db.models import Answer, Pool
+    from app.services.projects.pool_state import mark_closed
+
+    pool, tasks = _pool(session, requester)
+    bad, good = make_labeler(session), make_labeler(session)
+    for task in tasks:
+        for who in (bad, good):
+            submit_suite(pool, who, [(task, "cat")])
+    session.expire_all()
+    done = session.get(Pool, pool.id)
+    mark_closed(session, pool=done, reason="COMPLETED")
+    session.commit()
+    balance = ledger.get_balance(session, user=requester)
+
+    made = requester_api.put(
+        "/api/v1/user-restrictions",
+        json={
+            "scope": "PROJECT",
+            "user_id": str(bad.id),
+            "project_id": str(pool.project_id),
+            "private_comment": "bot",
+        },
+    )
+    assert made.status_code == 201, made.text
+    (finished,) = made.json()["finished_pools_with_answers"]
+    assert finished["pool_id"] == f"{pool.id:010d}" and finished["answers_count"] == 3
+    assert finished["reissued_slots"] == 3 and finished["reopens_pool"] is True
+    session.expire_all()
+    assert session.get(Pool, pool.id).status == "closed"
+    assert not any(session.exec(select(Answer.excluded).where(Answer.pool_id == pool.id)))
+    assert ledger.get_balance(session, user=requester) == balance
+
+    url = f"/api/v1/pools/{pool.id}/banned-answers"
+    preview = requester_api.get(url, params={"user_id": bad.id}).json()
+    assert preview["cost"] == finished["cost"] > 0
+    wrong = requester_api.post(f"{url}/exclude", json={"user_id": str(bad.id), "cost": 0.01})
+    assert wrong.status_code == 409 and wrong.json()["code"] == "COST_CHANGED"
+    missing = requester_api.post(f"{url}/exclude", json={"user_id": str(bad.id)})
+    assert missing.status_code == 422
+    ok = requester_api.post(
+        f"{url}/exclude", json={"user_id": str(bad.id), "cost": preview["cost"]}
+    )
+    assert ok.status_code == 200, ok.text
+    session.expire_all()
+    assert session.get(Pool, pool.id).status == "open"
+    excluded = session.exec(select(Answer.excluded).where(Answer.labeler_id == bad.id)).all()
+    assert excluded == [True, True, True]
+    not_banned = requester_api.post(f"{url}/exclude", json={"user_id": str(good.id), "cost": 0})
+    assert not_banned.status_code == 409

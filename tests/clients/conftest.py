@@ -7,6 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.browser.conftest import LiveServer
+from tests.builders.users import make_requester, make_token
 
 
 def pytest_collection_modifyitems(items):
@@ -32,3 +33,21 @@ def jobs_live_server(settings, monkeypatch) -> Iterator[LiveServer]:
     server = LiveServer(create_app(start_jobs=True)).start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def toloka_server(app) -> Iterator[LiveServer]:
+    """The app (fresh database, jobs run inside the request) on a free local port."""
+    server = LiveServer(app).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def funded(session):
+    """A requester with $50 and an API token."""
+    from app.services.money import ledger
+
+    requester = make_requester(session, name="Vision Lab")
+    ledger.top_up(session, user=requester, amount_cents=5000)
+    return requester, make_token(session, requester)

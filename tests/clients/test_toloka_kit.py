@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime
 import warnings
-from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -40,27 +39,10 @@ from app.errors import Forbidden, LabelerBanned
 from app.services.labeling import assignments, submissions
 from app.services.money import ledger
 from app.services.quality import active_ban_for
-from tests.browser.conftest import LiveServer
 from tests.builders.pools import make_pool
-from tests.builders.users import login, make_labeler, make_requester, make_token
+from tests.builders.users import login, make_labeler
 
 LABELS = ("cat", "dog", "other")
-
-
-@pytest.fixture
-def toloka_server(app) -> Iterator[LiveServer]:
-    """The app (fresh database, jobs run inside the request) on a free local port."""
-    server = LiveServer(app).start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def funded(session):
-    """A requester with $50 and an API token."""
-    requester = make_requester(session, name="Vision Lab")
-    ledger.top_up(session, user=requester, amount_cents=5000)
-    return requester, make_token(session, requester)
 
 
 def _project() -> toloka.Project:

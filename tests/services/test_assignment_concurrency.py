@@ -162,3 +162,32 @@ def test_two_takes_by_one_labeler_at_once_give_one_suite(session, requester):
     session.expire_all()
     assert len(session.exec(select(Assignment)).all()) == 1
     assert sum(t.taken_count for t in session.exec(select(Task))) == 2
+
+
+def test_labelers_racing_for_composed_suites_never_overfill_them(session, requester):
+    from app.services.projects.task_suites import SuiteInput, create_task_suites
+    from app.services.projects.upload_formats import TaskInput
+
+    pool = make_pool(session, requester, overlap=1, general_per_suite=2, control_per_suite=0)
+    suites = [
+        SuiteInput(
+            overlap=2,
+            tasks=[TaskInput(image=f"https://img.example/s{i}-{j}.png") for j in range(2)],
+        )
+        for i in range(2)
+    ]
+    create_task_suites(session, requester=requester, pool_id=pool.id, suites=suites)
+    pool = open_pool(session, requester, pool)
+    labelers = [make_labeler(session) for _ in range(8)]
+
+    def take(i):
+        return _in_own_session(lambda s: assign_next_suite(s, labeler=labelers[i], pool_id=pool.id))
+
+    results = _run_together(len(labelers), take)
+    winners = [r for r in results if not isinstance(r, Exception)]
+    assert len(winners) == 4, results  # two suites, each twice
+    assert all(isinstance(r, NoSuiteAvailable) for r in results if r not in winners)
+    assert all(len(w.tasks) == 2 for w in winners)
+    session.expire_all()
+    counts = session.exec(select(Task.taken_count).where(Task.pool_id == pool.id)).all()
+    assert counts == [2, 2, 2, 2]

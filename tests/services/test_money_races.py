@@ -175,6 +175,43 @@ def test_racing_bonuses_pay_only_what_the_balance_holds(session, requester, labe
     assert ledger.get_balance(session, user=requester) == before - 200 * len(granted)
 
 
+def test_one_bonus_operation_sent_six_times_at_once_pays_once(session, requester, labeler):
+    from app.services.jobs.operations import OperationExists
+    from app.services.money.bonus_batches import BonusItem, grant_bonuses
+
+    pool = make_pool(
+        session, requester, overlap=1, reward_cents=10, general_per_suite=1, control_per_suite=0
+    )
+    add_tasks(session, pool, general=1)
+    open_pool(session, requester, pool, budget_cents=10)
+    suite = assign_next_suite(session, labeler=labeler, pool_id=pool.id)
+    submit_assignment(
+        session, labeler=labeler, assignment_id=suite.assignment_id, answers={"0": "cat"},
+        by_position=True,
+    )  # fmt: skip
+    ledger.top_up(session, user=requester, amount_cents=5000)
+    before = ledger.get_balance(session, user=requester)
+    item = BonusItem(labeler_id=labeler.id, amount_cents=300, message="Thanks")
+
+    def bonus(i):
+        try:
+            return _in_own_session(
+                lambda s: grant_bonuses(
+                    s, requester=requester, items=[item], operation_id="op-same", record=True
+                )
+            )
+        except Exception as exc:  # noqa: BLE001 - a race lost in the database is reported
+            return exc
+
+    results = _run_together(6, bonus)
+    paid = [r for r in results if not isinstance(r, Exception)]
+    assert len(paid) == 1, results
+    assert all(isinstance(r, OperationExists) for r in results if r not in paid), results
+    _assert_books_balance(session, requester, labeler)
+    spent = before - ledger.get_balance(session, user=requester)
+    assert 300 <= spent < 600
+
+
 def test_suites_past_the_launch_budget_are_reserved_first_or_not_handed_out(session, requester):
     """7 tasks × overlap 2 at 5 per suite: launch reserves 3 suites, but two labelers need 4
     (each one's last suite holds the 2 tasks left). The 4th is handed out only once its pay

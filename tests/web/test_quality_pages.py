@@ -207,6 +207,53 @@ def test_labeler_page_ban_unban_bonus_and_privacy(
     assert stranger.get(f"/requester/pools/{pool.id}/review").status_code == 404
 
 
+def test_ban_after_completion_offers_a_priced_exclusion(session, requester, requester_client):
+    from app.db.models import Answer, Pool
+    from app.services.projects.pool_state import mark_closed
+
+    pool, tasks = _pool(session, requester)
+    labeler = make_labeler(session)
+    submit_suite(pool, labeler, [(tasks[0], "cat"), (tasks[1], "dog")])
+    session.expire_all()
+    mark_closed(session, pool=session.get(Pool, pool.id), reason="COMPLETED")
+    session.commit()
+    url = f"/requester/pools/{pool.id}/labelers/{labeler.id}"
+    banned = requester_client.post(
+        f"{url}/ban",
+        data={
+            "scope": "PROJECT",
+            "duration": "2",
+            "duration_unit": "HOURS",
+            "private_comment": "bot",
+        },
+        follow_redirects=True,
+    )
+    assert "still count in 1 finished pool" in banned.text
+    assert (
+        "Answers in finished pools" in banned.text and "Exclude and re-issue for $" in banned.text
+    )
+    session.expire_all()
+    assert session.get(Pool, pool.id).status == "closed"
+    assert not any(session.exec(select(Answer.excluded).where(Answer.pool_id == pool.id)))
+    stale = requester_client.post(
+        f"{url}/exclude-answers", data={"target_pool_id": str(pool.id), "cost_cents": "1"}
+    )
+    assert stale.status_code == 409 and "confirm that amount" in stale.text
+    from app.services.quality import banned_answers
+
+    cost = banned_answers.preview_exclusion(
+        session, requester_id=requester.id, pool_id=pool.id, labeler_id=labeler.id
+    ).cost_cents
+    done = requester_client.post(
+        f"{url}/exclude-answers",
+        data={"target_pool_id": str(pool.id), "cost_cents": str(cost)},
+        follow_redirects=True,
+    )
+    assert "Excluded 2 answer(s)" in done.text
+    session.expire_all()
+    assert session.get(Pool, pool.id).status == "open"
+
+
 def test_bulk_ban_file_page(session, requester, requester_client):
     pool, _ = _pool(session, requester)
     a, b = make_labeler(session), make_labeler(session)

@@ -26,6 +26,20 @@ class AggregateByPool(BaseModel):
     answer_weight_skill_id: str | None = None
 
 
+class AggregateByTask(BaseModel):
+    """Body of ``POST /aggregated-solutions/aggregate-by-task`` (as toloka-kit sends it)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: str = "WEIGHTED_DYNAMIC_OVERLAP"
+    pool_id: str | int
+    task_id: str | int
+    answer_weight_skill_id: str | int
+    fields: list[AggregationField] = Field(
+        default_factory=lambda: [AggregationField(name="result")]
+    )
+
+
 class AggregationCreate(BaseModel):
     """``POST /pools/{id}/aggregations``: Crowdlab's own way to start a run."""
 

@@ -218,11 +218,7 @@ def run_analytics(session: Session, *, requester: User, requests: Sequence[dict]
 UNSUPPORTED = {
     "/api/v1/attachments": "attachments",
     "/api/v1/message-threads": "message threads",
-    "/api/v1/webhook-subscriptions": "webhooks",
     "/api/v1/user-metadata": "user metadata",
-    "/api/v1/user-bonuses": "user bonuses",
-    "/api/v1/task-suites": "task suites (suites are built by the mixer)",
-    "/api/v1/aggregated-solutions/aggregate-by-task": "aggregation of a single task",
     "/api/staging/projects": "project checks",
     "/api/app/": "Toloka Apps",
 }
@@ -233,6 +229,8 @@ def unsupported_feature(path: str) -> str | None:
     for prefix, feature in UNSUPPORTED.items():
         if path.startswith(prefix):
             return feature
-    if re.match(r"^/api/v1/(pools|projects|trainings)/[^/]+/(clone|close-for-update)$", path):
-        return "cloning and close-for-update"
+    if re.match(r"^/api/v1/projects/[^/]+/clone$", path):
+        return "cloning of projects"
+    if re.match(r"^/api/v1/(pools|trainings)/[^/]+/close-for-update$", path):
+        return "close-for-update"
     return None

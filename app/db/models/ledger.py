@@ -96,3 +96,49 @@ class AccountBalance(SQLModel, table=True):
         )
     )
     cents: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, default=0))
+
+
+class UserBonus(SQLModel, table=True):
+    """A bonus a requester paid a labeler (Toloka's user bonus), with what it was for.
+
+    The money moves in the ledger (``ledger_entry_id`` is the labeler's entry); this row
+    keeps the bonus's own id, its assignment and texts. A client-chosen ``operation_id``
+    with the item's index is unique, so one operation never pays the same item twice,
+    however often it is retried or raced.
+    """
+
+    __tablename__ = "user_bonus"
+    __table_args__ = (
+        UniqueConstraint("operation_id", "item_index", name="uq_user_bonus_operation_item"),
+        Index("ix_user_bonus_requester", "requester_id", "id"),
+        Index("ix_user_bonus_labeler", "labeler_id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    requester_id: int = Field(
+        sa_column=Column(Integer, ForeignKey("user_account.id", ondelete="CASCADE"), nullable=False)
+    )
+    labeler_id: int = Field(
+        sa_column=Column(Integer, ForeignKey("user_account.id", ondelete="CASCADE"), nullable=False)
+    )
+    pool_id: int | None = Field(
+        default=None,
+        sa_column=Column(Integer, ForeignKey("pool.id", ondelete="SET NULL"), nullable=True),
+    )
+    assignment_id: int | None = Field(
+        default=None,
+        sa_column=Column(Integer, ForeignKey("assignment.id", ondelete="SET NULL"), nullable=True),
+    )
+    amount_cents: int = Field(sa_column=Column(BigInteger, nullable=False))
+    public_title: str = Field(default="", max_length=200)
+    public_message: str = Field(default="", max_length=1000)
+    private_comment: str = Field(default="", max_length=1000)
+    operation_id: str | None = Field(default=None, sa_column=Column(String(64), nullable=True))
+    item_index: int | None = Field(default=None, sa_column=Column(Integer, nullable=True))
+    ledger_entry_id: int | None = Field(
+        default=None,
+        sa_column=Column(
+            Integer, ForeignKey("ledger_entry.id", ondelete="SET NULL"), nullable=True
+        ),
+    )
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)

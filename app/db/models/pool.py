@@ -5,7 +5,18 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import JSON, BigInteger, CheckConstraint, Column, ForeignKey, Index, Integer, String
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+)
+from sqlalchemy import false as sa_false
 from sqlmodel import Field, SQLModel
 
 from app.db.types import UTCDateTime, utcnow
@@ -61,6 +72,10 @@ class Pool(SQLModel, table=True):
     time_limit_seconds: int = Field(default=600)
     keep_task_order: bool = Field(default=False)
     priority: int = Field(default=0)
+    # Suites are the requester's own (task suites), not mixed from loose tasks.
+    fixed_suites: bool = Field(
+        default=False, sa_column=Column(Boolean, nullable=False, server_default=sa_false())
+    )
 
     adult_content: bool = Field(default=False)
     filter_languages: list[str] = Field(

@@ -25,6 +25,7 @@ class Task(SQLModel, table=True):
         CheckConstraint("overlap IS NULL OR overlap >= 1", name="ck_task_overlap"),
         Index("ix_task_pool_kind_taken", "pool_id", "kind", "taken_count"),
         Index("ix_task_media", "media_id"),
+        Index("ix_task_suite", "suite_id"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -44,4 +45,32 @@ class Task(SQLModel, table=True):
     taken_count: int = Field(default=0)
     submitted_count: int = Field(default=0)
     position: int = Field(default=0)
+    # A task suite the requester composed (Toloka's task suite): its tasks go out together.
+    suite_id: int | None = Field(
+        default=None,
+        sa_column=Column(
+            Integer,
+            ForeignKey("task_suite.id", ondelete="SET NULL", name="fk_task_suite_id"),
+            nullable=True,
+        ),
+    )
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+
+
+class TaskSuite(SQLModel, table=True):
+    """A suite of tasks composed by the requester (Toloka's ``POST /task-suites``): handed
+    out whole, ``overlap`` times, instead of suites mixed from loose tasks. Its general
+    tasks carry the suite's overlap, so slot counting stays per task."""
+
+    __tablename__ = "task_suite"
+    __table_args__ = (
+        CheckConstraint("overlap >= 1", name="ck_task_suite_overlap"),
+        Index("ix_task_suite_pool", "pool_id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    pool_id: int = Field(
+        sa_column=Column(Integer, ForeignKey("pool.id", ondelete="CASCADE"), nullable=False)
+    )
+    overlap: int
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)

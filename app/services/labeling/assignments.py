@@ -58,10 +58,31 @@ class PoolBudgetUsedUp(NoSuiteAvailable):
     another suite."""
 
 
+def _pick_fixed_suite(conn, *, labeler_id: int, pool: PoolTerms, pg: bool) -> list[tuple]:
+    """The tasks of the first requester-composed suite the labeler may take (see
+    ``_pick_tasks`` for the row); [] when none is left.
+
+    PostgreSQL: the suite's row is locked, skipping suites other requests are handing out
+    and, when that finds none, waiting for them; a fresh read after the lock sees what the
+    request that held it committed (a suite that filled up meanwhile is passed over)."""
+    statements = sql.PICK_FIXED_SUITE[1:] if pg else sql.PICK_FIXED_SUITE[:1]
+    for statement in statements:
+        params = {"pool_id": pool.id, "labeler_id": labeler_id, "overlap": pool.overlap}
+        params["after"] = 0
+        while found := sql.rows(conn, statement, params):
+            suite = {"suite_id": found[0][0], "overlap": pool.overlap}
+            if not pg or not sql.rows(conn, sql.SUITE_STILL_FREE, suite)[0][0]:
+                return sql.rows(conn, sql.COMPOSED_SUITE_TASKS, suite)
+            params["after"] = suite["suite_id"]
+    return []
+
+
 def _pick_tasks(conn, *, labeler_id: int, pool: PoolTerms, pg: bool) -> list[tuple]:
     """(id, position, kind, hint, image, sha256, content type) per picked task: general
     tasks with a free slot, and the control / training tasks this labeler has seen least
     often, at random."""
+    if pool.fixed_suites:
+        return _pick_fixed_suite(conn, labeler_id=labeler_id, pool=pool, pg=pg)
     params = {
         "pool_id": pool.id,
         "labeler_id": labeler_id,
@@ -142,7 +163,7 @@ def assign_next_suite(session: Session, *, labeler: User | TokenLabeler, pool_id
 
     picked = _pick_tasks(conn, labeler_id=labeler.id, pool=pool, pg=pg)
     general = [row for row in picked if row[2] == TaskKind.GENERAL]
-    if (pool.general_per_suite > 0 and not general) or not picked:
+    if (pool.general_per_suite > 0 and not pool.fixed_suites and not general) or not picked:
         session.commit()  # keeps the expiry above
         raise NoSuiteAvailable("There are no more tasks for you in this pool.")
     try:  # every suite handed out can be paid: its reward is reserved before it is given
@@ -156,7 +177,7 @@ def assign_next_suite(session: Session, *, labeler: User | TokenLabeler, pool_id
             "tops up. Try another pool."
         ) from None
 
-    if pool.keep_task_order:
+    if pool.keep_task_order or pool.fixed_suites:  # a composed suite keeps its order
         picked.sort(key=lambda item: (item[1], item[0]))
     else:
         random.shuffle(picked)

@@ -78,6 +78,7 @@ class PoolTerms:
     training_pool_id: int | None
     training_level_required: int | None
     extra: dict
+    fixed_suites: bool
 
 
 @dataclass

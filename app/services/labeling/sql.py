@@ -47,10 +47,10 @@ POOL_TERMS = (
     "id", "project_id", "owner_id", "status", "overlap", "reward_cents", "general_per_suite",
     "control_per_suite", "training_per_suite", "time_limit_seconds", "keep_task_order",
     "adult_content", "filter_languages", "min_rating", "skill_filters", "training_pool_id",
-    "training_level_required", "extra",
+    "training_level_required", "extra", "fixed_suites",
 )  # fmt: skip
 _TERM_TYPES = {"keep_task_order": Boolean, "adult_content": Boolean, "filter_languages": JSON,
-               "skill_filters": JSON, "extra": JSON}  # fmt: skip
+               "skill_filters": JSON, "extra": JSON, "fixed_suites": Boolean}  # fmt: skip
 _BAN_IN_POOL = BAN_ID.format(requester="p.owner_id", project="p.project_id", pool="p.id")
 TAKE_CONTEXT = (
     text(
@@ -132,6 +132,36 @@ LEFT JOIN media_file m ON m.id = t.media_id
 WHERE t.pool_id = :pool_id AND t.kind = :kind
 ORDER BY COALESCE(seen.n, 0), random() LIMIT :n
 """
+)
+
+# Pools of requester-composed task suites (``fixed_suites``): the first suite, in creation
+# order, of which every general task still has a free slot and no task was the labeler's
+# before. PostgreSQL locks the suite's row (first skipping one another request is handing
+# out, then waiting for it); ``SUITE_STILL_FREE`` re-reads its tasks' counts after the lock.
+_FREE_SUITE = """
+SELECT s.id FROM task_suite s
+WHERE s.pool_id = :pool_id
+  AND s.id > :after
+  AND NOT EXISTS (SELECT 1 FROM task t WHERE t.suite_id = s.id AND t.kind = 'general'
+                  AND t.taken_count >= COALESCE(t.overlap, :overlap))
+  AND NOT EXISTS (SELECT 1 FROM task t WHERE t.suite_id = s.id AND t.id IN (
+      SELECT at.task_id FROM assignment_task at JOIN assignment a ON a.id = at.assignment_id
+      WHERE a.labeler_id = :labeler_id AND a.pool_id = :pool_id))
+ORDER BY s.id LIMIT 1
+"""
+# (SQLite, PostgreSQL skipping suites being handed out, PostgreSQL waiting for them)
+PICK_FIXED_SUITE = (
+    text(_FREE_SUITE),
+    text(_FREE_SUITE + " FOR NO KEY UPDATE OF s SKIP LOCKED"),
+    text(_FREE_SUITE + " FOR NO KEY UPDATE OF s"),
+)
+SUITE_STILL_FREE = text(
+    "SELECT COUNT(*) FROM task t WHERE t.suite_id = :suite_id AND t.kind = 'general' "
+    "AND t.taken_count >= COALESCE(t.overlap, :overlap)"
+)
+COMPOSED_SUITE_TASKS = text(
+    f"SELECT {_PICKED} FROM task t LEFT JOIN media_file m ON m.id = t.media_id "
+    "WHERE t.suite_id = :suite_id ORDER BY t.position, t.id"
 )
 
 INSERT_ASSIGNMENT = insert(Assignment.__table__).returning(Assignment.__table__.c.id)

@@ -31,6 +31,7 @@ from app.services.labeling.views import load_suite_tasks, suite_tasks
 from app.services.money import ledger
 from app.services.projects.pool_state import mark_closed
 from app.services.quality import apply_rules_after_submit
+from app.services.webhooks import events as webhooks
 
 DONE = (AssignmentStatus.SUBMITTED, AssignmentStatus.ACCEPTED, AssignmentStatus.REJECTED)
 
@@ -231,6 +232,13 @@ def submit_assignment(
         paid = ledger.pay_suite(session, pool=pool, assignment=suite)
     if any(kind == TaskKind.GENERAL and n >= (ov or pool.overlap) for _, kind, n, ov in bumped):
         _close_if_complete(session, pool=pool)
+    webhooks.emit(
+        session, pool_id=pool.id, event_type="ASSIGNMENT_SUBMITTED", assignment_id=suite.id
+    )
+    if status == AssignmentStatus.ACCEPTED:
+        webhooks.emit(
+            session, pool_id=pool.id, event_type="ASSIGNMENT_APPROVED", assignment_id=suite.id
+        )
     session.commit()
     return SubmitResult(
         assignment_id=suite.id,

@@ -7,6 +7,7 @@ from sqlmodel import Session
 from app.db.models import Pool, PoolStatus
 from app.db.types import utcnow
 from app.services.money import ledger
+from app.services.webhooks import events as webhooks
 
 
 def mark_closed(session: Session, *, pool: Pool, reason: str) -> int:
@@ -23,6 +24,7 @@ def mark_closed(session: Session, *, pool: Pool, reason: str) -> int:
     pool.closed_at = utcnow()
     session.add(pool)
     session.flush()
+    webhooks.emit(session, pool_id=pool.id, event_type="POOL_CLOSED", close_reason=reason)
     return ledger.release_pool_reservation(
         session, pool=pool, memo=f"Released on close ({reason.lower()})"
     )

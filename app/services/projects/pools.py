@@ -13,7 +13,16 @@ from dataclasses import dataclass, field
 from sqlalchemy import func
 from sqlmodel import Session, select
 
-from app.db.models import Pool, PoolStatus, Project, ProjectStatus, Task, TaskKind, User
+from app.db.models import (
+    Pool,
+    PoolStatus,
+    Project,
+    ProjectStatus,
+    Task,
+    TaskKind,
+    TaskSuite,
+    User,
+)
 from app.db.models.pool import PoolType
 from app.db.types import utcnow
 from app.errors import Conflict, InsufficientFunds, NotFound, ValidationFailed
@@ -102,6 +111,8 @@ def _validate(values: dict) -> dict:
         errors["time_limit_seconds"] = f"Between 10 and {MAX_TIME_LIMIT} seconds."
     if "review_period_days" in values and not 1 <= int(values["review_period_days"]) <= 21:
         errors["review_period_days"] = "The review period is 1 to 21 days."
+    if "priority" in values and not -100 <= int(values["priority"]) <= 100:
+        errors["priority"] = "Priority is between -100 and 100."
     if values.get("min_rating") is not None and not 0 <= int(values["min_rating"]) <= 100:
         errors["min_rating"] = "Minimum rating is between 0 and 100."
     if "filter_languages" in values:
@@ -293,6 +304,14 @@ def _review(session: Session, pool: Pool, fee_percent: float) -> BudgetReview:
     ).one()
     answers = int(answers)
     suites = math.ceil(answers / pool.general_per_suite) if pool.general_per_suite else 0
+    if pool.fixed_suites:  # the requester's own suites: each goes out its overlap times
+        suites = int(
+            session.exec(
+                select(func.coalesce(func.sum(TaskSuite.overlap), 0)).where(
+                    TaskSuite.pool_id == pool.id
+                )
+            ).one()
+        )
     task_cost = suites * pool.reward_cents
     fee = suites * _fee_per_suite(pool.reward_cents, fee_percent)
     total = task_cost + fee

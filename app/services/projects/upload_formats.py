@@ -32,6 +32,7 @@ class TaskInput:
     overlap: int | None = None
     kind: str | None = None
     input_values: dict | None = None
+    suite_id: int | None = None  # a task suite the requester composed
 
 
 @dataclass

@@ -239,6 +239,10 @@ def _write(
     session: Session, *, requester: User, pool: Pool, prepared: _Prepared
 ) -> tuple[UploadResult, list[Task]]:
     """Store media and insert the tasks (flush only)."""
+    if pool.fixed_suites and any(item.suite_id is None for item, _ in prepared.tasks):
+        raise Conflict(
+            "This pool hands out the task suites you composed; add tasks to it as task suites."
+        )
     if prepared.new_options:
         project = session.get(Project, pool.project_id)
         if has_open_pool(session, project=project):
@@ -272,6 +276,7 @@ def _write(
             hint=item.hint,
             overlap=item.overlap,
             position=position,
+            suite_id=item.suite_id,
         )
         session.add(task)
         tasks.append(task)

@@ -1,8 +1,10 @@
 """Bans (Toloka's user restrictions): by rule or by hand, one labeler or a file of ids.
 
-A ban clears the pools' rule histories for the labeler, and in pools with
+A ban clears the pools' rule histories for the labeler, and in open pools with
 ``exclude_banned_answers`` (on by default) the labeler's answers leave aggregation and
-their tasks' slots go back to other labelers (reopening a pool that had completed).
+their tasks' slots go back to other labelers. A finished pool is left as it is: excluding
+the answers there costs money, so it is the requester's explicit choice
+(``banned_answers``). Lifting a ban counts the answers again where slots are free.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from app.db.models import (
 )
 from app.db.types import utcnow
 from app.errors import NotFound, ValidationFailed
-from app.services.quality import events, overlap
+from app.services.quality import banned_answers, events, overlap
 
 UNIT_SECONDS = {"MINUTES": 60, "HOURS": 3600, "DAYS": 86400}
 ALL_RULES = "*"
@@ -102,7 +104,7 @@ def reset_history(session: Session, *, pool_id: int, labeler_id: int, rule_key: 
 
 
 def _exclude_banned_answers(session: Session, *, pool: Pool, labeler_id: int) -> int:
-    """Drop the labeler's counted answers in the pool and give their slots back."""
+    """Drop the labeler's counted answers in an open pool and give their slots back."""
     answers = session.exec(
         select(Answer)
         .join(Assignment, Assignment.id == Answer.assignment_id)
@@ -112,9 +114,7 @@ def _exclude_banned_answers(session: Session, *, pool: Pool, labeler_id: int) ->
             Answer.excluded.is_(False),
         )
     ).all()
-    freed = overlap.give_back(session, list(answers))
-    overlap.reopen_if_completed(session, pool=pool, slots=freed)
-    return freed
+    return overlap.give_back(session, list(answers))
 
 
 def create_ban(
@@ -168,13 +168,13 @@ def create_ban(
     for scoped in _pools_in_scope(session, ban):
         if source == "manual":
             reset_history(session, pool_id=scoped.id, labeler_id=labeler_id, rule_key=ALL_RULES)
-        if scoped.status not in (PoolStatus.OPEN, PoolStatus.CLOSED):
-            continue
-        if scoped.status == PoolStatus.CLOSED and (scoped.close_reason or "") != "COMPLETED":
+        finished = banned_answers.is_finished(scoped)
+        if scoped.status != PoolStatus.OPEN and not finished:
             continue
         if scoped.exclude_banned_answers:
-            _exclude_banned_answers(session, pool=scoped, labeler_id=labeler_id)
-        else:
+            if not finished:  # a finished pool reopens only by the requester's choice
+                _exclude_banned_answers(session, pool=scoped, labeler_id=labeler_id)
+        else:  # the pool's own rules (e.g. re-issue on ban) decide
             events.labeler_banned(session, pool=scoped, labeler_id=labeler_id)
     return ban
 
@@ -269,24 +269,43 @@ def get_ban(session: Session, *, requester: User, ban_id: int) -> Ban:
     return ban
 
 
+def _restore_after_lift(session: Session, lifted: list[Ban]) -> None:
+    """Count the labeler's excluded answers again in the lifted bans' pools that no other
+    ban still covers (flush only)."""
+    seen: set[int] = set()
+    for ban in lifted:
+        for pool in _pools_in_scope(session, ban):
+            if pool.id in seen:
+                continue
+            seen.add(pool.id)
+            if not banned_answers.is_banned(session, pool=pool, labeler_id=ban.labeler_id):
+                banned_answers.restore_answers(session, pool=pool, labeler_id=ban.labeler_id)
+
+
 def lift_ban(session: Session, *, requester: User, ban_id: int) -> Ban:
-    """Unban: the labeler may take suites in the scope again."""
+    """Unban: the labeler may take suites in the scope again, and their answers excluded
+    because of the ban count again where their tasks still have a free slot."""
     ban = get_ban(session, requester=requester, ban_id=ban_id)
     if ban.lifted_at is None:
         ban.lifted_at = utcnow()
         session.add(ban)
+        session.flush()
+        _restore_after_lift(session, [ban])
         session.commit()
         session.refresh(ban)
     return ban
 
 
 def unban_labeler(session: Session, *, requester: User, labeler_id: int) -> int:
-    """Lift every active ban of this requester on the labeler; returns how many."""
+    """Lift every active ban of this requester on the labeler (answers restored as in
+    ``lift_ban``); returns how many."""
     bans = _active_bans(session, requester_id=requester.id, labeler_id=labeler_id)
     now = utcnow()
     for ban in bans:
         ban.lifted_at = now
         session.add(ban)
+    session.flush()
+    _restore_after_lift(session, bans)
     session.commit()
     return len(bans)
 

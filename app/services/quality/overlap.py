@@ -103,7 +103,8 @@ def retake(session: Session, *, pool: Pool, answers: list[Answer]) -> None:
     session.flush()
 
 
-def _reissue_cost(pool: Pool, slots: int) -> int:
+def reissue_cost(pool: Pool, slots: int) -> int:
+    """What re-issuing ``slots`` general-task slots costs (rewards of the suites + fee)."""
     suites = math.ceil(slots / max(pool.general_per_suite, 1))
     reward = suites * pool.reward_cents
     return reward + round(reward * (pool.fee_percent or 0.0) / 100)
@@ -119,7 +120,7 @@ def reopen_if_completed(session: Session, *, pool: Pool, slots: int, force: bool
         return False
     if not force and (pool.close_reason or "").upper() != "COMPLETED":
         return False
-    cost = _reissue_cost(pool, slots)
+    cost = reissue_cost(pool, slots)
     try:
         if cost > ledger.get_pool_reserved(session, pool=pool):
             ledger.reserve_for_pool(session, pool=pool, amount_cents=cost, memo="Re-issued tasks")

@@ -30,6 +30,7 @@ from app.db.types import utcnow
 from app.errors import Conflict, NotFound, UploadRejected, ValidationFailed
 from app.services.money import ledger
 from app.services.quality import events, overlap
+from app.services.webhooks import events as webhooks
 
 TSV_COLUMNS = [
     "ASSIGNMENT:assignment_id",
@@ -82,6 +83,9 @@ def accept_suite(
     session.add(assignment)
     session.flush()
     ledger.pay_suite(session, pool=pool, assignment=assignment)
+    webhooks.emit(
+        session, pool_id=pool.id, event_type="ASSIGNMENT_APPROVED", assignment_id=assignment.id
+    )
     return True
 
 
@@ -102,6 +106,9 @@ def reject_suite(session: Session, *, pool: Pool, assignment: Assignment, commen
     session.add(assignment)
     freed = overlap.give_back(session, _answers(session, assignment))
     overlap.reopen_if_completed(session, pool=pool, slots=freed)
+    webhooks.emit(
+        session, pool_id=pool.id, event_type="ASSIGNMENT_REJECTED", assignment_id=assignment.id
+    )
     return True
 
 

@@ -1,4 +1,5 @@
-"""Bans: scopes, exclusion of a banned labeler's answers with overlap given back, files."""
+"""Bans: scopes, exclusion of a banned labeler's answers (automatic in an open pool, an
+explicit priced choice in a finished one), restored on unban, files."""
 
 from __future__ import annotations
 
@@ -6,9 +7,16 @@ import pytest
 from sqlmodel import select
 
 from app.db.models import Answer, Pool, Task
-from app.errors import LabelerBanned, UploadRejected, ValidationFailed
+from app.errors import Conflict, LabelerBanned, UploadRejected, ValidationFailed
+from app.services.money import ledger
 from app.services.projects.pool_state import mark_closed
-from app.services.quality import active_ban_for, ban_files, bans, ensure_not_banned
+from app.services.quality import (
+    active_ban_for,
+    ban_files,
+    banned_answers,
+    bans,
+    ensure_not_banned,
+)
 from tests.builders.pools import add_tasks, make_pool, make_project, open_pool
 from tests.builders.users import make_labeler, make_requester
 
@@ -98,25 +106,109 @@ def _completed_pool(session, requester, **fields):
     return pool, tasks, bad
 
 
-def test_ban_excludes_answers_and_gives_overlap_back_reopening_the_pool(session, requester):
-    pool, tasks, bad = _completed_pool(session, requester)
-    assert pool.status == "closed"
-    _ban(session, requester, bad, "PROJECT", pool)
+def _counters(session, pool):
     session.expire_all()
-    excluded = session.exec(
-        select(Answer.labeler_id, Answer.excluded).where(Answer.pool_id == pool.id)
-    ).all()
-    assert {(lid == bad.id, ex) for lid, ex in excluded} == {(True, True), (False, False)}
-    assert [
-        (t.taken_count, t.submitted_count)
-        for t in session.exec(select(Task).where(Task.pool_id == pool.id).order_by(Task.id))
-    ] == [(1, 1), (1, 1)]
+    tasks = session.exec(select(Task).where(Task.pool_id == pool.id).order_by(Task.id))
+    return [(t.taken_count, t.submitted_count) for t in tasks]
+
+
+def _excluded(session, pool):
+    session.expire_all()
+    rows = session.exec(select(Answer.labeler_id, Answer.excluded).where(Answer.pool_id == pool.id))
+    return {(lid, ex) for lid, ex in rows}
+
+
+def test_a_ban_after_a_pool_completed_changes_nothing_there(session, requester):
+    pool, _tasks, bad = _completed_pool(session, requester)
+    balance = ledger.get_balance(session, user=requester)
+    _ban(session, requester, bad, "PROJECT", pool)
+    assert all(not excluded for _, excluded in _excluded(session, pool))
+    assert _counters(session, pool) == [(2, 2), (2, 2)]
+    closed = session.get(Pool, pool.id)
+    assert closed.status == "closed" and closed.close_reason == "COMPLETED"
+    assert ledger.get_balance(session, user=requester) == balance
+    # the requester is told what leaving the answers in costs to change
+    (pending,) = banned_answers.finished_pools_to_review(
+        session, requester_id=requester.id, labeler_id=bad.id
+    )
+    assert (pending.pool.id, pending.answers, pending.slots) == (pool.id, 2, 2)
+    assert pending.cost_cents == pool.reward_cents + ledger.fee_cents(
+        pool.reward_cents, pool.fee_percent
+    )
+    assert pending.reopens
+
+
+def test_excluding_a_banned_labelers_answers_is_explicit_and_priced(session, requester):
+    pool, tasks, bad = _completed_pool(session, requester)
+    ban = _ban(session, requester, bad, "PROJECT", pool)
+    preview = banned_answers.preview_exclusion(
+        session, requester_id=requester.id, pool_id=pool.id, labeler_id=bad.id
+    )
+    with pytest.raises(banned_answers.CostChanged):
+        banned_answers.exclude_answers(
+            session,
+            requester_id=requester.id,
+            pool_id=pool.id,
+            labeler_id=bad.id,
+            confirmed_cents=preview.cost_cents - 1,
+        )
+    assert all(not excluded for _, excluded in _excluded(session, pool))
+    banned_answers.exclude_answers(
+        session,
+        requester_id=requester.id,
+        pool_id=pool.id,
+        labeler_id=bad.id,
+        confirmed_cents=preview.cost_cents,
+    )
+    assert _excluded(session, pool) == {(bad.id, True), (_other(session, pool, bad), False)}
+    assert _counters(session, pool) == [(1, 1), (1, 1)]
     reopened = session.get(Pool, pool.id)
     assert reopened.status == "open" and reopened.close_reason is None
-    # a second ban gives nothing back twice
-    _ban(session, requester, bad, "POOL", pool)
+    assert ledger.get_pool_reserved(session, pool=reopened) >= preview.cost_cents
+    # unbanning counts the answers again (their slots are still free): done again
+    bans.lift_ban(session, requester=requester, ban_id=ban.id)
+    assert all(not excluded for _, excluded in _excluded(session, pool))
+    assert _counters(session, pool) == [(2, 2), (2, 2)]
+    again = session.get(Pool, pool.id)
+    assert again.status == "closed" and again.close_reason == "COMPLETED"
+
+
+def test_only_a_banned_labelers_answers_can_be_excluded(session, requester):
+    pool, _tasks, bad = _completed_pool(session, requester)
+    with pytest.raises(Conflict):
+        banned_answers.exclude_answers(
+            session,
+            requester_id=requester.id,
+            pool_id=pool.id,
+            labeler_id=bad.id,
+            confirmed_cents=0,
+        )
+
+
+def test_in_an_open_pool_a_ban_gives_slots_back_and_unban_restores_them(session, requester):
+    pool = make_pool(session, requester, overlap=2, general_per_suite=2, control_per_suite=0)
+    add_tasks(session, pool, general=4)
+    open_pool(session, requester, pool)
     session.expire_all()
-    assert session.get(Task, tasks[0].id).taken_count == 1
+    tasks = list(session.exec(select(Task).where(Task.pool_id == pool.id).order_by(Task.id)))
+    bad = make_labeler(session)
+    submit_suite(pool, bad, [(tasks[0], "cat"), (tasks[1], "dog")])
+    ban = _ban(session, requester, bad, "POOL", pool)
+    assert _excluded(session, pool) == {(bad.id, True)}
+    assert _counters(session, pool)[:2] == [(0, 0), (0, 0)]
+    bans.unban_labeler(session, requester=requester, labeler_id=bad.id)
+    assert _excluded(session, pool) == {(bad.id, False)}
+    assert _counters(session, pool)[:2] == [(1, 1), (1, 1)]
+    assert session.get(Pool, pool.id).status == "open"
+    assert bans.get_ban(session, requester=requester, ban_id=ban.id).lifted_at is not None
+
+
+def _other(session, pool, bad):
+    return next(
+        lid
+        for lid in session.exec(select(Answer.labeler_id).where(Answer.pool_id == pool.id))
+        if lid != bad.id
+    )
 
 
 def test_switch_off_keeps_answers_and_runs_the_reissue_rule(session, requester):

@@ -9,8 +9,9 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Body, Query
-from fastapi.responses import Response
+from fastapi.responses import JSONResponse, Response
 
+from app.api.pool_changes import clone_operation
 from app.api.pools import change_pool_state
 from app.api.schemas.common import clamp_limit, parse_filter_id, parse_id, public_id
 from app.compat.toloka.shapes import iso
@@ -173,3 +174,10 @@ def close_training(session: SessionDep, user: ApiRequester, training_id: str) ->
 def archive_training(session: SessionDep, user: ApiRequester, training_id: str) -> Response:
     """Archive a closed training (204 when already archived)."""
     return _change(session, user, training_id, "archive")
+
+
+@router.post("/trainings/{training_id}/clone", name="api:trainings_clone")
+def clone_training(session: SessionDep, user: ApiRequester, training_id: str) -> JSONResponse:
+    """An empty draft copy of the training (a ``TRAINING.CLONE`` operation)."""
+    _training(session, user, training_id)
+    return clone_operation(session, user, training_id, prefix="TRAINING", id_key="training_id")
