@@ -127,7 +127,7 @@ def _start(page, email: str) -> None:
 
 
 def _answer_and_submit(page, truth: dict[str, str] | None) -> str:
-    """Answer every task with the keyboard ("1" for all without ``truth``), press Enter;
+    """Answer every task with the keyboard ("0" for all without ``truth``), press Enter;
     returns what came back: ``suite``, ``banned`` or ``done``."""
     tasks = page.locator(".suite-task")
     for i in range(tasks.count()):
@@ -135,7 +135,7 @@ def _answer_and_submit(page, truth: dict[str, str] | None) -> str:
         value = "0"
         if truth is not None:
             value = truth[_sha_of(page, tasks.nth(i).locator("img").get_attribute("src"))]
-        page.keyboard.press(str(CLASSES.index(value) + 1))
+        page.keyboard.press(value)  # a one-digit option's key is that digit
     page.evaluate("document.getElementById('suite').dataset.old = '1'")
     page.keyboard.press("Enter")
     page.wait_for_selector(
@@ -155,10 +155,11 @@ def test_requester_and_labelers_go_through_the_whole_loop(new_page, tmp_path):
     requester = new_page()
     pool_url = _set_up_pool(requester, zip_data, truth)
 
-    # The fast labeler: four instant suites, then the rule bans it.
+    # The fast labeler: four instant suites (right answers, so the control-task rule stays
+    # quiet), then the fast-responses rule bans it.
     fast = new_page()
     _start(fast, "fast@journey.test")
-    outcomes = [_answer_and_submit(fast, None) for _ in range(4)]
+    outcomes = [_answer_and_submit(fast, truth) for _ in range(4)]
     assert outcomes == ["suite", "suite", "suite", "banned"]
     assert "came too fast" in fast.inner_text(".ban-notice")
 
