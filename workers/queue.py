@@ -121,7 +121,11 @@ def start_worker_process(threads: int = 2) -> subprocess.Popen:
             f"raise SystemExit(main(['worker', '--threads', '{int(threads)}']))"
         )
         env = {**os.environ, PARENT_PID_ENV: str(os.getpid())}
-        _child = subprocess.Popen([sys.executable, "-c", code], env=env)
+        # a lower CPU priority: on a small machine the pages come first, the jobs take
+        # what is left (they run as fast as before on an idle one)
+        nice = get_settings().worker_nice
+        preexec = (lambda: os.nice(nice)) if nice and hasattr(os, "nice") else None
+        _child = subprocess.Popen([sys.executable, "-c", code], env=env, preexec_fn=preexec)
         log.info("job worker process %d started with %d threads", _child.pid, threads)
         return _child
 
