@@ -3,7 +3,6 @@ SKIP LOCKED; SQLite serialises writers with BEGIN IMMEDIATE)."""
 
 from __future__ import annotations
 
-import threading
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -13,34 +12,11 @@ from sqlmodel import select
 
 from app.db.engine import new_session
 from app.db.models import Answer, Assignment, AssignmentStatus, LedgerEntry, LedgerKind, Pool, Task
-from app.errors import CrowdlabError
 from app.services.labeling.assignments import NoSuiteAvailable, assign_next_suite, submit_assignment
 from app.services.money import ledger
+from tests.builders.concurrency import in_own_session, run_together
 from tests.builders.pools import add_tasks, make_pool, open_pool
 from tests.builders.users import make_labeler
-
-
-def _run_together(count: int, func):
-    """Run ``func(i)`` in ``count`` threads released at the same instant."""
-    barrier = threading.Barrier(count)
-
-    def run(i):
-        barrier.wait()
-        return func(i)
-
-    with ThreadPoolExecutor(max_workers=count) as pool:
-        return list(pool.map(run, range(count)))
-
-
-def _in_own_session(func):
-    session = new_session(write=True)
-    try:
-        return func(session)
-    except CrowdlabError as exc:
-        session.rollback()
-        return exc
-    finally:
-        session.close()
 
 
 def test_labelers_racing_for_the_last_slot_exactly_one_gets_it(session, requester):
@@ -50,9 +26,9 @@ def test_labelers_racing_for_the_last_slot_exactly_one_gets_it(session, requeste
     labelers = [make_labeler(session) for _ in range(8)]
 
     def take(i):
-        return _in_own_session(lambda s: assign_next_suite(s, labeler=labelers[i], pool_id=pool.id))
+        return in_own_session(lambda s: assign_next_suite(s, labeler=labelers[i], pool_id=pool.id))
 
-    results = _run_together(len(labelers), take)
+    results = run_together(len(labelers), take)
     winners = [r for r in results if not isinstance(r, Exception)]
     assert len(winners) == 1, results
     assert all(isinstance(r, NoSuiteAvailable) for r in results if r not in winners)
@@ -70,7 +46,7 @@ def test_concurrent_double_submit_pays_once(session, requester):
     answers = {t.position: "dog" for t in view.tasks}
 
     def submit(_i):
-        return _in_own_session(
+        return in_own_session(
             lambda s: submit_assignment(
                 s,
                 labeler=labeler,
@@ -80,7 +56,7 @@ def test_concurrent_double_submit_pays_once(session, requester):
             )
         )
 
-    results = _run_together(4, submit)
+    results = run_together(4, submit)
     assert all(not isinstance(r, Exception) for r in results), results
     assert {r.status for r in results} == {AssignmentStatus.ACCEPTED}
     assert sorted(r.repeated for r in results) == [False, True, True, True]
@@ -105,13 +81,13 @@ def test_many_labelers_at_once_never_exceed_overlap(session, requester):
     def work(i):
         done = 0
         for _ in range(15):
-            view = _in_own_session(
+            view = in_own_session(
                 lambda s: assign_next_suite(s, labeler=labelers[i], pool_id=pool.id)
             )
             if isinstance(view, Exception):
                 break
             answers = {t.position: "cat" for t in view.tasks}
-            result = _in_own_session(
+            result = in_own_session(
                 lambda s, v=view, a=answers: submit_assignment(
                     s,
                     labeler=labelers[i],
@@ -124,7 +100,7 @@ def test_many_labelers_at_once_never_exceed_overlap(session, requester):
             done += 1
         return done
 
-    _run_together(len(labelers), work)
+    run_together(len(labelers), work)
     session.expire_all()
     general = {t.id: t for t in session.exec(select(Task).where(Task.kind == "general"))}
     counts = Counter(a.task_id for a in session.exec(select(Answer)) if a.task_id in general)
@@ -149,7 +125,7 @@ def test_two_takes_by_one_labeler_at_once_give_one_suite(session, requester):
     blocker.execute(text(lock), {"id": labeler.id})
 
     def take(_i):
-        return _in_own_session(lambda s: assign_next_suite(s, labeler=labeler, pool_id=pool.id))
+        return in_own_session(lambda s: assign_next_suite(s, labeler=labeler, pool_id=pool.id))
 
     with ThreadPoolExecutor(max_workers=2) as executor:
         futures = [executor.submit(take, i) for i in range(2)]
@@ -181,9 +157,9 @@ def test_labelers_racing_for_composed_suites_never_overfill_them(session, reques
     labelers = [make_labeler(session) for _ in range(8)]
 
     def take(i):
-        return _in_own_session(lambda s: assign_next_suite(s, labeler=labelers[i], pool_id=pool.id))
+        return in_own_session(lambda s: assign_next_suite(s, labeler=labelers[i], pool_id=pool.id))
 
-    results = _run_together(len(labelers), take)
+    results = run_together(len(labelers), take)
     winners = [r for r in results if not isinstance(r, Exception)]
     assert len(winners) == 4, results  # two suites, each twice
     assert all(isinstance(r, NoSuiteAvailable) for r in results if r not in winners)

@@ -7,47 +7,21 @@ reproduced: no balance ever goes below zero, and every refused request is a clea
 
 from __future__ import annotations
 
-import threading
-from concurrent.futures import ThreadPoolExecutor
-
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func
 from sqlmodel import select
 
-from app.db.engine import new_session
 from app.db.models import LedgerEntry, LedgerKind, Pool
-from app.errors import CrowdlabError, InsufficientFunds
+from app.errors import InsufficientFunds
 from app.services.labeling.assignments import PoolBudgetUsedUp, assign_next_suite, submit_assignment
 from app.services.money import ledger
 from app.services.money.bonuses import grant_bonus
 from app.services.projects import pools
+from tests.builders.concurrency import in_own_session, run_together
 from tests.builders.pools import add_tasks, make_pool, open_pool
 from tests.builders.users import make_labeler, make_requester
-
-
-def _run_together(count: int, func):
-    """Run ``func(i)`` in ``count`` threads released at the same instant."""
-    barrier = threading.Barrier(count)
-
-    def run(i):
-        barrier.wait()
-        return func(i)
-
-    with ThreadPoolExecutor(max_workers=count) as executor:
-        return list(executor.map(run, range(count)))
-
-
-def _in_own_session(func):
-    session = new_session(write=True)
-    try:
-        return func(session)
-    except CrowdlabError as exc:
-        session.rollback()
-        return exc
-    finally:
-        session.close()
 
 
 def _clone(client: TestClient, app) -> TestClient:
@@ -93,7 +67,7 @@ def test_twelve_withdrawals_of_the_whole_balance_pay_out_once(
             "/labeler/earnings/withdraw", data={"amount": "21.77"}, follow_redirects=False
         )
 
-    statuses = sorted(r.status_code for r in _run_together(12, withdraw))
+    statuses = sorted(r.status_code for r in run_together(12, withdraw))
     assert statuses == [303] + [422] * 11, statuses
     _assert_books_balance(session, labeler)
     assert ledger.get_balance(session, user=labeler) == 0
@@ -109,9 +83,9 @@ def test_racing_withdrawals_take_at_most_the_balance(session, labeler):
     _earn(session, labeler, 1000)
 
     def withdraw(i):
-        return _in_own_session(lambda s: ledger.withdraw(s, user=labeler, amount_cents=300))
+        return in_own_session(lambda s: ledger.withdraw(s, user=labeler, amount_cents=300))
 
-    results = _run_together(8, withdraw)
+    results = run_together(8, withdraw)
     assert sum(not isinstance(r, Exception) for r in results) == 3  # 3 × $3 of $10
     assert all(isinstance(r, InsufficientFunds) for r in results if isinstance(r, Exception))
     _assert_books_balance(session, labeler)
@@ -134,7 +108,7 @@ def test_five_pools_opened_at_once_reserve_only_what_the_balance_holds(app, sess
     def open_(i):
         return clients[i].post(f"/api/v1/pools/{pool_ids[i]}/open")
 
-    responses = _run_together(5, open_)
+    responses = run_together(5, open_)
     statuses = sorted(r.status_code for r in responses)
     assert statuses == [202] + [409] * 4, [r.text for r in responses]
     assert all(r.json()["code"] == "INSUFFICIENT_FUNDS" for r in responses if r.status_code == 409)
@@ -161,13 +135,13 @@ def test_racing_bonuses_pay_only_what_the_balance_holds(session, requester, labe
     before = ledger.get_balance(session, user=requester)
 
     def bonus(i):
-        return _in_own_session(
+        return in_own_session(
             lambda s: grant_bonus(
                 s, requester=requester, labeler_id=labeler.id, amount_cents=200, message="Thanks"
             )
         )
 
-    results = _run_together(6, bonus)
+    results = run_together(6, bonus)
     granted = [r for r in results if not isinstance(r, Exception)]
     assert len(granted) == before // 200
     assert all(isinstance(r, InsufficientFunds) for r in results if isinstance(r, Exception))
@@ -195,7 +169,7 @@ def test_one_bonus_operation_sent_six_times_at_once_pays_once(session, requester
 
     def bonus(i):
         try:
-            return _in_own_session(
+            return in_own_session(
                 lambda s: grant_bonuses(
                     s, requester=requester, items=[item], operation_id="op-same", record=True
                 )
@@ -203,7 +177,7 @@ def test_one_bonus_operation_sent_six_times_at_once_pays_once(session, requester
         except Exception as exc:  # noqa: BLE001 - a race lost in the database is reported
             return exc
 
-    results = _run_together(6, bonus)
+    results = run_together(6, bonus)
     paid = [r for r in results if not isinstance(r, Exception)]
     assert len(paid) == 1, results
     assert all(isinstance(r, OperationExists) for r in results if r not in paid), results
@@ -339,9 +313,9 @@ def test_random_concurrent_movements_keep_the_ledger_whole(session, ops):
                 )  # fmt: skip
             return ledger.withdraw(s, user=labeler, amount_cents=cents)
 
-        return _in_own_session(op)
+        return in_own_session(op)
 
-    results = _run_together(len(ops), run)
+    results = run_together(len(ops), run)
     assert not [r for r in results if isinstance(r, Exception) and r.status_code >= 500]
     session.expire_all()
     _assert_books_balance(session, *requesters, *labelers)
