@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from concurrent.futures import ThreadPoolExecutor
 
 import anyio
 import numpy as np
@@ -48,7 +49,10 @@ def _send_raw(app, method: str, path: str, headers: dict[str, str], total: int =
         "server": ("testserver", 80),
         "state": {},
     }
-    anyio.run(app, scope, receive, send)
+    # on a thread of its own: an earlier test's event loop (Playwright's, in a whole-suite
+    # run) may still be running on this one
+    with ThreadPoolExecutor(max_workers=1) as thread:
+        thread.submit(anyio.run, app, scope, receive, send).result()
     return messages[0]["status"], consumed
 
 
