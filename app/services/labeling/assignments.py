@@ -166,17 +166,6 @@ def assign_next_suite(session: Session, *, labeler: User | TokenLabeler, pool_id
     if (pool.general_per_suite > 0 and not pool.fixed_suites and not general) or not picked:
         session.commit()  # keeps the expiry above
         raise NoSuiteAvailable("There are no more tasks for you in this pool.")
-    try:  # every suite handed out can be paid: its reward is reserved before it is given
-        ledger.ensure_suite_covered(
-            session, pool_id=pool.id, owner_id=pool.owner_id, reward_cents=pool.reward_cents
-        )
-    except InsufficientFunds:
-        session.commit()  # keeps the expiry above
-        raise PoolBudgetUsedUp(
-            "This pool's budget is used up for now: no new suites until the requester "
-            "tops up. Try another pool."
-        ) from None
-
     if pool.keep_task_order or pool.fixed_suites:  # a composed suite keeps its order
         picked.sort(key=lambda item: (item[1], item[0]))
     else:
@@ -221,6 +210,20 @@ def assign_next_suite(session: Session, *, labeler: User | TokenLabeler, pool_id
         for position, (tid, _, kind, hint, image, sha, ctype) in enumerate(picked)
     ]
     view = build_view(session, assignment=inserted, pool=pool, tasks=tasks, project=project)
+    # Every suite handed out can be paid: the pool's reservation must cover it and every other
+    # suite still out. Checked last, so that the pool's row (locked on PostgreSQL, as a
+    # payment locks it) is held only from here to the commit.
+    try:
+        ledger.ensure_suite_covered(
+            session, pool_id=pool.id, owner_id=pool.owner_id, reward_cents=pool.reward_cents,
+            counted=True,
+        )  # fmt: skip
+    except InsufficientFunds:
+        session.rollback()  # the suite was never handed out
+        raise PoolBudgetUsedUp(
+            "This pool's budget is used up for now: no new suites until the requester "
+            "tops up. Try another pool."
+        ) from None
     session.commit()
     return view
 

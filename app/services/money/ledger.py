@@ -208,7 +208,7 @@ def outstanding_cents(session: Session, *, pool_id: int, fee_percent: float | No
 
 
 def ensure_suite_covered(
-    session: Session, *, pool_id: int, owner_id: int, reward_cents: int
+    session: Session, *, pool_id: int, owner_id: int, reward_cents: int, counted: bool = False
 ) -> None:
     """Before a new suite is handed out: make sure the pool's reservation covers it and every
     outstanding suite, topping it up from the owner's balance if it must (flush only).
@@ -223,7 +223,8 @@ def ensure_suite_covered(
     pg = conn.dialect.name == "postgresql"
     [(reserved, fee_percent)] = rows(conn, pick(sql.POOL_BUDGET, pg), {"pool_id": pool_id})
     need = outstanding_cents(session, pool_id=pool_id, fee_percent=fee_percent)
-    need += reward_cents + fee_cents(reward_cents, fee_percent)
+    if not counted:  # (``counted``: the new suite is already written, so counted above)
+        need += reward_cents + fee_cents(reward_cents, fee_percent)
     short = need - int(reserved)
     if short <= 0:
         return
