@@ -5,9 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter
+from fastapi.responses import JSONResponse
 
+from app.api.schemas.common import public_id
 from app.db.models import Job, JobStatus
 from app.deps import ApiUser, SessionDep
+from app.services.jobs.operations import record_operation
 from app.services.jobs.records import get_job, request_cancel
 
 router = APIRouter(prefix="/api/v1", tags=["operations"])
@@ -61,3 +64,39 @@ def cancel_operation(session: SessionDep, user: ApiUser, operation_id: str) -> d
     """Cancel one of the caller's operations: a pending one at once, a running one at its
     next progress report (at once when its worker stopped); a finished one → 409."""
     return operation_json(request_cancel(session, owner=user, job_id=operation_id))
+
+
+def batch_create_operation(
+    session,
+    *,
+    user,
+    noun: str,
+    inputs: list[dict],
+    created_ids: dict[int, int],
+    failures: dict[int, dict],
+    parameters: dict,
+    operation_id: str | None,
+) -> JSONResponse:
+    """Record an async ``<NOUN>.BATCH_CREATE`` as a finished operation with Toloka's log (one
+    ``<NOUN>_CREATE`` or ``<NOUN>_VALIDATE`` entry per input), commit, answer 202."""
+    key = f"{noun.lower()}_id"
+    log = [
+        {"type": f"{noun}_CREATE", "success": True, "input": given,
+         "output": {key: public_id(created_ids[index])}}
+        if index in created_ids
+        else {"type": f"{noun}_VALIDATE", "success": False, "input": given,
+              "output": failures.get(index, {})}
+        for index, given in enumerate(inputs)
+    ]  # fmt: skip
+    job = record_operation(
+        session,
+        owner=user,
+        operation_type=f"{noun}.BATCH_CREATE",
+        parameters=parameters,
+        details={"items_count": len(created_ids)},
+        log=log,
+        external_id=operation_id,
+        failed=not created_ids,
+    )
+    session.commit()
+    return JSONResponse(operation_json(job), status_code=202)

@@ -9,14 +9,14 @@ from fastapi import APIRouter, Body, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
-from app.api.operations import operation_json
+from app.api.operations import batch_create_operation
 from app.api.schemas.common import clamp_limit, iso, parse_filter_id, parse_id, public_id
 from app.api.schemas.tasks import TaskBody
 from app.api.tasks import validate_task
 from app.db.models import Pool, Task, TaskKind, TaskSuite
 from app.deps import ApiRequester, SessionDep
 from app.errors import CrowdlabError, NotFound, ValidationFailed
-from app.services.jobs.operations import check_operation_id, record_operation
+from app.services.jobs.operations import check_operation_id
 from app.services.projects import pools, task_suites
 from app.settings import get_settings
 
@@ -177,44 +177,20 @@ def create_task_suites(
             },
             status_code=201,
         )
-    log = []
-    for index, raw in enumerate(raws):
-        echoed = raw if isinstance(raw, dict) else {}
-        if index in created:
-            suite = created[index][0]
-            log.append(
-                {
-                    "type": "TASK_SUITE_CREATE",
-                    "success": True,
-                    "input": echoed,
-                    "output": {"task_suite_id": public_id(suite.id)},
-                }
-            )
-        else:
-            log.append(
-                {
-                    "type": "TASK_SUITE_VALIDATE",
-                    "success": False,
-                    "input": echoed,
-                    "output": failures.get(index, {}),
-                }
-            )
-    job = record_operation(
+    return batch_create_operation(
         session,
-        owner=user,
-        operation_type="TASK_SUITE.BATCH_CREATE",
+        user=user,
+        noun="TASK_SUITE",
+        inputs=[raw if isinstance(raw, dict) else {} for raw in raws],
+        created_ids={index: made[0].id for index, made in created.items()},
+        failures=failures,
         parameters={
             "skip_invalid_items": skip_invalid_items,
             "allow_defaults": allow_defaults,
             "open_pool": open_pool,
         },
-        details={"items_count": len(created)},
-        log=log,
-        external_id=operation_id,
-        failed=not created,
+        operation_id=operation_id,
     )
-    session.commit()
-    return JSONResponse(operation_json(job), status_code=202)
 
 
 @router.get("/task-suites", name="api:task_suites_list")

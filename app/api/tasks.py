@@ -9,13 +9,13 @@ from fastapi import APIRouter, Body, Query
 from fastapi.responses import JSONResponse
 from sqlmodel import select
 
-from app.api.operations import operation_json
+from app.api.operations import batch_create_operation
 from app.api.schemas.common import clamp_limit, iso, parse_filter_id, parse_id, public_id
 from app.api.schemas.tasks import TaskBody, TaskPatch
 from app.db.models import Pool, Task, TaskKind
 from app.deps import ApiRequester, SessionDep
 from app.errors import NotFound, ValidationFailed
-from app.services.jobs.operations import check_operation_id, record_operation
+from app.services.jobs.operations import check_operation_id
 from app.services.projects import control_tasks, pools, projects, task_overlap, uploads
 from app.services.projects.upload_formats import TaskInput, is_url
 from app.services.text import check_text, check_values
@@ -170,43 +170,20 @@ def create_tasks(
             },
             status_code=201,
         )
-    log = []
-    for index, item in enumerate(items):
-        echoed = item.model_dump(mode="json", exclude_none=True)
-        if index in created:
-            log.append(
-                {
-                    "type": "TASK_CREATE",
-                    "success": True,
-                    "input": echoed,
-                    "output": {"task_id": public_id(created[index].id)},
-                }
-            )
-        else:
-            log.append(
-                {
-                    "type": "TASK_VALIDATE",
-                    "success": False,
-                    "input": echoed,
-                    "output": failures.get(index, {}),
-                }
-            )
-    job = record_operation(
+    return batch_create_operation(
         session,
-        owner=user,
-        operation_type="TASK.BATCH_CREATE",
+        user=user,
+        noun="TASK",
+        inputs=[item.model_dump(mode="json", exclude_none=True) for item in items],
+        created_ids={index: task.id for index, task in created.items()},
+        failures=failures,
         parameters={
             "skip_invalid_items": skip_invalid_items,
             "allow_defaults": allow_defaults,
             "open_pool": open_pool,
         },
-        details={"items_count": len(created)},
-        log=log,
-        external_id=operation_id,
-        failed=not created,
+        operation_id=operation_id,
     )
-    session.commit()
-    return JSONResponse(operation_json(job), status_code=202)
 
 
 @router.get("/tasks", name="api:tasks_list")

@@ -121,6 +121,24 @@ def _validate_fields(name: str, question: str, **texts: str) -> dict[str, str]:
     return errors
 
 
+def _validate_project(
+    name: str, question: str, options, task_spec: dict | None, **texts: str
+) -> tuple[dict[str, str], list[OptionInput] | None]:
+    """Every field's problem at once, and the cleaned options (None when not given)."""
+    errors = _validate_fields(name, question, **texts)
+    try:
+        check_values(task_spec, field="task_spec")
+    except ValidationFailed as exc:
+        errors.update(exc.errors)
+    cleaned = None
+    if options is not None:
+        try:
+            cleaned = validate_options(options)
+        except ValidationFailed as exc:
+            errors.update(exc.errors)
+    return errors, cleaned
+
+
 def build_task_spec(question: str, options: Sequence[OptionInput | AnswerOption]) -> dict:
     """A Toloka task spec (image in, ``result`` out) with a Template Builder view."""
     option_list = [{"value": option.value, "label": option.label} for option in options]
@@ -272,21 +290,11 @@ def create_project(
     task_spec: dict | None = None,
 ) -> Project:
     """Create a project with its answer options (validated; nothing saved on error)."""
-    errors = _validate_fields(
-        name,
-        question,
-        public_description=public_description,
-        instructions=instructions,
+    errors, cleaned = _validate_project(
+        name, question, options, task_spec,
+        public_description=public_description, instructions=instructions,
         private_comment=private_comment,
-    )
-    try:
-        check_values(task_spec, field="task_spec")
-    except ValidationFailed as exc:
-        errors.update(exc.errors)
-    try:
-        cleaned = validate_options(options)
-    except ValidationFailed as exc:
-        errors.update(exc.errors)
+    )  # fmt: skip
     if errors:
         raise ValidationFailed("Please fix the highlighted fields.", errors=errors)
     project = Project(
@@ -361,23 +369,11 @@ def update_project(
     project = get_project(session, requester=requester, project_id=project_id)
     if project.status == ProjectStatus.ARCHIVED:
         raise Conflict("This project is archived; it can no longer be edited.")
-    errors = _validate_fields(
-        name,
-        question,
-        public_description=public_description,
-        instructions=instructions,
+    errors, cleaned = _validate_project(
+        name, question, options, task_spec,
+        public_description=public_description, instructions=instructions,
         private_comment=private_comment,
-    )
-    try:
-        check_values(task_spec, field="task_spec")
-    except ValidationFailed as exc:
-        errors.update(exc.errors)
-    cleaned = None
-    if options is not None:
-        try:
-            cleaned = validate_options(options)
-        except ValidationFailed as exc:
-            errors.update(exc.errors)
+    )  # fmt: skip
     if errors:
         raise ValidationFailed("Please fix the highlighted fields.", errors=errors)
     current = [(o.label, o.value) for o in list_options(session, project=project)]
