@@ -109,25 +109,46 @@ PARENT_PID_ENV = "CROWDLAB_WORKER_PARENT_PID"
 _child: subprocess.Popen | None = None
 
 
+def _spawn_worker(threads: int) -> subprocess.Popen:
+    code = (
+        "from app.cli import main; "
+        f"raise SystemExit(main(['worker', '--threads', '{int(threads)}']))"
+    )
+    env = {**os.environ, PARENT_PID_ENV: str(os.getpid())}
+    # a lower CPU priority: on a small machine the pages come first, the jobs take what is
+    # left (they run as fast as before on an idle one)
+    nice = get_settings().worker_nice
+    preexec = (lambda: os.nice(nice)) if nice and hasattr(os, "nice") else None
+    child = subprocess.Popen([sys.executable, "-c", code], env=env, preexec_fn=preexec)
+    log.info("job worker process %d started with %d threads", child.pid, threads)
+    return child
+
+
 def start_worker_process(threads: int = 2) -> subprocess.Popen:
     """Start ``crowdlab worker`` as a child of this (web server) process, with the same
-    settings; it ends by itself when this process is gone."""
+    settings; it ends by itself when this process is gone, and is started again when it
+    dies (a crash, ``kill -9``): its running job is then retried by the job's lease."""
     global _child
     with _consumer_lock:
         if _child is not None and _child.poll() is None:
             return _child
-        code = (
-            "from app.cli import main; "
-            f"raise SystemExit(main(['worker', '--threads', '{int(threads)}']))"
-        )
-        env = {**os.environ, PARENT_PID_ENV: str(os.getpid())}
-        # a lower CPU priority: on a small machine the pages come first, the jobs take
-        # what is left (they run as fast as before on an idle one)
-        nice = get_settings().worker_nice
-        preexec = (lambda: os.nice(nice)) if nice and hasattr(os, "nice") else None
-        _child = subprocess.Popen([sys.executable, "-c", code], env=env, preexec_fn=preexec)
-        log.info("job worker process %d started with %d threads", _child.pid, threads)
-        return _child
+        _child = _spawn_worker(threads)
+        first = _child
+
+    def supervise() -> None:
+        global _child
+        while True:
+            time.sleep(1.0)
+            with _consumer_lock:
+                if _child is None:  # stopped on purpose
+                    return
+                if _child.poll() is not None:
+                    log.warning("job worker %d ended (%s): starting another", _child.pid,
+                                _child.returncode)  # fmt: skip
+                    _child = _spawn_worker(threads)
+
+    threading.Thread(target=supervise, name="worker-supervisor", daemon=True).start()
+    return first
 
 
 def stop_worker_process(timeout: float = 10.0) -> None:

@@ -80,3 +80,22 @@ def test_a_child_worker_ends_when_its_server_dies(settings):
     )
     pid = int(out.stdout.split()[-1])
     assert _wait(lambda: _gone(pid), 20), "the orphaned worker kept running"
+
+
+def test_a_killed_worker_is_started_again(settings, monkeypatch):
+    monkeypatch.setenv("CROWDLAB_JOBS_IMMEDIATE", "false")
+    from tests.conftest import _clear_caches
+
+    _clear_caches()
+    import signal
+
+    import workers.queue as queue
+
+    first = queue.start_worker_process(1)
+    try:
+        os.kill(first.pid, signal.SIGKILL)  # a crash mid-job, as kill -9 does
+        assert _wait(lambda: queue._child is not None and queue._child.pid != first.pid, 15)
+        assert queue._child.poll() is None
+    finally:
+        queue.stop_worker_process()
+    assert _wait(lambda: _gone(first.pid), 5)
