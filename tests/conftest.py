@@ -29,6 +29,7 @@ def _worker_suffix() -> str:
 
 def _clear_caches() -> None:
     from app.security import _hasher
+    from app.services.figures_cache import page_figures
     from app.settings import get_settings
     from app.web.templating import get_templates
     from workers.queue import get_huey
@@ -37,6 +38,7 @@ def _clear_caches() -> None:
     get_huey.cache_clear()
     _hasher.cache_clear()
     get_templates.cache_clear()
+    page_figures.clear()
 
 
 def _pg_worker_url() -> str:

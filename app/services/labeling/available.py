@@ -31,11 +31,14 @@ from app.db.types import utcnow
 from app.errors import Forbidden, LabelerBanned, NotFound
 from app.services.accounts.users import TokenLabeler
 from app.services.money import ledger
+from app.services.projects.tally import recent_tally
 from app.services.quality import active_ban_for
 
 # The skill behind a pool's "minimum rating" filter: ``pool.extra["rating_skill_id"]`` when
 # set, otherwise the pool owner's skill with this name (written by the control-task rules).
 CONTROL_SKILL_NAME = "Control accuracy"
+# A labeler's page counts the suites left in a pool up to this many ("1000+ suites").
+SUITES_SHOWN_AT_MOST = 1000
 
 
 @dataclass
@@ -53,6 +56,13 @@ class PoolCard:
     time_limit_seconds: int
     suites_remaining: int
     active_assignment_id: int | None = None
+
+    @property
+    def suites_remaining_text(self) -> str:
+        """ "1 suite", "12 suites", "1000+ suites" (counted up to ``SUITES_SHOWN_AT_MOST``)."""
+        n = self.suites_remaining
+        more = "+" if n >= SUITES_SHOWN_AT_MOST else ""
+        return f"{n}{more} suite{'' if n == 1 else 's'}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,21 +255,29 @@ def _had_task_ids(labeler_id: int):
 
 
 def _remaining_tasks(session: Session, *, labeler: User, pools: list[Pool]) -> dict[int, int]:
-    """Per pool: general tasks with a free slot that this labeler has not had."""
-    if not pools:
-        return {}
-    query = (
-        select(Task.pool_id, func.count())
-        .join(Pool, Pool.id == Task.pool_id)
-        .where(
-            Task.pool_id.in_([p.id for p in pools]),
-            Task.kind == TaskKind.GENERAL,
-            Task.taken_count < func.coalesce(Task.overlap, Pool.overlap),
-            Task.id.not_in(_had_task_ids(labeler.id)),
+    """Per pool: general tasks with a free slot that this labeler has not had, counted up to
+    ``SUITES_SHOWN_AT_MOST`` suites' worth (the count stops there: a labeler's page must not
+    scan a pool of a million tasks to print "1000+")."""
+    had = _had_task_ids(labeler.id)
+    found = {}
+    for pool in pools:
+        # The tasks with a free slot come first in ix_task_pool_kind_taken; the bound on
+        # taken_count (no task has more slots than the largest overlap) ends the scan there.
+        bound = max(pool.overlap, recent_tally(session, pool=pool).max_overlap)
+        free = (
+            select(Task.id)
+            .where(
+                Task.pool_id == pool.id,
+                Task.kind == TaskKind.GENERAL,
+                Task.taken_count < bound,
+                Task.taken_count < func.coalesce(Task.overlap, pool.overlap),
+                Task.id.not_in(had),
+            )
+            .limit(SUITES_SHOWN_AT_MOST * max(pool.general_per_suite, 1))
+            .subquery()
         )
-        .group_by(Task.pool_id)
-    )
-    return dict(session.exec(query).all())
+        found[pool.id] = int(session.exec(select(func.count()).select_from(free)).one())
+    return found
 
 
 def _unseen_other_tasks(session: Session, *, labeler: User, pools: list[Pool]) -> dict[int, int]:

@@ -10,8 +10,10 @@ from sqlmodel import Session, select
 
 from app.db.models import AnswerOption, Pool, PoolStatus, Project, Task, TaskKind, User
 from app.errors import Conflict, NotFound, ValidationFailed
+from app.services.figures_cache import page_figures
 from app.services.projects.pools import get_pool
 from app.services.projects.projects import list_options
+from app.services.projects.tally import recent_tally
 
 UNBALANCED_RATIO = 0.5
 
@@ -71,6 +73,7 @@ def mark_control(session: Session, *, requester: User, task_id: int, answer: str
         task.known_answer = answer
     session.add(task)
     session.commit()
+    page_figures.forget_pool(task.pool_id)
     session.refresh(task)
     return task
 
@@ -84,6 +87,7 @@ def unmark_control(session: Session, *, requester: User, task_id: int) -> Task:
     task.hint = None
     session.add(task)
     session.commit()
+    page_figures.forget_pool(task.pool_id)
     session.refresh(task)
     return task
 
@@ -129,20 +133,8 @@ def control_distribution(session: Session, *, requester: User, pool_id: int) -> 
     """How control answers spread over the options; warns when unbalanced or too few."""
     pool = get_pool(session, requester=requester, pool_id=pool_id)
     options = list_options(session, project=session.get(Project, pool.project_id))
-    counts = dict(
-        session.exec(
-            select(Task.known_answer, func.count(Task.id))
-            .where(Task.pool_id == pool.id, Task.kind == TaskKind.CONTROL)
-            .group_by(Task.known_answer)
-        ).all()
-    )
-    general = int(
-        session.exec(
-            select(func.count(Task.id)).where(
-                Task.pool_id == pool.id, Task.kind == TaskKind.GENERAL
-            )
-        ).one()
-    )
+    tally = recent_tally(session, pool=pool)
+    counts, general = tally.control_answers, tally.counts[TaskKind.GENERAL]
     rows = [(option, int(counts.get(option.value, 0))) for option in options]
     controls = sum(n for _, n in rows)
     result = ControlDistribution(rows=rows, controls=controls, general=general)

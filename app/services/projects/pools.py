@@ -18,7 +18,6 @@ from app.db.models import (
     PoolStatus,
     Project,
     ProjectStatus,
-    Task,
     TaskKind,
     TaskSuite,
     User,
@@ -29,6 +28,7 @@ from app.errors import Conflict, InsufficientFunds, NotFound, ValidationFailed
 from app.services.money import ledger
 from app.services.projects.pool_state import mark_closed
 from app.services.projects.projects import get_project
+from app.services.projects.tally import TaskTally, count_tally, recent_tally
 from app.services.quality.presets import image_classification_preset
 from app.services.quality.rules import dump_configs, parse_configs
 from app.services.text import control_problem
@@ -254,14 +254,10 @@ def update_pool(
     return pool
 
 
-def task_counts(session: Session, *, pool: Pool) -> dict[str, int]:
-    """Number of tasks of each kind in the pool (every kind present, zero or more)."""
-    rows = session.exec(
-        select(Task.kind, func.count(Task.id)).where(Task.pool_id == pool.id).group_by(Task.kind)
-    ).all()
-    counts = {kind.value: 0 for kind in TaskKind}
-    counts.update({kind: int(n) for kind, n in rows})
-    return counts
+def task_counts(session: Session, *, pool: Pool, recent: bool = False) -> dict[str, int]:
+    """Number of tasks of each kind in the pool (every kind present, zero or more);
+    ``recent``: for a page, a large pool's figures may be a few seconds old."""
+    return (recent_tally if recent else count_tally)(session, pool=pool).counts
 
 
 @dataclass
@@ -295,14 +291,9 @@ def _fee_per_suite(price_cents: int, fee_percent: float) -> int:
     return round(price_cents * (fee_percent or 0.0) / 100)
 
 
-def _review(session: Session, pool: Pool, fee_percent: float) -> BudgetReview:
-    counts = task_counts(session, pool=pool)
-    answers = session.exec(
-        select(func.coalesce(func.sum(func.coalesce(Task.overlap, pool.overlap)), 0)).where(
-            Task.pool_id == pool.id, Task.kind == TaskKind.GENERAL
-        )
-    ).one()
-    answers = int(answers)
+def _review(session: Session, pool: Pool, fee_percent: float, tally: TaskTally) -> BudgetReview:
+    counts = tally.counts
+    answers = tally.general_slots
     suites = math.ceil(answers / pool.general_per_suite) if pool.general_per_suite else 0
     if pool.fixed_suites:  # the requester's own suites: each goes out its overlap times
         suites = int(
@@ -365,7 +356,7 @@ def review_budget(session: Session, *, requester: User, pool_id: int) -> BudgetR
     fee = (
         pool.fee_percent if pool.status == PoolStatus.OPEN else get_settings().platform_fee_percent
     )
-    return _review(session, pool, fee)
+    return _review(session, pool, fee, recent_tally(session, pool=pool))
 
 
 def launch_pool(session: Session, *, requester: User, pool_id: int) -> Pool:
@@ -379,7 +370,7 @@ def launch_pool(session: Session, *, requester: User, pool_id: int) -> Pool:
     if project is None or project.status == ProjectStatus.ARCHIVED:
         raise Conflict("The project is archived; its pools cannot be opened.")
     fee_percent = get_settings().platform_fee_percent
-    review = _review(session, pool, fee_percent)
+    review = _review(session, pool, fee_percent, count_tally(session, pool=pool))
     if not (review.general_tasks + review.control_tasks + review.training_tasks):
         raise Conflict("The pool has no tasks. Upload images or a TSV before launching.")
     if review.shortfall_cents:

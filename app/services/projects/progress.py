@@ -7,7 +7,7 @@ import io
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
-from sqlalchemy import func, or_
+from sqlalchemy import or_
 from sqlmodel import Session, select
 
 from aggregation.tsv import spreadsheet_safe
@@ -23,10 +23,14 @@ from app.db.models import (
     User,
 )
 from app.db.types import utcnow
+from app.services.figures_cache import page_figures
 from app.services.money import ledger
 from app.services.projects.pools import get_pool
+from app.services.projects.tally import LARGE_POOL_TASKS, recent_tally
 from app.settings import get_settings
 
+# From this many answers a pool's progress is reused for a few seconds (see above).
+LARGE_POOL_ANSWERS = 50_000
 DONE_STATUSES = (AssignmentStatus.SUBMITTED, AssignmentStatus.ACCEPTED, AssignmentStatus.REJECTED)
 RAW_COLUMNS = (
     "INPUT:image",
@@ -121,17 +125,20 @@ def _seconds(assignment: Assignment) -> float | None:
 
 
 def get_pool_progress(session: Session, *, requester: User, pool_id: int) -> PoolProgress:
-    """The pool's figures and per-labeler table (someone else's pool → ``NotFound``)."""
+    """The pool's figures and per-labeler table (someone else's pool → ``NotFound``); for a
+    large pool they may be a few seconds old (``app.services.figures_cache``)."""
     pool = get_pool(session, requester=requester, pool_id=pool_id)
-    general = (Task.pool_id == pool.id) & (Task.kind == TaskKind.GENERAL)
-    tasks_total = int(session.exec(select(func.count(Task.id)).where(general)).one())
-    tasks_done = int(
-        session.exec(
-            select(func.count(Task.id)).where(
-                general, Task.submitted_count >= func.coalesce(Task.overlap, pool.overlap)
-            )
-        ).one()
+    return page_figures.get(
+        ("progress", pool.id),
+        lambda: _count_progress(session, pool),
+        keep=lambda p: p.tasks_total >= LARGE_POOL_TASKS or p.answers >= LARGE_POOL_ANSWERS,
     )
+
+
+def _count_progress(session: Session, pool: Pool) -> PoolProgress:
+    tally = recent_tally(session, pool=pool)
+    tasks_total = tally.counts[TaskKind.GENERAL]
+    tasks_done = tally.general_done
     assignments = list(session.exec(select(Assignment).where(Assignment.pool_id == pool.id)))
     banned = _active_bans(session, pool)
     people: dict[int, LabelerRow] = {}
