@@ -173,7 +173,7 @@ def _detail_context(session, user, pool: Pool) -> dict:
     return {
         "pool": pool,
         "project": project,
-        "counts": pools.task_counts(session, pool=pool),
+        "counts": pools.task_counts(session, pool=pool, recent=True),
         "progress": progress.get_pool_progress(session, requester=user, pool_id=pool.id),
         "distribution": control_tasks.control_distribution(
             session, requester=user, pool_id=pool.id
@@ -195,7 +195,7 @@ def pool_progress(request: Request, session: SessionDep, user: CurrentRequester,
     pool = pools.get_pool(session, requester=user, pool_id=pool_id)
     ctx = {
         "pool": pool,
-        "counts": pools.task_counts(session, pool=pool),
+        "counts": pools.task_counts(session, pool=pool, recent=True),
         "progress": progress.get_pool_progress(session, requester=user, pool_id=pool.id),
     }
     return render(request, "requester/pools/_progress.html", ctx)

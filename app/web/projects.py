@@ -141,7 +141,7 @@ def project_detail(request: Request, session: SessionDep, user: CurrentRequester
     project = projects.get_project(session, requester=user, project_id=project_id)
     options = projects.list_options(session, project=project)
     items = pools.list_pools(session, requester=user, project_id=project.id)
-    counts = {pool.id: pools.task_counts(session, pool=pool) for pool in items}
+    counts = {pool.id: pools.task_counts(session, pool=pool, recent=True) for pool in items}
     return render(
         request,
         "requester/projects/detail.html",
