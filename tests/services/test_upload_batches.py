@@ -9,12 +9,13 @@ import pytest
 import sqlalchemy as sa
 from sqlmodel import func, select
 
-from app.db.engine import get_engine, session_scope
+from app.db.engine import get_engine, is_sqlite, session_scope
 from app.db.models import Job, JobStatus, Task
 from app.db.models.upload import UploadRow
 from app.errors import UploadRejected
+from app.services.jobs.records import JobCancelled
 from app.services.projects import upload_batches, upload_jobs, uploads
-from tests.builders.pools import make_pool
+from tests.builders.pools import add_tasks, make_pool
 
 
 @pytest.fixture
@@ -27,6 +28,7 @@ def as_job(monkeypatch):
     """Every upload of more than 10 rows runs as a job; batches of 50 rows."""
     monkeypatch.setenv("CROWDLAB_UPLOAD_JOB_THRESHOLD", "10")
     monkeypatch.setattr(upload_batches, "BATCH_ROWS", 50)
+    monkeypatch.setattr(upload_batches, "PUBLISH_ROWS", 100)
     from app.settings import get_settings
 
     get_settings.cache_clear()
@@ -77,7 +79,7 @@ def test_a_large_tsv_is_written_in_short_batches_and_appears_whole(
         commits.append(1)
 
     def on_stage(conn, cursor, statement, params, context, executemany):
-        if statement.startswith("INSERT INTO upload_row"):
+        if statement.startswith("INSERT INTO upload_row") and executemany:
             with session_scope(write=False) as other:  # what the pool shows meanwhile
                 seen_during.append(tasks_in(other, pool))
 
@@ -246,4 +248,96 @@ def test_a_batch_that_finds_the_database_busy_is_tried_again(
     monkeypatch.setattr(upload_batches, "session_scope", busy_once)
     job = job_of(session, upload(session, requester, pool, tsv(120)))
     assert job.status == JobStatus.SUCCEEDED, job.message
-    assert tasks_in(session, pool) == 120 and len(calls) == 4  # 3 batches, one retried
+    # 3 batches staged (one retried), 2 moved into the pool, then the marker removed
+    assert tasks_in(session, pool) == 120 and len(calls) == 4 + (3 if is_sqlite(get_engine()) else 0)
+
+
+def sqlite_only(session):
+    if not is_sqlite(session.get_bind()):
+        pytest.skip("PostgreSQL moves an upload into the pool in one transaction")
+
+
+def test_on_sqlite_checked_rows_enter_the_pool_in_short_batches(session, requester, pool, as_job):
+    sqlite_only(session)
+    visible: list[int] = []
+
+    def on_move(conn, cursor, statement, params, context, executemany):
+        if statement.startswith("INSERT INTO task"):
+            with session_scope(write=False) as other:
+                visible.append(tasks_in(other, pool))
+
+    engine = get_engine()
+    sa.event.listen(engine, "before_cursor_execute", on_move)
+    try:
+        outcome = upload(session, requester, pool, tsv(450))
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", on_move)
+    job = job_of(session, outcome)
+    assert job.status == JobStatus.SUCCEEDED, job.message
+    assert visible == [0, 100, 200, 300, 400]  # 100 rows a transaction, after every check
+    tasks = session.exec(select(Task).where(Task.pool_id == pool.id).order_by(Task.position))
+    assert [t.position for t in tasks] == list(range(450))
+    assert staged(session) == 0
+
+
+def test_a_job_that_died_while_moving_rows_into_the_pool_finishes_on_retry(
+    session, requester, pool, as_job, settings, monkeypatch
+):
+    sqlite_only(session)
+    add_tasks(session, pool, general=3)  # the upload's tasks come after these
+    folder = settings.data_dir / "uploads" / "cafe0001"
+    folder.mkdir(parents=True)
+    (folder / "000000").write_bytes(tsv(350))
+    payload = {"pool_id": pool.id, "kind": "tsv", "folder": str(folder), "names": ["t.tsv"]}
+    real_publish = upload_batches.publish_in_batches
+
+    def dies_after_one_batch(**kwargs):
+        def on_batch(moved):
+            raise SystemExit("worker killed")
+
+        real_publish(**{**kwargs, "on_batch": on_batch})
+
+    monkeypatch.setattr(upload_batches, "publish_in_batches", dies_after_one_batch)
+    with pytest.raises(SystemExit):
+        upload_jobs.run_upload_job(0, payload, lambda *a, **k: None)
+    assert tasks_in(session, pool) == 3 + 100 and staged(session) == 350 - 100 + 1  # + marker
+
+    monkeypatch.setattr(upload_batches, "publish_in_batches", real_publish)
+    result = upload_jobs.run_upload_job(0, payload, lambda *a, **k: None)  # the retry
+    assert result["created"] == {"general": 233, "control": 117, "training": 0}
+    images = session.exec(
+        select(Task.image).where(Task.pool_id == pool.id).order_by(Task.position)
+    ).all()
+    assert len(images) == len(set(images)) == 353
+    assert images[3:5] == ["https://img.example/0000000.png", "https://img.example/0000001.png"]
+    positions = session.exec(select(Task.position).where(Task.pool_id == pool.id)).all()
+    assert sorted(positions) == list(range(353))
+    assert staged(session) == 0 and not folder.exists()
+
+
+def test_a_cancel_that_comes_while_rows_enter_the_pool_lets_the_upload_finish(
+    session, requester, pool, as_job, monkeypatch
+):
+    sqlite_only(session)
+    calls = []
+
+    def progress(fraction, message="", **kwargs):
+        calls.append(message)
+        if message.startswith("Adding tasks to the pool"):
+            raise JobCancelled("Cancelled by its owner.")
+
+    folder = session_settings_folder(pool)
+    (folder / "000000").write_bytes(tsv(300))
+    payload = {"pool_id": pool.id, "kind": "tsv", "folder": str(folder), "names": ["t.tsv"]}
+    result = upload_jobs.run_upload_job(0, payload, progress)
+    assert sum(result["created"].values()) == 300
+    assert tasks_in(session, pool) == 300 and staged(session) == 0
+    assert sum(m.startswith("Adding tasks to the pool") for m in calls) == 1
+
+
+def session_settings_folder(pool):
+    from app.settings import get_settings
+
+    folder = get_settings().data_dir / "uploads" / f"cafe{pool.id:04d}"
+    folder.mkdir(parents=True)
+    return folder

@@ -1,5 +1,6 @@
 """Staging rows of a large upload: checked and written in short batches, then moved into
-``task`` in one statement, so a failed upload leaves nothing in the pool."""
+``task`` (see ``app.services.projects.upload_batches``), so a bad upload leaves nothing in
+the pool. A row with ``seq`` 0 marks an upload whose checked rows are moving in."""
 
 from __future__ import annotations
 

@@ -3,16 +3,20 @@
 The file is read row by row and its checked rows go into ``upload_row`` a batch at a
 time, each batch its own short transaction, so other writers (labelers, the periodic
 jobs) interleave with the import and memory does not grow with the file. The checks that
-need every row (duplicates, images already in the pool) then run in SQL, and one
-statement moves the rows into ``task``: the upload appears whole or not at all. A failed
-or restarted upload removes its staged rows (``discard_staged``;
-``upload_jobs.cleanup_upload`` for a job).
+need every row (duplicates, images already in the pool) then run in SQL; nothing of the
+upload is in the pool until every row passed. Then the rows move into ``task``: on
+PostgreSQL in one statement (the upload appears whole at once); on SQLite, whose one
+write lock a statement over half a million rows would hold for seconds, in batches of
+``PUBLISH_ROWS`` (each a short transaction; an upload job that dies meanwhile resumes
+the move, see ``upload_jobs``). A bad or failed upload removes its staged rows
+(``discard_staged``; ``upload_jobs.cleanup_upload`` for a job).
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import BinaryIO
 
 import sqlalchemy as sa
@@ -34,6 +38,9 @@ from app.services.projects.upload_formats import (
 
 # Rows per write transaction: a few tens of milliseconds of SQLite's write lock.
 BATCH_ROWS = 2000
+# Staged rows moved into the pool per write transaction when the database is SQLite.
+PUBLISH_ROWS = 2000
+MARKER_SEQ = 0  # the row that says "checked, moving into the pool" (task rows start at 1)
 # A batch that found the database busy is tried again this many times before the upload
 # fails (a long import should not die of one busy moment).
 BUSY_RETRIES = 3
@@ -44,7 +51,13 @@ _tasks = Task.__table__
 
 
 def discard_staged(session: Session, *, upload_key: str) -> None:
-    """Delete an upload's staged rows (commits; nothing when there are none)."""
+    """Delete an upload's staged rows (commits; nothing when there are none). An upload
+    whose checked rows began moving into the pool is finished instead: never half of it."""
+    begun = begun_publish(session, upload_key=upload_key)
+    session.commit()
+    if begun is not None:
+        publish_in_batches(upload_key=upload_key, pool_id=begun.pool_id, start=begun.start)
+        return
     session.execute(sa.delete(_rows).where(_rows.c.upload_key == upload_key))
     session.commit()
 
@@ -64,18 +77,12 @@ def stage_tsv(
     batch: list[dict] = []
     staged = 0
 
+    def write(session: Session) -> None:
+        session.execute(sa.insert(_rows), batch)
+
     def flush() -> None:
         nonlocal staged
-        for attempt in range(BUSY_RETRIES + 1):
-            try:
-                with session_scope() as session:
-                    session.execute(sa.insert(_rows), batch)
-                    session.commit()
-                break
-            except DBAPIError as exc:  # another writer kept the lock: wait, try again
-                if attempt == BUSY_RETRIES or not is_busy_error(exc):
-                    raise
-                time.sleep(0.5 * (attempt + 1))
+        _write_patiently(write)
         staged += len(batch)
         batch.clear()
         done = stream.tell() / size if size else 1.0
@@ -101,6 +108,22 @@ def stage_tsv(
     if batch:
         flush()
     return staged
+
+
+def _write_patiently(write: Callable[[Session], object]) -> object:
+    """``write(session)`` in a transaction of its own, committed; when another writer kept
+    the lock past the busy timeout, wait and try again (``BUSY_RETRIES`` times)."""
+    for attempt in range(BUSY_RETRIES + 1):
+        try:
+            with session_scope() as session:
+                result = write(session)
+                session.commit()
+            return result
+        except DBAPIError as exc:
+            if attempt == BUSY_RETRIES or not is_busy_error(exc):
+                raise
+            time.sleep(0.5 * (attempt + 1))
+    raise AssertionError("unreachable")
 
 
 def _problems(session: Session, *, upload_key: str, pool_id: int) -> list:
@@ -135,9 +158,21 @@ def _problems(session: Session, *, upload_key: str, pool_id: int) -> list:
     return [(row, "INPUT:image", f"row {row}: {problems[row]}") for row in rows]
 
 
-def move_staged(session: Session, *, upload_key: str, pool: Pool) -> dict[str, int]:
-    """Check the staged rows as a whole, then move them into the pool as tasks (flush
-    only: the caller commits, making the upload appear at once)."""
+@dataclass(frozen=True)
+class StagedUpload:
+    """An upload's checked staged rows: their pool, how many of each kind, and the
+    position before its first task (the pool's last task's)."""
+
+    pool_id: int
+    counts: dict[str, int]
+    start: int
+
+    def as_dict(self) -> dict:
+        return {"pool_id": self.pool_id, "counts": self.counts, "start": self.start}
+
+
+def check_staged(session: Session, *, upload_key: str, pool: Pool) -> StagedUpload:
+    """Check the staged rows as a whole (``UploadRejected`` names the problems)."""
     problems = _problems(session, upload_key=upload_key, pool_id=pool.id)
     if problems:
         raise reject(problems)
@@ -153,6 +188,42 @@ def move_staged(session: Session, *, upload_key: str, pool: Pool) -> dict[str, i
             _tasks.c.pool_id == pool.id
         )
     ).scalar_one()
+    return StagedUpload(
+        pool_id=pool.id, counts={str(k): int(n) for k, n in counts.items()}, start=int(start)
+    )
+
+
+def begin_publish(session: Session, *, upload_key: str, staged: StagedUpload) -> None:
+    """Record that the checked rows are moving into the pool (a marker row, ``seq`` 0;
+    flush only, the caller commits): from here the upload is finished, never dropped."""
+    session.execute(
+        sa.insert(_rows).values(
+            upload_key=upload_key,
+            seq=MARKER_SEQ,
+            row=0,
+            kind="publishing",
+            image="",
+            input_values=staged.as_dict(),
+        )
+    )
+
+
+def begun_publish(session: Session, *, upload_key: str) -> StagedUpload | None:
+    """The upload whose move into the pool began (``begin_publish``), else None."""
+    state = session.execute(
+        sa.select(_rows.c.input_values).where(
+            _rows.c.upload_key == upload_key, _rows.c.seq == MARKER_SEQ
+        )
+    ).scalar_one_or_none()
+    return None if state is None else StagedUpload(**state)
+
+
+def move_staged(session: Session, *, upload_key: str, pool_id: int, start: int, below=None):
+    """Move staged rows (all, or those with ``seq < below``) into the pool as tasks and
+    drop them from the stage (flush only: the caller commits)."""
+    staged = (_rows.c.upload_key == upload_key) & (_rows.c.seq > MARKER_SEQ)
+    if below is not None:
+        staged = staged & (_rows.c.seq < below)
     columns = [
         "pool_id",
         "kind",
@@ -169,7 +240,7 @@ def move_staged(session: Session, *, upload_key: str, pool: Pool) -> dict[str, i
     ]
     source = (
         sa.select(
-            sa.literal_column(str(int(pool.id)), sa.Integer),
+            sa.literal_column(str(int(pool_id)), sa.Integer),
             _rows.c.kind,
             _rows.c.image,
             _rows.c.input_values,
@@ -182,9 +253,40 @@ def move_staged(session: Session, *, upload_key: str, pool: Pool) -> dict[str, i
             _rows.c.seq + int(start),
             sa.literal(utcnow(), UTCDateTime),
         )
-        .where(_rows.c.upload_key == upload_key)
+        .where(staged)
         .order_by(_rows.c.seq)
     )
     session.execute(sa.insert(_tasks).from_select(columns, source))
-    session.execute(sa.delete(_rows).where(_rows.c.upload_key == upload_key))
-    return counts
+    session.execute(sa.delete(_rows).where(staged))
+
+
+def publish_in_batches(
+    *, upload_key: str, pool_id: int, start: int, on_batch: Callable[[int], None] | None = None
+) -> None:
+    """Move the checked staged rows into the pool ``PUBLISH_ROWS`` at a time, each batch
+    its own short transaction (SQLite: one writer at a time, and a single statement over
+    half a million rows would hold the write lock for seconds). A row is staged or a
+    task, never both, so a publish that stopped half-way is finished by calling this
+    again. ``on_batch(rows_moved)`` after each batch."""
+    moved = 0
+
+    def move_a_batch(session: Session) -> int | None:
+        low = session.execute(
+            sa.select(sa.func.min(_rows.c.seq)).where(
+                _rows.c.upload_key == upload_key, _rows.c.seq > MARKER_SEQ
+            )
+        ).scalar_one()
+        if low is None:  # all moved: the marker goes too
+            session.execute(sa.delete(_rows).where(_rows.c.upload_key == upload_key))
+            return None
+        below = int(low) + PUBLISH_ROWS
+        count = session.execute(
+            sa.select(sa.func.count()).where(_rows.c.upload_key == upload_key, _rows.c.seq < below)
+        ).scalar_one()
+        move_staged(session, upload_key=upload_key, pool_id=pool_id, start=start, below=below)
+        return int(count)
+
+    while (count := _write_patiently(move_a_batch)) is not None:
+        moved += count
+        if on_batch is not None:
+            on_batch(moved)

@@ -1,8 +1,10 @@
 """The ``upload`` job's work: a saved upload checked and imported in the background.
 
 A TSV is streamed and staged in short batches (``upload_batches``); images and ZIPs are
-checked first and written in one transaction. Either way the upload appears whole or
-not at all, and a retried job starts from scratch.
+checked first and written in one transaction. Nothing of an upload enters the pool
+until all of it passed its checks; a bad or failed upload leaves nothing. On SQLite the
+checked rows then move into the pool in short batches (a retried job finishes that
+move); elsewhere in one transaction.
 """
 
 from __future__ import annotations
@@ -12,8 +14,9 @@ from pathlib import Path
 
 from sqlmodel import Session
 
-from app.db.engine import refresh_statistics, session_scope
+from app.db.engine import get_engine, is_sqlite, refresh_statistics, session_scope
 from app.db.models import Job, Pool, TaskKind, User
+from app.services.jobs.records import JobCancelled
 from app.services.projects import upload_batches
 from app.services.projects.uploads import (
     Progress,
@@ -27,11 +30,19 @@ from app.settings import get_settings
 
 
 def run_upload_job(job_id: int, payload: dict, progress: Progress) -> dict:
-    """The ``upload`` job: check everything (reporting progress), then write at once.
+    """The ``upload`` job: check everything (reporting progress), then write.
 
     A TSV is streamed and staged in short batches; images and ZIPs are checked first
-    and written in one transaction. A retry (the worker died) starts from scratch."""
+    and written in one transaction. A retry (the worker died) starts from scratch, unless
+    the earlier attempt had checked every row and begun moving them into the pool: then
+    it finishes the move."""
     key = upload_batches.upload_key_of(payload)
+    with session_scope(write=False) as session:
+        begun = upload_batches.begun_publish(session, upload_key=key)
+    if begun is not None:
+        _publish(key, begun, progress)
+        discard_upload_files(payload)
+        return _created(begun.counts)
     with session_scope() as session:
         upload_batches.discard_staged(session, upload_key=key)  # an earlier attempt's rows
     try:
@@ -40,10 +51,18 @@ def run_upload_job(job_id: int, payload: dict, progress: Progress) -> dict:
         return _run_files_job(payload, progress)
     except BaseException:
         with session_scope() as session:
-            upload_batches.discard_staged(session, upload_key=key)
+            if upload_batches.begun_publish(session, upload_key=key) is None:
+                upload_batches.discard_staged(session, upload_key=key)
+            # else: every row was checked and the move began; a retry finishes it
         raise
     finally:
         discard_upload_files(payload)
+
+
+def _created(counts: dict[str, int]) -> dict:
+    return UploadResult(
+        created={kind.value: counts.get(kind.value, 0) for kind in TaskKind}
+    ).as_dict()
 
 
 def _run_tsv_job(payload: dict, progress: Progress) -> dict:
@@ -63,14 +82,45 @@ def _run_tsv_job(payload: dict, progress: Progress) -> dict:
             size=path.stat().st_size,
         )
     progress(0.9, f"Adding {rows} tasks to the pool", force=True)
-    with session_scope() as session:
+    if is_sqlite(get_engine()):
+        # check with reads only, then move in short batches (SQLite has one write lock)
+        with session_scope(write=False) as session:
+            pool = session.get(Pool, payload["pool_id"])
+            _check_pool(pool)
+            staged = upload_batches.check_staged(session, upload_key=key, pool=pool)
+        with session_scope() as session:
+            upload_batches.begin_publish(session, upload_key=key, staged=staged)
+            session.commit()
+        _publish(key, staged, progress)
+        return _created(staged.counts)
+    with session_scope() as session:  # PostgreSQL: one transaction, the upload appears whole
         pool = session.get(Pool, payload["pool_id"])
         _check_pool(pool)
-        counts = upload_batches.move_staged(session, upload_key=key, pool=pool)
+        staged = upload_batches.check_staged(session, upload_key=key, pool=pool)
+        upload_batches.move_staged(session, upload_key=key, pool_id=pool.id, start=staged.start)
         session.commit()
         refresh_statistics(session, table="task", rows=rows)
-    created = {kind.value: counts.get(kind.value, 0) for kind in TaskKind}
-    return UploadResult(created=created).as_dict()
+    return _created(staged.counts)
+
+
+def _publish(key: str, staged: upload_batches.StagedUpload, progress: Progress) -> None:
+    """Move checked rows into the pool in batches, reporting progress. A cancel asked for
+    now comes too late (the rows were all checked): the move finishes."""
+    total = max(1, sum(staged.counts.values()))
+    cancelled = False
+
+    def on_batch(moved: int) -> None:
+        nonlocal cancelled
+        if cancelled:
+            return
+        try:
+            progress(0.9 + 0.1 * moved / total, f"Adding tasks to the pool: {moved} of {total}")
+        except JobCancelled:
+            cancelled = True
+
+    upload_batches.publish_in_batches(
+        upload_key=key, pool_id=staged.pool_id, start=staged.start, on_batch=on_batch
+    )
 
 
 def _run_files_job(payload: dict, progress: Progress) -> dict:
