@@ -213,3 +213,34 @@ def test_the_progress_bar_shows_the_retry_and_offers_cancel(session, requester, 
     assert re.search(rf'hx-post="[^"]*/jobs/{job_id}/cancel"', html)
     html = requester_client.post(f"/jobs/{job_id}/cancel").text
     assert "Cancelling…" in html and 'data-status="running"' in html
+
+
+def test_a_progress_report_that_finds_the_database_busy_does_not_fail_the_job(
+    session, requester, monkeypatch
+):
+    """A training job reports progress while a big upload holds SQLite's write lock past
+    the busy timeout: the report is skipped (the next one lands), the job goes on."""
+    import sqlite3
+
+    from sqlalchemy.exc import OperationalError
+
+    from app.services.jobs import records
+
+    row = create_job(session, kind="test_lease_ok", owner=requester, payload={})
+    session.commit()
+    lease = mark_running(row.id)
+    report = ProgressReporter(row.id, lease=lease)
+    real, busy = records.session_scope, [True]
+
+    def busy_writer(*args, **kwargs):
+        if kwargs.get("write", True) and busy[0]:
+            busy[0] = False
+            raise OperationalError("UPDATE", {}, sqlite3.OperationalError("database is locked"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(records, "session_scope", busy_writer)
+    report(0.4, "epoch 2 of 5")  # skipped, no error
+    assert _job(session, row.id).progress == 0.0
+    report(0.5, "epoch 3 of 5")  # not throttled: the skipped report is owed
+    after = _job(session, row.id)
+    assert (after.progress, after.message) == (0.5, "epoch 3 of 5")

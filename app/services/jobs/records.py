@@ -14,9 +14,10 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import func, literal, select, update
+from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session
 
-from app.db.engine import session_scope
+from app.db.engine import is_busy_error, session_scope
 from app.db.models import Job, JobStatus, User
 from app.db.sqlite_writers import writing_here
 from app.db.types import UTCDateTime, utcnow
@@ -246,17 +247,27 @@ class ProgressReporter:
             # from another connection would wait for it; the next report tries again
             self._last_write = 0.0
             return
-        with session_scope() as session:
-            values: dict = {"progress": recorded[0], "heartbeat_at": utcnow()}
-            if message:
-                values["message"] = recorded[1]
-            result = session.execute(update(Job).where(_owned(self.job_id, token)).values(**values))
-            if result.rowcount != 1:
-                session.rollback()
-                self.lease_lost = True
-                self.check_lease()
-            session.commit()
-            recorded = (recorded[0], recorded[1] or row.message or "")
+        try:
+            with session_scope() as session:
+                values: dict = {"progress": recorded[0], "heartbeat_at": utcnow()}
+                if message:
+                    values["message"] = recorded[1]
+                result = session.execute(
+                    update(Job).where(_owned(self.job_id, token)).values(**values)
+                )
+                if result.rowcount != 1:
+                    session.rollback()
+                    self.lease_lost = True
+                    self.check_lease()
+                session.commit()
+        except DBAPIError as exc:
+            if not is_busy_error(exc):
+                raise
+            # another writer kept the database past the busy timeout: a progress figure is
+            # not worth failing the job for; the next report tries again
+            self._last_write = 0.0
+            return
+        recorded = (recorded[0], recorded[1] or row.message or "")
         if self.listener is not None:
             self.listener(*recorded)
 
