@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session
 
-from app.db.engine import is_busy_error, session_scope
+from app.db.engine import is_busy_error, is_sqlite, session_scope
 from app.db.models import Pool, Task
 from app.db.models.upload import UploadRow
 from app.db.types import UTCDateTime, utcnow
@@ -40,6 +40,10 @@ from app.services.projects.upload_formats import (
 BATCH_ROWS = 2000
 # Staged rows moved into the pool per write transaction when the database is SQLite.
 PUBLISH_ROWS = 2000
+# After each batch an import pauses YIELD_SHARE × the time it held the write lock (at most
+# YIELD_AT_MOST_S), so labelers' and requesters' writes get the lock in between.
+YIELD_SHARE = 1.0
+YIELD_AT_MOST_S = 0.5
 MARKER_SEQ = 0  # the row that says "checked, moving into the pool" (task rows start at 1)
 # A batch that found the database busy is tried again this many times before the upload
 # fails (a long import should not die of one busy moment).
@@ -115,9 +119,16 @@ def _write_patiently(write: Callable[[Session], object]) -> object:
     the lock past the busy timeout, wait and try again (``BUSY_RETRIES`` times)."""
     for attempt in range(BUSY_RETRIES + 1):
         try:
+            started = time.monotonic()
             with session_scope() as session:
                 result = write(session)
                 session.commit()
+                one_writer = is_sqlite(session.get_bind())
+            # SQLite's writers do not queue across processes: one that writes batch after
+            # batch takes the lock again before a waiting request wakes up. Pausing as
+            # long as the batch held the lock leaves others at least half of it.
+            if one_writer:
+                time.sleep(min(YIELD_AT_MOST_S, time.monotonic() - started) * YIELD_SHARE)
             return result
         except DBAPIError as exc:
             if attempt == BUSY_RETRIES or not is_busy_error(exc):
