@@ -17,7 +17,14 @@ def _serve(args: argparse.Namespace) -> int:
     settings = get_settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     upgrade()
-    print(f"Crowdlab on http://{args.host}:{args.port}  (data: {settings.data_dir.resolve()})")
+    from app.cli_commands.serve import process_count, serve_many
+
+    processes = 1 if args.reload else process_count(args.processes or settings.web_processes)
+    web = f"{processes} web processes" if processes > 1 else "1 web process"
+    data = settings.data_dir.resolve()
+    print(f"Crowdlab on http://{args.host}:{args.port}  (data: {data}, {web})")
+    if processes > 1:
+        return serve_many(args.host, args.port, processes)
     uvicorn.run(
         "app.main:create_app",
         factory=True,
@@ -100,6 +107,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--reload", action="store_true")
+    serve.add_argument(
+        "--processes",
+        type=int,
+        default=None,
+        help="web processes on the port (default: CROWDLAB_WEB_PROCESSES, 0 = one per core)",
+    )
     serve.set_defaults(func=_serve)
 
     worker = sub.add_parser("worker", help="run a background job consumer")

@@ -41,6 +41,11 @@ class Settings(BaseSettings):
     db_tcp_user_timeout_ms: int = Field(default=20_000, ge=0)
     db_pool_timeout_s: float = Field(default=5.0, gt=0)
 
+    # Web server processes ``crowdlab serve`` runs on one port (the kernel spreads
+    # connections over them, SO_REUSEPORT); 0: one per CPU core, at most 4. Each keeps its own
+    # login throttle counters unless ``CROWDLAB_REDIS_URL`` is set.
+    web_processes: int = Field(default=0, ge=0, le=64)
+
     # Jobs
     jobs_immediate: bool = False
     jobs_in_process: bool = True

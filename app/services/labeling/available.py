@@ -37,8 +37,8 @@ from app.services.quality import active_ban_for
 # The skill behind a pool's "minimum rating" filter: ``pool.extra["rating_skill_id"]`` when
 # set, otherwise the pool owner's skill with this name (written by the control-task rules).
 CONTROL_SKILL_NAME = "Control accuracy"
-# A labeler's page counts the suites left in a pool up to this many ("1000+ suites").
-SUITES_SHOWN_AT_MOST = 1000
+# A labeler's page counts the suites left in a pool up to this many ("100+ suites").
+SUITES_SHOWN_AT_MOST = 100
 
 
 @dataclass
@@ -59,7 +59,7 @@ class PoolCard:
 
     @property
     def suites_remaining_text(self) -> str:
-        """ "1 suite", "12 suites", "1000+ suites" (counted up to ``SUITES_SHOWN_AT_MOST``)."""
+        """ "1 suite", "12 suites", "100+ suites" (counted up to ``SUITES_SHOWN_AT_MOST``)."""
         n = self.suites_remaining
         more = "+" if n >= SUITES_SHOWN_AT_MOST else ""
         return f"{n}{more} suite{'' if n == 1 else 's'}"
@@ -257,7 +257,7 @@ def _had_task_ids(labeler_id: int):
 def _remaining_tasks(session: Session, *, labeler: User, pools: list[Pool]) -> dict[int, int]:
     """Per pool: general tasks with a free slot that this labeler has not had, counted up to
     ``SUITES_SHOWN_AT_MOST`` suites' worth (the count stops there: a labeler's page must not
-    scan a pool of a million tasks to print "1000+")."""
+    scan a pool of a million tasks to print "100+")."""
     had = _had_task_ids(labeler.id)
     found = {}
     for pool in pools:
