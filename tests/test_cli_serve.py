@@ -79,6 +79,7 @@ def test_two_web_processes_share_the_port_one_runs_jobs_and_a_dead_one_is_replac
     try:
         _wait_until(lambda: _answers(url) == 200)
         web = _wait_until(lambda: (w := _web_processes(server.pid)) and len(w) == 2 and w)
+
         # exactly one of them started the job worker (``crowdlab worker`` as a child)
         def workers() -> list[int]:
             return [sum("'worker'" in args for _, args in _children(pid)) for pid in web]

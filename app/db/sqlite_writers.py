@@ -5,14 +5,19 @@ sleeps in its busy handler (1, 2, 5 … 100 ms between tries), so under load the
 often free while every waiter sleeps, and a writer can lose the race again and again.
 Within one process (web threads and in-process jobs) writers therefore first queue on
 a gate, a ``threading.Lock`` held from ``BEGIN IMMEDIATE`` to ``COMMIT``/``ROLLBACK``,
-which hands the database over the moment it is free; SQLite's busy timeout still covers
-other processes (a separate worker, the CLI).
+which hands the database over the moment it is free. Between processes (several web
+processes, the job worker, the CLI) the gate's holder then takes an exclusive ``flock``
+on ``<database>-writer.lock``, tried every 2 ms: one waiter per process, and a waiting
+request is in as soon as an import's batch ends instead of after its busy handler's next
+100 ms nap. SQLite's busy timeout still covers anything else that opens the file.
 """
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
+import time
 
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
@@ -29,15 +34,57 @@ def writing_here() -> bool:
     return getattr(_this_thread, "held", 0) > 0
 
 
+class _ProcessLock:
+    """An exclusive ``flock`` on a file beside the database, shared by every process that
+    writes it through Crowdlab (none for an in-memory database or without ``fcntl``)."""
+
+    POLL_S = 0.002
+
+    def __init__(self, database: str | None) -> None:
+        self._fd = None
+        if database and database != ":memory:" and not database.startswith("file::memory"):
+            try:
+                import fcntl
+            except ImportError:  # pragma: no cover - not on POSIX
+                return
+            self._fcntl = fcntl
+            self._path = f"{database}-writer.lock"
+
+    def acquire(self, timeout: float) -> bool:
+        if not hasattr(self, "_path"):
+            return True
+        if self._fd is None or self._pid != os.getpid():
+            self._fd, self._pid = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600), os.getpid()
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                self._fcntl.flock(self._fd, self._fcntl.LOCK_EX | self._fcntl.LOCK_NB)
+                return True
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    return False
+                time.sleep(self.POLL_S)
+
+    def release(self) -> None:
+        if self._fd is not None:
+            self._fcntl.flock(self._fd, self._fcntl.LOCK_UN)
+
+
 def install(engine: Engine, *, busy_ms: int) -> None:
     """Set SQLite up for concurrent web + job access on ``engine``."""
     gate = threading.Lock()
+    between_processes = _ProcessLock(engine.url.database)
     wait_s = busy_ms / 1000
 
     def begin_immediate(info: dict, cursor) -> None:
         if not info.get(_HELD):
+            started = time.monotonic()
             if not gate.acquire(timeout=wait_s):
                 busy = sqlite3.OperationalError("database is locked (other writers first)")
+                raise OperationalError("BEGIN IMMEDIATE", None, busy)
+            if not between_processes.acquire(max(0.0, wait_s - (time.monotonic() - started))):
+                gate.release()
+                busy = sqlite3.OperationalError("database is locked (another process writes)")
                 raise OperationalError("BEGIN IMMEDIATE", None, busy)
             info[_HELD] = True
             _this_thread.held = getattr(_this_thread, "held", 0) + 1
@@ -53,7 +100,10 @@ def install(engine: Engine, *, busy_ms: int) -> None:
     def release(info: dict) -> None:
         if info.pop(_HELD, False):
             _this_thread.held = max(0, getattr(_this_thread, "held", 0) - 1)
-            gate.release()
+            try:
+                between_processes.release()
+            finally:
+                gate.release()
 
     @event.listens_for(engine, "connect")
     def _pragmas(dbapi_connection, _record):  # pragma: no cover - trivial
