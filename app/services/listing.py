@@ -38,7 +38,9 @@ class ListParams:
 
 @dataclass(frozen=True)
 class ListSpec:
-    """What a list allows: sortable columns by key, searched columns, defaults."""
+    """What a list allows: sortable columns by key (a column or a tuple of them), searched
+    columns, ``tiebreak`` columns that make the order total, defaults; keys in ``nulls_last``
+    put empty values last in both directions."""
 
     sorts: Mapping[str, Any]
     default_sort: str
@@ -47,6 +49,7 @@ class ListSpec:
     tiebreak: Sequence[Any] = ()
     per_page: int = 25
     first_dirs: Mapping[str, str] = field(default_factory=dict)
+    nulls_last: Sequence[str] = ()
 
     def first_dir(self, key: str) -> str:
         """The direction a column sorts in when first clicked (dates and amounts: desc)."""
@@ -121,6 +124,15 @@ def search_clause(columns: Sequence[Any], text: str):
     return or_(*(func.lower(column).like(pattern.lower(), escape="\\") for column in columns))
 
 
+def _order(spec: ListSpec, params: ListParams) -> list:
+    sort = spec.sorts[params.sort]
+    columns = list(sort) if isinstance(sort, tuple | list) else [sort]
+    order = [c.desc() if params.dir == "desc" else c.asc() for c in columns]
+    if params.sort in spec.nulls_last:
+        order = [o.nulls_last() for o in order]
+    return order + [t.desc() if params.dir == "desc" else t.asc() for t in spec.tiebreak]
+
+
 def paginate(
     session: Session,
     statement: Select,
@@ -143,11 +155,11 @@ def paginate(
     last = max(1, -(-total // params.per_page))
     if params.page > last:
         params = replace(params, page=last)
-    column = spec.sorts[params.sort]
-    order = column.desc() if params.dir == "desc" else column.asc()
-    ties = [t.desc() if params.dir == "desc" else t.asc() for t in spec.tiebreak]
     statement = (
-        statement.order_by(None).order_by(order, *ties).limit(params.per_page).offset(params.offset)
+        statement.order_by(None)
+        .order_by(*_order(spec, params))
+        .limit(params.per_page)
+        .offset(params.offset)
     )
     result = session.execute(statement)
     single = len(statement.column_descriptions) == 1

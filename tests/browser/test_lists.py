@@ -7,8 +7,12 @@ from __future__ import annotations
 from sqlmodel import select
 
 from app.db.models import User
+from app.services.aggregations.runs import start_aggregation
 from app.services.money import ledger
 from tests.browser.conftest import sign_up
+from tests.builders.answers import add_answers
+from tests.builders.pools import add_tasks, make_pool
+from tests.builders.users import make_labeler
 
 
 def _amounts(page) -> list[str]:
@@ -91,3 +95,59 @@ def test_balance_history_works_without_javascript(browser, live_server, session)
         assert _amounts(page) == ["$8.00"]
     finally:
         context.close()
+
+
+def test_results_view_filters_by_confidence_and_sorts_in_place(page, session):
+    sign_up(page, "requester", "checker@example.com")
+    user = session.exec(select(User).where(User.email == "checker@example.com")).one()
+    pool = make_pool(session, user, name="Pets")
+    tasks = add_tasks(session, pool, general=30)
+    people = [make_labeler(session, name=n) for n in ("Ann", "Bob", "Cid", "Dee")]
+    votes = {0: ["cat"] * 4, 1: ["cat", "cat", "cat", "dog"], 2: ["cat", "cat", "dog", "dog"]}
+    add_answers(
+        session,
+        pool,
+        {t.id: list(zip(people, votes[n % 3], strict=True)) for n, t in enumerate(tasks)},
+    )
+    start_aggregation(session, requester=user, pool_id=pool.id, method="mv", use_known=False)
+
+    # From the pool page to the newest run's results.
+    page.goto(f"/requester/pools/{pool.id}")
+    page.locator("nav.tabs a", has_text="Results").click()
+    page.wait_for_url("**/aggregations/*/results")
+    assert page.locator("#results-table tbody tr").count() == 25
+    assert "1–25 of 30" in page.locator(".pager-count").inner_text()
+    first = page.locator("#results-table tbody tr").first
+    assert "Ann: cat" in first.inner_text() and "100.0%" in first.inner_text()
+    _mark_document(page)
+
+    # Confidence below 80 %: only the split tasks, the table swapped in place.
+    page.fill("#f-below", "80")
+    page.press("#f-below", "Enter")
+    page.wait_for_url("**below=80**")
+    page.locator(".pager-count", has_text="1–20 of 20").wait_for()
+    confidences = page.locator("#results-table [data-confidence]").evaluate_all(
+        "els => els.map(e => parseFloat(e.dataset.confidence))"
+    )
+    assert len(confidences) == 20 and max(confidences) < 0.8
+    assert _same_document(page)
+
+    # Least confident first; the filter stays.
+    page.locator("th[data-sort=confidence] a").click()
+    page.wait_for_url("**sort=confidence&dir=asc**")
+    page.locator("th[data-sort=confidence][aria-sort=ascending]").wait_for()
+    confidences = page.locator("#results-table [data-confidence]").evaluate_all(
+        "els => els.map(e => parseFloat(e.dataset.confidence))"
+    )
+    assert confidences == sorted(confidences) and confidences[0] == 0.5
+    assert "below=80" in page.url
+
+    # Below 60 %: the ties; reload keeps the state.
+    page.fill("#f-below", "60")
+    page.press("#f-below", "Enter")
+    page.locator(".pager-count", has_text="of 10").wait_for()
+    page.reload()
+    assert page.input_value("#f-below") == "60"
+    assert page.locator("#results-table tbody tr").count() == 10
+    row = page.locator("#results-table tbody tr").first.inner_text()
+    assert "50.0%" in row and "Cid: dog" in row and "Dee: dog" in row

@@ -18,6 +18,7 @@ from aggregation.tsv import format_confidence, spreadsheet_safe, write_aggregate
 from app.db.models import (
     AggregatedLabel,
     AggregationRun,
+    AssignmentStatus,
     Job,
     JobStatus,
     Pool,
@@ -69,6 +70,13 @@ class OperationExists(Conflict):
 def method_name(method: str) -> str:
     """The human name of a method key."""
     return METHOD_NAMES.get(method, method)
+
+
+def usable_statuses(pool: Pool) -> list[str]:
+    """Assignment statuses whose answers count: accepted, plus submitted under auto-accept."""
+    if pool.auto_accept:
+        return [AssignmentStatus.SUBMITTED, AssignmentStatus.ACCEPTED]
+    return [AssignmentStatus.ACCEPTED]
 
 
 def _owned_pool(session: Session, *, requester: User, pool_id: int | str) -> Pool:
