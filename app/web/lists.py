@@ -43,6 +43,11 @@ class ListView:
         self.filters = {k: str(v) for k, v in (filters or {}).items() if v not in (None, "")}
         self.per_page_choices = sorted({*PER_PAGE_CHOICES, self.spec.per_page})
 
+    @property
+    def worth_searching(self) -> bool:
+        """Whether to offer the search box: more rows than the smallest page, or a search on."""
+        return bool(self.params.q) or self.page.total > self.per_page_choices[0]
+
     def state(self, **changes) -> dict[str, str]:
         """The query parameters of this state with ``changes``, defaults left out."""
         params = self.params

@@ -8,6 +8,8 @@ import pytest
 
 from app.services.listing import ListSpec
 from app.services.money import ledger
+from tests.builders.pools import add_tasks, make_pool, make_project
+from tests.builders.users import make_requester
 
 
 def _amounts(html: str) -> list[str]:
@@ -104,3 +106,68 @@ def test_clean_keeps_known_values_and_replaces_unknown_ones():
         1,
         25,
     )
+
+
+def _links(html: str, table_id: str) -> list[str]:
+    body = html.split(f'id="{table_id}"', 1)[1].split("</table>", 1)[0]
+    return re.findall(r'<td><a href="[^"]+">([^<]+)</a>', body)
+
+
+def test_projects_are_searched_sorted_and_paged(requester_client, session, requester):
+    for n in range(30):
+        make_project(session, requester, name=f"{'Birds' if n % 3 == 0 else 'Cars'} {n:02d}")
+
+    home = requester_client.get("/requester")
+    assert _links(home.text, "project-table")[:2] == ["Cars 29", "Cars 28"]
+    assert len(_links(home.text, "project-table")) == 25 and "1–25 of 30" in home.text
+    birds = requester_client.get("/requester?q=birds&sort=name&dir=asc")
+    assert _links(birds.text, "project-table") == [f"Birds {n:02d}" for n in range(0, 30, 3)]
+    assert "1–10 of 10" in birds.text
+    assert requester_client.get("/requester?page=zz&sort=owner_id").status_code == 200
+
+
+def test_a_requester_lists_only_their_own_projects_and_pools(requester_client, session, requester):
+    other = make_requester(session)
+    make_project(session, other, name="Secret project")
+    mine = make_project(session, requester, name="Mine")
+    theirs = make_project(session, other, name="Theirs")
+    make_pool(session, other, project=theirs, name="Secret pool")
+
+    assert "Secret project" not in requester_client.get("/requester?q=secret").text
+    assert requester_client.get(f"/requester/projects/{theirs.id}?q=pool").status_code == 404
+    assert "Secret pool" not in requester_client.get(f"/requester/projects/{mine.id}").text
+
+
+def test_a_projects_pools_sort_by_price_and_page(requester_client, session, requester):
+    project = make_project(session, requester, name="Pets")
+    for n in range(12):
+        make_pool(session, requester, project=project, name=f"Batch {n:02d}", reward_cents=n + 1)
+
+    first = requester_client.get(f"/requester/projects/{project.id}?sort=price&per_page=10")
+    assert _links(first.text, "pool-table") == [f"Batch {n:02d}" for n in range(11, 1, -1)]
+    second = requester_client.get(f"/requester/projects/{project.id}?sort=price&per_page=10&page=2")
+    assert _links(second.text, "pool-table") == ["Batch 01", "Batch 00"]
+    found = requester_client.get(f"/requester/projects/{project.id}?q=batch+07")
+    assert _links(found.text, "pool-table") == ["Batch 07"]
+
+
+def test_a_pools_tasks_are_searched_paged_and_filtered_by_kind(
+    requester_client, session, requester
+):
+    pool = make_pool(session, requester)
+    tasks = add_tasks(session, pool, general=60, control=["cat", "dog"])
+    url = f"/requester/pools/{pool.id}/tasks"
+
+    def shown(html):
+        return [int(t) for t in re.findall(r'data-task="(\d+)"', html)]
+
+    assert shown(requester_client.get(url).text) == [t.id for t in tasks[:48]]
+    assert shown(requester_client.get(url + "?page=2").text) == [t.id for t in tasks[48:]]
+    control = requester_client.get(url + "?kind=control&sort=answer&dir=desc").text
+    assert shown(control) == [tasks[61].id, tasks[60].id]
+    found = requester_client.get(url, params={"q": tasks[7].image}).text
+    assert shown(found) == [tasks[7].id]
+    for query in ("page=abc", "page=-1", "kind=nonsense&sort=x&dir=y", "per_page=1e9"):
+        response = requester_client.get(f"{url}?{query}")
+        assert response.status_code == 200, query
+        assert shown(response.text)[:1] == [tasks[0].id]
