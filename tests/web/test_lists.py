@@ -6,8 +6,10 @@ import re
 
 import pytest
 
+from app.db.models import LedgerAccount, LedgerKind
 from app.services.listing import ListSpec
 from app.services.money import ledger
+from tests.builders.answers import add_answers
 from tests.builders.pools import add_tasks, make_pool, make_project
 from tests.builders.users import make_requester
 
@@ -171,3 +173,55 @@ def test_a_pools_tasks_are_searched_paged_and_filtered_by_kind(
         response = requester_client.get(f"{url}?{query}")
         assert response.status_code == 200, query
         assert shown(response.text)[:1] == [tasks[0].id]
+
+
+def _earn(session, labeler, assignment, cents):
+    ledger.add_entry(
+        session,
+        user_id=labeler.id,
+        account=LedgerAccount.BALANCE,
+        kind=LedgerKind.EARNING,
+        amount_cents=cents,
+        assignment_id=assignment.id,
+        memo=f"Suite {assignment.id}",
+    )
+    session.commit()
+
+
+def test_labeler_earnings_sort_by_paid_and_search_pools(labeler_client, session, labeler):
+    requester = make_requester(session)
+    project = make_project(session, requester, name="Birds")
+    for n, cents in enumerate((30, 10, 20)):
+        pool = make_pool(session, requester, project=project, name=f"Flock {n}")
+        task = add_tasks(session, pool, general=1)[0]
+        (assignment,) = add_answers(session, pool, {task.id: [(labeler, "cat")]})
+        _earn(session, labeler, assignment, cents)
+
+    def pools(html):
+        body = html.split('id="earned-suites"', 1)[1].split("</table>", 1)[0]
+        return re.findall(r"<td>(Flock \d)</td>", body)
+
+    by_paid = labeler_client.get("/labeler/earnings?sort=paid&dir=desc")
+    assert pools(by_paid.text) == ["Flock 0", "Flock 2", "Flock 1"]
+    assert pools(labeler_client.get("/labeler/earnings?sort=paid&dir=asc").text) == [
+        "Flock 1",
+        "Flock 2",
+        "Flock 0",
+    ]
+    assert pools(labeler_client.get("/labeler/earnings?q=flock+2").text) == ["Flock 2"]
+
+
+def test_labeler_money_movements_are_paged(labeler_client, session, labeler):
+    requester = make_requester(session)
+    pool = make_pool(session, requester)
+    tasks = add_tasks(session, pool, general=30)
+    for n, task in enumerate(tasks):
+        (assignment,) = add_answers(session, pool, {task.id: [(labeler, "cat")]})
+        _earn(session, labeler, assignment, n + 1)
+
+    first = labeler_client.get("/labeler/earnings?show=history")
+    assert _amounts(first.text)[:2] == ["$0.30", "$0.29"] and "1–25 of 30" in first.text
+    assert 'href="/labeler/earnings?page=2&amp;show=history"' in first.text
+    second = labeler_client.get("/labeler/earnings?show=history&page=2")
+    assert _amounts(second.text) == ["$0.05", "$0.04", "$0.03", "$0.02", "$0.01"]
+    assert labeler_client.get("/labeler/earnings?show=../../etc&page=x").status_code == 200
