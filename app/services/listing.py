@@ -67,7 +67,9 @@ class ListSpec:
         per_page: str | int | None = None,
     ) -> ListParams:
         """Raw query values made safe: an unknown sort, a bad page or size -> the default."""
-        text = " ".join((q or "").split())[:MAX_QUERY_CHARS] if self.search else ""
+        # Control characters (NUL among them) cannot be in the data and PostgreSQL refuses them.
+        printable = "".join(ch if ch.isprintable() else " " for ch in (q or "")[:MAX_QUERY_CHARS])
+        text = " ".join(printable.split()) if self.search else ""
         key = sort if sort in self.sorts else self.default_sort
         if dir in ("asc", "desc") and sort in self.sorts:
             direction = dir

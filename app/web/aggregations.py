@@ -30,12 +30,14 @@ def _list_page(
     request: Request, session, user, pool_id: int, *, form=None, errors=None, status=200
 ):
     pool = svc.get_pool_for_aggregation(session, requester=user, pool_id=pool_id)
-    runs = svc.list_runs(session, requester=user, pool_id=pool.id)
+    params = list_params(request, svc.RUN_LIST)
+    page = svc.page_runs(session, requester=user, pool_id=pool.id, params=params)
+    path = request.url_for("aggregations:list", pool_id=pool.id).path
     context = {
         "pool": pool,
         "pool_url": _pool_url(request, pool.id),
-        "runs": runs,
-        "durations": {run.id: svc.run_duration_seconds(run) for run in runs},
+        "runs": ListView(request, page, target="runs", path=path),
+        "durations": {run.id: svc.run_duration_seconds(run) for run in page.items},
         "methods": svc.METHOD_NAMES,
         "method_name": svc.method_name,
         "form": form or {"method": svc.DEFAULT_METHOD, "use_known": True},

@@ -27,9 +27,8 @@ def _local(target: str) -> str | None:
 
 def _page(request, session, user, *, values=None, errors=None, message=None, status_code=200):
     params = list_params(request, ledger.ENTRY_LIST)
-    entries = ListView(
-        request, ledger.page_entries(session, user=user, params=params), target="history"
-    )
+    page = ledger.page_entries(session, user=user, params=params)
+    entries = ListView(request, page, target="history", path=request.url_for("balance:index").path)
     return render(
         request,
         "requester/balance/index.html",

@@ -252,7 +252,13 @@ def _earnings_page(request, session, user, *, errors=None, amount="", status_cod
         {
             "balance_cents": ledger.get_balance(session, user=user),
             "show": show,
-            "rows": ListView(request, page, target="earnings", filters=filters),
+            "rows": ListView(
+                request,
+                page,
+                target="earnings",
+                filters=filters,
+                path=request.url_for("labeler:earnings").path,
+            ),
             "errors": errors or {},
             "amount": amount,
         },

@@ -33,8 +33,10 @@ class ListView:
         *,
         target: str = "list",
         filters: Mapping[str, str | None] | None = None,
+        path: str | None = None,
     ) -> None:
-        self.path = request.url.path
+        # A page re-rendered after a form post (errors) passes the path of its GET route.
+        self.path = path or request.url.path
         self.page = page
         self.items = page.items
         self.params = page.params

@@ -6,12 +6,12 @@ import re
 
 import pytest
 
-from app.db.models import LedgerAccount, LedgerKind
+from app.db.models import AggregationRun, Collection, LedgerAccount, LedgerKind, TrainedModel
 from app.services.listing import ListSpec
 from app.services.money import ledger
 from tests.builders.answers import add_answers
 from tests.builders.pools import add_tasks, make_pool, make_project
-from tests.builders.users import make_requester
+from tests.builders.users import login, make_requester
 
 
 def _amounts(html: str) -> list[str]:
@@ -225,3 +225,90 @@ def test_labeler_money_movements_are_paged(labeler_client, session, labeler):
     second = labeler_client.get("/labeler/earnings?show=history&page=2")
     assert _amounts(second.text) == ["$0.05", "$0.04", "$0.03", "$0.02", "$0.01"]
     assert labeler_client.get("/labeler/earnings?show=../../etc&page=x").status_code == 200
+
+
+def test_models_sort_by_accuracy_with_unmeasured_last_and_search(
+    requester_client, session, requester
+):
+    other = make_requester(session)
+    birds = Collection(owner_id=requester.id, name="Birds", classes=["a", "b"])
+    cars = Collection(owner_id=requester.id, name="Cars", classes=["a", "b"])
+    secret = Collection(owner_id=other.id, name="Secret", classes=["a", "b"])
+    session.add_all([birds, cars, secret])
+    session.commit()
+    for collection, iteration, accuracy in (
+        (birds, 1, 0.7),
+        (birds, 2, None),
+        (cars, 1, 0.9),
+        (cars, 2, 0.8),
+        (secret, 1, 0.99),
+    ):
+        metrics = {} if accuracy is None else {"accuracy": accuracy}
+        session.add(
+            TrainedModel(
+                owner_id=collection.owner_id,
+                collection_id=collection.id,
+                iteration=iteration,
+                arch="resnet18",
+                metrics=metrics,
+            )
+        )
+    session.commit()
+
+    def accuracies(html):
+        body = html.split('id="model-table"', 1)[1].split("</table>", 1)[0]
+        return [cells[4] for cells in _cells(body)]
+
+    best = requester_client.get("/requester/models?sort=accuracy")
+    assert accuracies(best.text) == ["90.0%", "80.0%", "70.0%", "—"]
+    worst = requester_client.get("/requester/models?sort=accuracy&dir=asc")
+    assert accuracies(worst.text) == ["70.0%", "80.0%", "90.0%", "—"]
+    assert accuracies(requester_client.get("/requester/models?q=cars").text) == ["80.0%", "90.0%"]
+    assert "Secret" not in requester_client.get("/requester/models?q=secret").text
+
+
+def test_collections_are_sorted_and_searched(requester_client, session, requester):
+    for name in ("Zebras", "Apples", "Mangos"):
+        session.add(Collection(owner_id=requester.id, name=name, classes=["a", "b"]))
+    session.commit()
+
+    def names(html):
+        return re.findall(r'<tr data-collection="([^"]+)">', html)
+
+    assert names(requester_client.get("/requester/collections").text) == [
+        "Mangos",
+        "Apples",
+        "Zebras",
+    ]
+    by_name = requester_client.get("/requester/collections?sort=name&dir=asc").text
+    assert names(by_name) == ["Apples", "Mangos", "Zebras"]
+    assert names(requester_client.get("/requester/collections?q=ngo").text) == ["Mangos"]
+
+
+def test_aggregation_runs_are_paged_newest_first(requester_client, make_client, session, requester):
+    pool = make_pool(session, requester)
+    for _ in range(12):
+        session.add(AggregationRun(pool_id=pool.id, owner_id=requester.id, method="mv"))
+    session.commit()
+    url = f"/requester/pools/{pool.id}/aggregations"
+
+    def runs(html):
+        return [int(n) for n in re.findall(r'<tr data-run="(\d+)">', html)]
+
+    first = requester_client.get(url + "?per_page=10")
+    assert runs(first.text) == list(range(12, 2, -1))
+    assert runs(requester_client.get(url + "?per_page=10&page=2").text) == [2, 1]
+    other = login(make_client(), make_requester(session))
+    assert other.get(url + "?page=2").status_code == 404
+
+
+def _cells(body: str) -> list[list[str]]:
+    rows = re.findall(r"<tr[^>]*>(.*?)</tr>", body, re.S)
+    return [
+        [
+            re.sub(r"<[^>]+>", "", cell).strip()
+            for cell in re.findall(r"<td[^>]*>(.*?)</td>", r, re.S)
+        ]
+        for r in rows
+        if "<td" in r
+    ]
