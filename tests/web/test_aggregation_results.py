@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from app.db.models import AggregationRun
 from tests.builders.answers import add_answers
 from tests.builders.pools import add_tasks, make_pool
 from tests.builders.users import login, make_labeler, make_requester
@@ -170,3 +171,15 @@ def test_the_pool_results_link_without_a_finished_run_goes_to_aggregation(reques
 
     assert response.status_code == 303
     assert response.headers["location"].endswith(f"/requester/pools/{pool.id}/aggregations")
+
+
+def test_results_of_an_unfinished_run_say_so(requester_client, session, requester):
+    pool = make_pool(session, requester)
+    run = AggregationRun(pool_id=pool.id, owner_id=requester.id, method="mv", status="running")
+    session.add(run)
+    session.commit()
+
+    response = requester_client.get(f"/requester/pools/{pool.id}/aggregations/{run.id}/results")
+
+    assert response.status_code == 409
+    assert "has not finished yet" in response.text
