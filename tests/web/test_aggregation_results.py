@@ -43,7 +43,9 @@ def _run(client, pool) -> str:
 
 
 def _rows(html: str) -> dict[int, str]:
-    return {int(m[0]): m[1] for m in re.findall(r'<tr data-task="(\d+)">(.*?)</tr>', html, re.S)}
+    """Each task row's HTML by task id, links unwrapped (``<a …>Ann</a>`` -> ``Ann``)."""
+    found = re.findall(r'<tr data-task="(\d+)">(.*?)</tr>', html, re.S)
+    return {int(task): re.sub(r"<a [^>]*>|</a>", "", row) for task, row in found}
 
 
 def test_results_show_each_image_with_label_confidence_and_answers_by_name(requester_client, pool):
@@ -84,12 +86,14 @@ def test_confidence_below_disagreement_and_label_filters(requester_client, pool)
 def test_control_tasks_show_their_known_answer_and_who_missed_it(requester_client, pool):
     url = _run(requester_client, pool)
 
-    rows = _rows(requester_client.get(url + "?control=1").text)
+    html = requester_client.get(url + "?control=1").text
+    rows = _rows(html)
 
     assert list(rows) == [pool.tasks[3].id]
     row = rows[pool.tasks[3].id]
     assert "data-label>cat<" in row and "known" in row
     assert '<li class="wrong">Cid: dog ✗</li>' in row and "<li>Ann: cat</li>" in row
+    assert f"/requester/pools/{pool.id}/labelers/" in html  # each name leads to the labeler
 
 
 def test_sorting_by_confidence_puts_the_least_confident_first_and_unlabelled_last(
