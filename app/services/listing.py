@@ -50,6 +50,7 @@ class ListSpec:
     per_page: int = 25
     first_dirs: Mapping[str, str] = field(default_factory=dict)
     nulls_last: Sequence[str] = ()
+    per_page_choices: Sequence[int] = PER_PAGE_CHOICES
 
     def first_dir(self, key: str) -> str:
         """The direction a column sorts in when first clicked (dates and amounts: desc)."""
@@ -76,7 +77,7 @@ class ListSpec:
         else:
             direction = self.first_dir(key)
         size = _int(per_page, self.per_page)
-        if size not in PER_PAGE_CHOICES and size != self.per_page:
+        if size not in self.per_page_choices and size != self.per_page:
             size = self.per_page
         number = min(max(_int(page, 1), 1), MAX_PAGE)
         return ListParams(q=text, sort=key, dir=direction, page=number, per_page=size)

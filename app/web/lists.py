@@ -12,7 +12,7 @@ from urllib.parse import urlencode
 
 from fastapi import Request
 
-from app.services.listing import PER_PAGE_CHOICES, ListParams, ListSpec, Page
+from app.services.listing import ListParams, ListSpec, Page
 
 LIST_KEYS = ("q", "sort", "dir", "page", "per_page")
 
@@ -43,7 +43,7 @@ class ListView:
         self.spec = page.spec
         self.target = target
         self.filters = {k: str(v) for k, v in (filters or {}).items() if v not in (None, "")}
-        self.per_page_choices = sorted({*PER_PAGE_CHOICES, self.spec.per_page})
+        self.per_page_choices = sorted({*self.spec.per_page_choices, self.spec.per_page})
 
     @property
     def worth_searching(self) -> bool:

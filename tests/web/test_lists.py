@@ -165,6 +165,8 @@ def test_a_pools_tasks_are_searched_paged_and_filtered_by_kind(
 
     assert shown(requester_client.get(url).text) == [t.id for t in tasks[:48]]
     assert shown(requester_client.get(url + "?page=2").text) == [t.id for t in tasks[48:]]
+    assert shown(requester_client.get(url + "?per_page=96").text) == [t.id for t in tasks]
+    assert len(shown(requester_client.get(url + "?per_page=25").text)) == 48  # not offered
     control = requester_client.get(url + "?kind=control&sort=answer&dir=desc").text
     assert shown(control) == [tasks[61].id, tasks[60].id]
     found = requester_client.get(url, params={"q": tasks[7].image}).text

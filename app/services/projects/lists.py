@@ -57,6 +57,7 @@ TASK_LIST = ListSpec(
     search=(col(Task.image), col(Task.known_answer)),
     tiebreak=(col(Task.id),),
     per_page=48,
+    per_page_choices=(24, 48, 96),
 )
 """A pool's tasks in upload order; searched in the image (URL or name) and known answer."""
 
