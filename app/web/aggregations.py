@@ -8,7 +8,9 @@ from starlette.routing import NoMatchFound
 
 from app.deps import CurrentRequester, SessionDep, verify_csrf
 from app.errors import ValidationFailed
+from app.services.aggregations import results
 from app.services.aggregations import runs as svc
+from app.web.lists import ListView, list_params
 from app.web.templating import flash, render
 
 router = APIRouter(dependencies=[Depends(verify_csrf)], include_in_schema=False)
@@ -28,12 +30,14 @@ def _list_page(
     request: Request, session, user, pool_id: int, *, form=None, errors=None, status=200
 ):
     pool = svc.get_pool_for_aggregation(session, requester=user, pool_id=pool_id)
-    runs = svc.list_runs(session, requester=user, pool_id=pool.id)
+    params = list_params(request, svc.RUN_LIST)
+    page = svc.page_runs(session, requester=user, pool_id=pool.id, params=params)
+    path = request.url_for("aggregations:list", pool_id=pool.id).path
     context = {
         "pool": pool,
         "pool_url": _pool_url(request, pool.id),
-        "runs": runs,
-        "durations": {run.id: svc.run_duration_seconds(run) for run in runs},
+        "runs": ListView(request, page, target="runs", path=path),
+        "durations": {run.id: svc.run_duration_seconds(run) for run in page.items},
         "methods": svc.METHOD_NAMES,
         "method_name": svc.method_name,
         "form": form or {"method": svc.DEFAULT_METHOD, "use_known": True},
@@ -101,6 +105,81 @@ def aggregation_detail(
         "workers": svc.list_worker_quality(session, run=run) if finished else [],
     }
     return render(request, "requester/aggregations/detail.html", context)
+
+
+TRUE = ("1", "on", "true", "yes")
+
+
+def _result_filters(request: Request, labels: list[str]):
+    """The results view's filters from the URL: unknown labels are dropped, a confidence
+    that is not a percentage is ignored with a message (never an error page)."""
+    query = request.query_params
+    label = query.get("label") if query.get("label") in labels else None
+    below_text = (query.get("below") or "").strip().rstrip("%").strip()
+    below, error = None, None
+    if below_text:
+        try:
+            percent = float(below_text)
+        except ValueError:
+            percent = float("nan")
+        if 0 < percent <= 100:
+            below = percent / 100
+        else:
+            error = "Confidence below: give a percentage from 1 to 100 (ignored)."
+            below_text = ""
+    filters = results.ResultFilters(
+        label=label,
+        below=below,
+        disagreement=query.get("disagreement") in TRUE,
+        control=query.get("control") in TRUE,
+    )
+    shown = {
+        "label": label,
+        "below": f"{below * 100:g}" if below is not None else None,
+        "disagreement": "1" if filters.disagreement else None,
+        "control": "1" if filters.control else None,
+    }
+    return filters, shown, error
+
+
+@router.get("/requester/pools/{pool_id}/aggregations/{run_id}/results", name="aggregations:results")
+def aggregation_results(
+    request: Request, session: SessionDep, user: CurrentRequester, pool_id: int, run_id: int
+):
+    """Per-image results: label, confidence, answers by labeler; filtered, sorted, paged."""
+    pool = svc.get_pool_for_aggregation(session, requester=user, pool_id=pool_id)
+    labels = results.list_labels(session, pool=pool)
+    filters, shown, error = _result_filters(request, labels)
+    run, page = results.page_results(
+        session,
+        requester=user,
+        pool_id=pool_id,
+        run_id=run_id,
+        filters=filters,
+        params=list_params(request, results.RESULT_LIST),
+    )
+    context = {
+        "pool": pool,
+        "pool_url": _pool_url(request, pool.id),
+        "run": run,
+        "method_name": svc.method_name(run.method),
+        "labels": labels,
+        "filters": filters,
+        "filter_error": error,
+        "view": ListView(request, page, target="results", filters=shown),
+    }
+    return render(request, "requester/aggregations/results.html", context)
+
+
+@router.get("/requester/pools/{pool_id}/results", name="aggregations:latest_results")
+def latest_results(request: Request, session: SessionDep, user: CurrentRequester, pool_id: int):
+    """The newest finished aggregation's results, or the aggregation page when there is none."""
+    run = results.get_latest_finished_run(session, requester=user, pool_id=pool_id)
+    if run is None:
+        flash(request, "No finished aggregation yet: run one to see the results.", "info")
+        return RedirectResponse(str(request.url_for("aggregations:list", pool_id=pool_id)), 303)
+    url = request.url_for("aggregations:results", pool_id=pool_id, run_id=run.id)
+    return RedirectResponse(str(url), status_code=303)
 
 
 def _tsv(body: str, filename: str) -> Response:

@@ -12,6 +12,7 @@ from app.deps import CurrentRequester, SessionDep, verify_csrf
 from app.errors import ValidationFailed
 from app.services.money import ledger
 from app.web.forms import parse_money_cents
+from app.web.lists import ListView, list_params
 from app.web.templating import flash, render
 
 router = APIRouter(dependencies=[Depends(verify_csrf)], include_in_schema=False)
@@ -25,7 +26,9 @@ def _local(target: str) -> str | None:
 
 
 def _page(request, session, user, *, values=None, errors=None, message=None, status_code=200):
-    entries = ledger.list_entries(session, user=user, limit=200)
+    params = list_params(request, ledger.ENTRY_LIST)
+    page = ledger.page_entries(session, user=user, params=params)
+    entries = ListView(request, page, target="history", path=request.url_for("balance:index").path)
     return render(
         request,
         "requester/balance/index.html",

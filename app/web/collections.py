@@ -8,7 +8,9 @@ from fastapi.responses import RedirectResponse
 from app.deps import CurrentRequester, SessionDep, verify_csrf
 from app.errors import UploadRejected, ValidationFailed
 from app.services.ml import collection_aggregation, collections, trained_models
+from app.services.ml import lists as ml_lists
 from app.web.forms import parse_int
+from app.web.lists import ListView, list_params
 from app.web.templating import flash, render
 
 router = APIRouter(dependencies=[Depends(verify_csrf)], include_in_schema=False)
@@ -31,14 +33,22 @@ def parse_fraction(raw: str | None, *, field: str, default: float) -> float:
 
 
 def _list_page(request, session, user, *, errors=None, values=None, error=None, status=200):
-    items = collections.list_collections(session, requester=user)
+    page = ml_lists.page_collections(
+        session, requester=user, params=list_params(request, ml_lists.COLLECTION_LIST)
+    )
+    items = page.items
     counts = collections.class_counts(session, collection_ids=[c.id for c in items])
     thumbs = {c.id: collections.thumbnails(session, collection=c, limit=6) for c in items}
     return render(
         request,
         "requester/collections/list.html",
         {
-            "collections": items,
+            "collections": ListView(
+                request,
+                page,
+                target="collection-list",
+                path=request.url_for("collections:list").path,
+            ),
             "counts": counts,
             "thumbs": thumbs,
             "errors": errors or {},

@@ -17,6 +17,7 @@ from app.errors import (
     NotFound,
     ValidationFailed,
 )
+from app.services.labeling import earnings as earnings_svc
 from app.services.labeling.assignments import (
     NoSuiteAvailable,
     assign_next_suite,
@@ -26,12 +27,12 @@ from app.services.labeling.assignments import (
     submit_assignment,
 )
 from app.services.labeling.available import (
-    get_earnings,
     list_available_pools,
     list_ban_notices,
 )
 from app.services.labeling.drafts import save_draft
 from app.services.money import ledger
+from app.web.lists import ListView, list_params
 from app.web.templating import flash, is_htmx, money, render
 
 router = APIRouter(dependencies=[Depends(verify_csrf)], include_in_schema=False)
@@ -237,11 +238,27 @@ def check_answer(
 
 
 def _earnings_page(request, session, user, *, errors=None, amount="", status_code=200):
+    show = "history" if request.query_params.get("show") == "history" else "suites"
+    if show == "history":
+        params = list_params(request, ledger.ENTRY_LIST)
+        page = ledger.page_entries(session, user=user, params=params)
+    else:
+        params = list_params(request, earnings_svc.EARNING_LIST)
+        page = earnings_svc.page_earned_suites(session, labeler=user, params=params)
+    filters = {"show": "history" if show == "history" else None}
     return render(
         request,
         "labeler/earnings.html",
         {
-            "earnings": get_earnings(session, labeler=user),
+            "balance_cents": ledger.get_balance(session, user=user),
+            "show": show,
+            "rows": ListView(
+                request,
+                page,
+                target="earnings",
+                filters=filters,
+                path=request.url_for("labeler:earnings").path,
+            ),
             "errors": errors or {},
             "amount": amount,
         },

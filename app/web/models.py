@@ -8,6 +8,8 @@ from fastapi.responses import FileResponse, RedirectResponse
 from app.deps import CurrentRequester, SessionDep, verify_csrf
 from app.errors import ValidationFailed
 from app.services.ml import collections, exports, inference, trained_models
+from app.services.ml import lists as ml_lists
+from app.web.lists import ListView, list_params
 from app.web.templating import flash, render
 
 router = APIRouter(dependencies=[Depends(verify_csrf)], include_in_schema=False)
@@ -71,14 +73,12 @@ def _train_page(request, session, user, *, values, errors=None, error=None, stat
 
 @router.get("/requester/models", name="models:list")
 def models_list(request: Request, session: SessionDep, user: CurrentRequester):
-    """Every model, grouped by collection: one row per iteration."""
-    models = trained_models.list_models(session, requester=user)
-    by_collection: dict[int, list] = {}
-    for model in models:
-        by_collection.setdefault(model.collection_id, []).append(model)
-    names = {c.id: c for c in collections.list_collections(session, requester=user)}
-    groups = [(names.get(cid), items) for cid, items in by_collection.items()]
-    return render(request, "requester/models/list.html", {"groups": groups})
+    """Every model, one row per iteration, with its collection (searchable, sorted, paged)."""
+    params = list_params(request, ml_lists.MODEL_LIST)
+    page = ml_lists.page_models(session, requester=user, params=params)
+    return render(
+        request, "requester/models/list.html", {"models": ListView(request, page, target="models")}
+    )
 
 
 @router.get("/requester/models/train", name="models:train")

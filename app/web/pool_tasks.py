@@ -8,12 +8,11 @@ from fastapi.responses import RedirectResponse, Response
 from app.db.models import TaskKind
 from app.deps import CurrentRequester, SessionDep, verify_csrf
 from app.errors import Conflict, UploadRejected, ValidationFailed
-from app.services.projects import control_tasks, pools, projects, uploads
+from app.services.projects import control_tasks, lists, pools, projects, uploads
+from app.web.lists import ListView, list_params
 from app.web.templating import flash, is_htmx, render
 
 router = APIRouter(dependencies=[Depends(verify_csrf)], include_in_schema=False)
-
-PAGE_SIZE = 48
 
 
 @router.post("/requester/pools/{pool_id}/upload", name="pool_tasks:upload")
@@ -88,20 +87,12 @@ def task_list(
     user: CurrentRequester,
     pool_id: int,
     kind: str = "",
-    page: int = 1,
 ):
     """The pool's tasks with images, their kind and correct answers, and the distribution."""
     pool = pools.get_pool(session, requester=user, pool_id=pool_id)
     kind = kind if kind in {k.value for k in TaskKind} else ""
-    page = max(page, 1)
-    tasks, total = control_tasks.list_tasks(
-        session,
-        requester=user,
-        pool_id=pool.id,
-        kind=kind or None,
-        offset=(page - 1) * PAGE_SIZE,
-        limit=PAGE_SIZE,
-    )
+    params = list_params(request, lists.TASK_LIST)
+    page = lists.page_tasks(session, requester=user, pool_id=pool.id, kind=kind, params=params)
     project = projects.get_project(session, requester=user, project_id=pool.project_id)
     return render(
         request,
@@ -109,11 +100,8 @@ def task_list(
         {
             "pool": pool,
             "project": project,
-            "tasks": tasks,
+            "tasks": ListView(request, page, target="tasks", filters={"kind": kind}),
             "kind": kind,
-            "page": page,
-            "pages": max(1, -(-total // PAGE_SIZE)),
-            "total": total,
             "options": projects.list_options(session, project=project),
             "distribution": control_tasks.control_distribution(
                 session, requester=user, pool_id=pool.id

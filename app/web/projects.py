@@ -7,8 +7,9 @@ from fastapi.responses import RedirectResponse
 
 from app.deps import CurrentRequester, SessionDep, verify_csrf
 from app.errors import Conflict, ValidationFailed
-from app.services.projects import pools, projects
+from app.services.projects import lists, pools, projects
 from app.services.projects.projects import OptionInput
+from app.web.lists import ListView, list_params
 from app.web.templating import flash, render
 
 router = APIRouter(dependencies=[Depends(verify_csrf)], include_in_schema=False)
@@ -140,15 +141,16 @@ def project_detail(request: Request, session: SessionDep, user: CurrentRequester
     """The project with its pools, options, instructions and a task preview."""
     project = projects.get_project(session, requester=user, project_id=project_id)
     options = projects.list_options(session, project=project)
-    items = pools.list_pools(session, requester=user, project_id=project.id)
-    counts = {pool.id: pools.task_counts(session, pool=pool, recent=True) for pool in items}
+    params = list_params(request, lists.POOL_LIST)
+    page = lists.page_pools(session, requester=user, project_id=project.id, params=params)
+    counts = {pool.id: pools.task_counts(session, pool=pool, recent=True) for pool in page.items}
     return render(
         request,
         "requester/projects/detail.html",
         {
             "project": project,
             "options": options,
-            "pools": items,
+            "pools": ListView(request, page, target="pools"),
             "counts": counts,
             "preview": {
                 "name": project.name,

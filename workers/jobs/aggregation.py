@@ -30,26 +30,18 @@ from app.db.models import (
     Answer,
     AnswerOption,
     Assignment,
-    AssignmentStatus,
     JobStatus,
     Pool,
     Task,
     TaskKind,
 )
 from app.db.types import utcnow
-from app.services.aggregations.runs import JOB_KIND
+from app.services.aggregations.runs import JOB_KIND, usable_statuses
 from app.services.jobs.records import ProgressReporter
 from workers.registry import job, on_failure
 
 _LOAD, _FIT = 0.15, 0.80  # progress bar shares: loading ends at 15 %, fitting at 80 %
 _CHUNK = 5000
-
-
-def usable_statuses(pool: Pool) -> list[str]:
-    """Assignment statuses whose answers count: accepted, plus submitted under auto-accept."""
-    if pool.auto_accept:
-        return [AssignmentStatus.SUBMITTED, AssignmentStatus.ACCEPTED]
-    return [AssignmentStatus.ACCEPTED]
 
 
 def _start(run_id: int, job_id: int) -> tuple[AggregationRun, Pool]:

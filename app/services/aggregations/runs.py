@@ -18,6 +18,7 @@ from aggregation.tsv import format_confidence, spreadsheet_safe, write_aggregate
 from app.db.models import (
     AggregatedLabel,
     AggregationRun,
+    AssignmentStatus,
     Job,
     JobStatus,
     Pool,
@@ -28,6 +29,7 @@ from app.db.models import (
 )
 from app.errors import Conflict, NotFound, ValidationFailed
 from app.services.jobs.records import create_job, get_job
+from app.services.listing import ListParams, ListSpec, Page, paginate
 from app.services.projects.progress import public_id
 from app.settings import get_settings
 
@@ -69,6 +71,13 @@ class OperationExists(Conflict):
 def method_name(method: str) -> str:
     """The human name of a method key."""
     return METHOD_NAMES.get(method, method)
+
+
+def usable_statuses(pool: Pool) -> list[str]:
+    """Assignment statuses whose answers count: accepted, plus submitted under auto-accept."""
+    if pool.auto_accept:
+        return [AssignmentStatus.SUBMITTED, AssignmentStatus.ACCEPTED]
+    return [AssignmentStatus.ACCEPTED]
 
 
 def _owned_pool(session: Session, *, requester: User, pool_id: int | str) -> Pool:
@@ -151,6 +160,30 @@ def list_runs(session: Session, *, requester: User, pool_id: int | str) -> list[
             .order_by(col(AggregationRun.id).desc())
         ).all()
     )
+
+
+RUN_LIST = ListSpec(
+    sorts={
+        "created": col(AggregationRun.id),
+        "method": col(AggregationRun.method),
+        "status": col(AggregationRun.status),
+        "confidence": col(AggregationRun.mean_confidence),
+        "unanswered": col(AggregationRun.unanswered_count),
+    },
+    default_sort="created",
+    default_dir="desc",
+    first_dirs={"confidence": "desc", "unanswered": "desc"},
+    nulls_last=("confidence",),
+    tiebreak=(col(AggregationRun.id),),
+)
+"""A pool's runs, newest first."""
+
+
+def page_runs(session: Session, *, requester: User, pool_id: int | str, params: ListParams) -> Page:
+    """One page of a pool's runs (someone else's pool: ``NotFound``)."""
+    pool = _owned_pool(session, requester=requester, pool_id=pool_id)
+    query = select(AggregationRun).where(AggregationRun.pool_id == pool.id)
+    return paginate(session, query, spec=RUN_LIST, params=params)
 
 
 def get_run(

@@ -1,4 +1,4 @@
-"""What a labeler may work on: available pools, access checks, bans they see, earnings."""
+"""What a labeler may work on: available pools, access checks, bans they see."""
 
 from __future__ import annotations
 
@@ -16,8 +16,6 @@ from app.db.models import (
     AssignmentTask,
     Ban,
     BanScope,
-    LedgerEntry,
-    LedgerKind,
     Pool,
     PoolStatus,
     Project,
@@ -30,7 +28,6 @@ from app.db.models import (
 from app.db.types import utcnow
 from app.errors import Forbidden, LabelerBanned, NotFound
 from app.services.accounts.users import TokenLabeler
-from app.services.money import ledger
 from app.services.projects.tally import recent_tally
 from app.services.quality import active_ban_for
 
@@ -98,22 +95,6 @@ class BanNotice:
     scope_text: str
     reason: str
     until: datetime | None
-
-
-@dataclass
-class EarningRow:
-    assignment_id: int
-    project_name: str
-    pool_name: str
-    status: str
-    submitted_at: datetime | None
-    paid_cents: int
-
-
-@dataclass
-class Earnings:
-    balance_cents: int
-    rows: list[EarningRow]
 
 
 def _rating_for(
@@ -383,38 +364,3 @@ def list_ban_notices(session: Session, *, labeler: User) -> list[BanNotice]:
         .order_by(Ban.id.desc())
     ).all()
     return [_notice(session, ban=ban) for ban in bans]
-
-
-def get_earnings(session: Session, *, labeler: User, limit: int = 100) -> Earnings:
-    """Balance and the latest submitted suites with what each paid."""
-    paid = (
-        select(LedgerEntry.assignment_id, func.sum(LedgerEntry.amount_cents).label("cents"))
-        .where(LedgerEntry.user_id == labeler.id, LedgerEntry.kind == LedgerKind.EARNING)
-        .group_by(LedgerEntry.assignment_id)
-        .subquery()
-    )
-    rows = session.exec(
-        select(
-            Assignment.id,
-            Project.name,
-            Pool.name,
-            Assignment.status,
-            Assignment.submitted_at,
-            func.coalesce(paid.c.cents, 0),
-        )
-        .join(Pool, Pool.id == Assignment.pool_id)
-        .join(Project, Project.id == Pool.project_id)
-        .outerjoin(paid, paid.c.assignment_id == Assignment.id)
-        .where(
-            Assignment.labeler_id == labeler.id,
-            Assignment.status.in_(
-                [AssignmentStatus.SUBMITTED, AssignmentStatus.ACCEPTED, AssignmentStatus.REJECTED]
-            ),
-        )
-        .order_by(Assignment.submitted_at.desc(), Assignment.id.desc())
-        .limit(limit)
-    ).all()
-    return Earnings(
-        balance_cents=ledger.get_balance(session, user=labeler),
-        rows=[EarningRow(*row) for row in rows],
-    )

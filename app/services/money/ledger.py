@@ -35,6 +35,7 @@ from app.db.models import (
 from app.db.raw import pick, rows
 from app.db.types import utcnow
 from app.errors import InsufficientFunds, ValidationFailed
+from app.services.listing import ListParams, ListSpec, Page, paginate
 from app.services.money import sql
 
 MAX_TOPUP_CENTS = 100_000_00
@@ -104,15 +105,27 @@ def fee_cents(amount_cents: int, fee_percent: float | None) -> int:
     return round(amount_cents * (fee_percent or 0.0) / 100)
 
 
-def list_entries(session: Session, *, user: User, limit: int = 100) -> list[LedgerEntry]:
-    """The user's latest ledger entries."""
-    query = (
-        select(LedgerEntry)
-        .where(LedgerEntry.user_id == user.id)
-        .order_by(LedgerEntry.id.desc())
-        .limit(limit)
-    )
-    return list(session.exec(query))
+ENTRY_LIST = ListSpec(
+    sorts={
+        "when": LedgerEntry.id,
+        "kind": LedgerEntry.kind,
+        "account": LedgerEntry.account,
+        "amount": LedgerEntry.amount_cents,
+    },
+    default_sort="when",
+    default_dir="desc",
+    first_dirs={"amount": "desc"},
+    search=(LedgerEntry.kind, LedgerEntry.memo, LedgerEntry.account),
+    tiebreak=(LedgerEntry.id,),
+    per_page=25,
+)
+"""The balance history: newest first; searched in kind, memo and account."""
+
+
+def page_entries(session: Session, *, user: User, params: ListParams) -> Page:
+    """One page of the user's ledger history (searched, sorted and cut in SQL)."""
+    query = select(LedgerEntry).where(LedgerEntry.user_id == user.id)
+    return paginate(session, query, spec=ENTRY_LIST, params=params)
 
 
 Refusal = Callable[[int], InsufficientFunds]
