@@ -126,7 +126,7 @@ def _confusions(model: Any) -> np.ndarray:
     own = getattr(model, "confusion_", None)
     if isinstance(own, np.ndarray) and own.shape == (m.n_workers, k, k):
         return own.transpose(0, 2, 1)  # ours are [worker, answered, true]
-    soft = np.asarray(m.pair_task @ model.posterior_).reshape(m.n_workers, k, k)
+    soft = np.asarray(m.pair_sum @ model.posterior_).reshape(m.n_workers, k, k)
     totals = soft.sum(axis=1, keepdims=True)
     soft = np.divide(soft, totals, out=np.zeros_like(soft), where=totals > 0)
     return soft.transpose(0, 2, 1)
