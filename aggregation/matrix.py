@@ -287,6 +287,36 @@ def encode_lists(
     )
 
 
+def encode_arrays(
+    task: npt.NDArray[Any],
+    worker: npt.NDArray[Any],
+    label: IntArray,
+    label_values: Sequence[Any],
+) -> AnswerMatrix:
+    """As :func:`encode`, from numpy arrays streamed from a database: task and worker keys of
+    any hashable dtype (coded by first appearance with pandas' hash table) and labels already
+    coded as indexes into ``label_values``, which must be sorted (the tie rule).
+
+    Labels nobody answered are kept (they are the caller's, e.g. a project's options).
+    """
+    import pandas as pd
+
+    if not len(task) == len(worker) == len(label):
+        raise ValueError("task, worker and label must have one entry per answer each")
+    task_codes, task_values = pd.factorize(task, sort=False)
+    worker_codes, worker_values = pd.factorize(worker, sort=False)
+    if len(label) and (label.min() < 0 or label.max() >= len(label_values)):
+        raise ValueError("label codes must index label_values")
+    return AnswerMatrix(
+        task=np.asarray(task_codes, dtype=np.int64),
+        worker=np.asarray(worker_codes, dtype=np.int64),
+        label=np.asarray(label, dtype=np.int64),
+        task_values=np.asarray(task_values),
+        worker_values=np.asarray(worker_values),
+        label_values=_object_array(list(label_values)),
+    )
+
+
 def _sorted_index(values: Iterable[Any]) -> pd.Index:
     import pandas as pd
 

@@ -71,7 +71,7 @@ def test_a_failing_fit_marks_the_run_failed_with_its_message(
     session, requester, answered_pool, monkeypatch
 ):
     class Broken:
-        def fit(self, *args, **kwargs):
+        def fit_matrix(self, *args, **kwargs):
             raise ValueError("the model diverged")
 
     monkeypatch.setattr(aggregation_job, "get_method", lambda name: Broken)
