@@ -251,14 +251,28 @@ def _worker_rows(model: Any, known: KnownCodes) -> list[dict]:
     return rows
 
 
+def _copy_labels(connection: Any, labels: list[dict]) -> None:
+    """PostgreSQL: the label rows by ``COPY`` (a pool can have a million tasks)."""
+    columns = ("run_id", "task_id", "value", "confidence", "answer_count")
+    raw = connection.connection.dbapi_connection
+    sql = f"COPY aggregated_label ({', '.join(columns)}) FROM STDIN"
+    with raw.cursor() as cursor, cursor.copy(sql) as copy:
+        for row in labels:
+            copy.write_row([row[c] for c in columns])
+
+
 def _write(run_id: int, labels: list[dict], workers: list[dict], stats: dict) -> None:
     from app.db.models import WorkerQuality
 
     with session_scope() as session:
         session.execute(delete(AggregatedLabel).where(col(AggregatedLabel.run_id) == run_id))
         session.execute(delete(WorkerQuality).where(col(WorkerQuality.run_id) == run_id))
-        for start in range(0, len(labels), _CHUNK):
-            session.execute(insert(AggregatedLabel), labels[start : start + _CHUNK])
+        connection = session.connection()
+        if connection.dialect.name == "postgresql":
+            _copy_labels(connection, labels)
+        else:
+            for start in range(0, len(labels), _CHUNK):
+                session.execute(insert(AggregatedLabel), labels[start : start + _CHUNK])
         for start in range(0, len(workers), _CHUNK):
             session.execute(insert(WorkerQuality), workers[start : start + _CHUNK])
         run = session.get(AggregationRun, run_id)
