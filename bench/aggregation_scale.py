@@ -312,6 +312,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     job = aggregate(fixture["pool_id"], fixture["requester_id"], args.method)
     alone = algorithm_alone(fixture, args.method)
     ratio = job["job_wall_s"] / max(alone["algorithm_s"], 1e-9)
+    # the same ratio against the fit inside the job: on a shared machine the two fits of the
+    # same answers can differ more than the whole overhead of loading and writing
+    own = job["job_wall_s"] / max(job["fit_seconds"], 1e-9)
     result = {
         "benchmark": "aggregation.postgres_scale",
         "baseline": f"{args.method} fitted on the same answers already coded in memory",
@@ -320,11 +323,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         **job,
         **alone,
         "job_over_algorithm": round(ratio, 2),
+        "job_over_its_fit": round(own, 2),
     }
     print(
         f"{args.method}: job {job['job_wall_s']} s (load {job['load_seconds']} s, fit "
         f"{job['fit_seconds']} s, write {job['write_seconds']} s) vs the algorithm alone "
-        f"{alone['algorithm_s']} s: {ratio:.2f}x"
+        f"{alone['algorithm_s']} s: {ratio:.2f}x ({own:.2f}x the job's own fit)"
     )
     print(json.dumps(result, default=float))
     return result
