@@ -112,10 +112,14 @@ def _copy_codes(connection: Any, query: Any) -> tuple[np.ndarray, np.ndarray, np
 
     The server streams the rows in blocks; no Python object is made per row.
     """
-    sql = str(query.compile(dialect=connection.dialect, compile_kwargs={"literal_binds": True}))
+    compiled = query.compile(
+        dialect=connection.dialect, compile_kwargs={"render_postcompile": True}
+    )
+    statement = f"COPY ({compiled}) TO STDOUT (FORMAT BINARY)"
     raw = connection.connection.dbapi_connection
     blocks = []
-    with raw.cursor() as cursor, cursor.copy(f"COPY ({sql}) TO STDOUT (FORMAT BINARY)") as copy:
+    # psycopg merges the parameters (answer options are user text) client-side, quoted
+    with raw.cursor() as cursor, cursor.copy(statement, compiled.params) as copy:
         for block in copy:
             blocks.append(bytes(block))
     data = b"".join(blocks)
