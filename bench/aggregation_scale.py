@@ -4,7 +4,7 @@ Fills a fresh PostgreSQL database with one pool of a simulated crowd (``--answer
 3 million; ``--overlap`` answers a task, ``--control`` share of the tasks as control tasks with
 their true label) by ``COPY`` (foreign-key triggers off while filling, then ``ANALYZE``), then
 runs an aggregation of the pool as the product does (``start_aggregation`` with jobs run
-inline: the job streams the answers by binary ``COPY`` into numpy arrays, fits, writes one
+inline: the job reads the answers packed by the server into numpy arrays, fits, writes one
 label per task and the labelers' figures). Reported: the fill time, the job's own split (load,
 fit, write) and its whole wall time, the algorithm alone (the same method fitted on the same
 coded answers already in memory) and the ratio of the job's wall time to the algorithm's.
