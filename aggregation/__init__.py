@@ -36,6 +36,8 @@ _WHERE = {
     "AnswerMatrix": "matrix",
     "KnownCodes": "matrix",
     "encode": "matrix",
+    "encode_arrays": "matrix",
+    "encode_lists": "matrix",
     "ALIASES": "registry",
     "METHODS": "registry",
     "aggregate": "registry",
@@ -70,6 +72,8 @@ __all__ = [
     "Wawa",
     "aggregate",
     "encode",
+    "encode_arrays",
+    "encode_lists",
     "expected_calibration_error",
     "get_method",
     "get_method_name",
@@ -107,7 +111,7 @@ if TYPE_CHECKING:
     from aggregation.dawid_skene import DawidSkene, OneCoinDawidSkene
     from aggregation.glad import GLAD
     from aggregation.majority import MajorityVote, Wawa
-    from aggregation.matrix import AnswerMatrix, KnownCodes, encode
+    from aggregation.matrix import AnswerMatrix, KnownCodes, encode, encode_arrays, encode_lists
     from aggregation.registry import ALIASES, METHODS, aggregate, get_method, get_method_name
     from aggregation.report import quality_report, wilson_interval
     from aggregation.simulate import Crowd, simulate_crowd

@@ -26,7 +26,7 @@ def _quick_glad() -> Aggregator:
     the defaults, which spend most of auto's time for no measured gain in accuracy."""
     from aggregation.glad import GLAD
 
-    return GLAD(n_iter=10, m_step_max_iter=10)
+    return GLAD(n_iter=10, m_step_max_iter=10, optimizer="gradient")
 
 
 def _candidates() -> dict[str, Callable[[], Aggregator]]:

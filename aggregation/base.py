@@ -8,12 +8,14 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from typing import Self
+from typing import TYPE_CHECKING, Self
 
 import numpy as np
-import pandas as pd
 
 from aggregation.matrix import AnswerMatrix, FloatArray, IntArray, KnownCodes, encode
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 ProgressFn = Callable[[float, str], None]
 """``on_progress(fraction, message)``: fraction in [0, 1] of the work done so far."""
@@ -96,6 +98,8 @@ class Aggregator(ABC):
         Returns:
             self.
         """
+        import pandas as pd
+
         if known is not None and "task" in data.columns:
             known = known[known.index.isin(data["task"])]  # tasks with answers only
         extra = () if known is None else pd.unique(known.dropna())
@@ -157,22 +161,30 @@ class Aggregator(ABC):
     @property
     def labels_(self) -> pd.Series:
         """Task -> chosen label."""
+        import pandas as pd
+
         m = self.matrix_
         return pd.Series(m.labels.take(self.label_codes_), index=m.tasks, name="label")
 
     @property
     def probas_(self) -> pd.DataFrame:
         """Task x label distribution (rows sum to 1)."""
+        import pandas as pd
+
         return pd.DataFrame(self.posterior_, index=self.matrix_.tasks, columns=self.matrix_.labels)
 
     @property
     def confidence_(self) -> pd.Series:
         """Task -> probability of the chosen label, clipped to [0, 1]."""
+        import pandas as pd
+
         return pd.Series(self.confidence_array(), index=self.matrix_.tasks, name="confidence")
 
     @property
     def worker_accuracy_(self) -> pd.Series:
         """Worker -> estimated share of correct answers."""
+        import pandas as pd
+
         acc = self._worker_accuracy()
         return pd.Series(acc, index=self.matrix_.workers, name="accuracy")
 
@@ -181,8 +193,18 @@ class Aggregator(ABC):
         rows = np.arange(len(self.label_codes_))
         return np.clip(self.posterior_[rows, self.label_codes_], 0.0, 1.0)
 
+    def result_rows(self) -> list[tuple[object, object, float]]:
+        """``(task, label, confidence)`` per task in order of first appearance; no pandas."""
+        m = self.matrix_
+        labels = m.label_values[self.label_codes_]
+        confidence = self.confidence_array().tolist()
+        rows = zip(m.task_values.tolist(), labels.tolist(), confidence, strict=True)
+        return list(rows)
+
     def result_frame(self) -> pd.DataFrame:
         """One row per task: ``task, label, confidence``, tasks in order of first appearance."""
+        import pandas as pd
+
         m = self.matrix_
         return pd.DataFrame(
             {

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from aggregation.base import Aggregator, ProgressFn, log_softmax_rows, vote_shares
 from aggregation.matrix import AnswerMatrix, FloatArray, KnownCodes
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def _digamma(x: FloatArray) -> FloatArray:
@@ -76,7 +79,7 @@ class BayesianDawidSkene(Aggregator):
         self, matrix: AnswerMatrix, known: KnownCodes, on_progress: ProgressFn | None
     ) -> FloatArray:
         w, k = matrix.n_workers, matrix.n_labels
-        task_pair, pair_task = matrix.task_pair, matrix.pair_task
+        task_pair, pair_task = matrix.task_sum, matrix.pair_sum
         prior_counts = np.full((k, k), self.off_diagonal)
         np.fill_diagonal(prior_counts, self.diagonal)
         proba = known.clamp(vote_shares(matrix))
@@ -115,4 +118,6 @@ class BayesianDawidSkene(Aggregator):
     @property
     def priors_(self) -> pd.Series:
         """Label -> posterior-mean prior probability of a task's true label."""
+        import pandas as pd
+
         return pd.Series(self.prior_, index=self.matrix_.labels, name="prior")

@@ -7,8 +7,9 @@ import time
 from typing import Any
 
 from aggregation.base import ProgressFn
+from aggregation.matrix import encode_lists
 from aggregation.registry import get_method, get_method_name
-from aggregation.tsv import known_answers, read_assignments_tsv, write_aggregated_tsv
+from aggregation.tsv import read_assignments, write_aggregated_tsv
 
 _READ, _FIT = 0.1, 0.85  # shares of the progress bar: reading, then fitting, then writing
 
@@ -23,7 +24,7 @@ def aggregate_file(
 ) -> dict[str, Any]:
     """Aggregates a Toloka-style raw results TSV into an aggregated TSV.
 
-    Reads answers with :func:`~aggregation.tsv.read_assignments_tsv` (rejected assignments
+    Reads answers with :func:`~aggregation.tsv.read_assignments` (rejected assignments
     skipped), uses ``GOLDEN:<output_field>`` values as known answers, fits the method and writes
     ``INPUT:<f>  OUTPUT:<output_field>  CONFIDENCE:<output_field>`` with one row per task in
     order of first appearance (the INPUT header names are taken from the input file).
@@ -56,19 +57,22 @@ def aggregate_file(
         if on_progress is not None:
             on_progress(fraction, message)
 
-    answers = read_assignments_tsv(input_path, output_field=output_field)
-    known = known_answers(answers)
+    answers = read_assignments(input_path, output_field=output_field)
+    known = answers.known()
     report(_READ, f"read {len(answers)} answers")
 
     def fitting(fraction: float, message: str) -> None:
         report(_READ + (_FIT - _READ) * fraction, message)
 
-    model.fit(answers, known=known, on_progress=fitting)
-    result = model.result_frame()
+    # plain lists and numpy from file to file: no pandas import on this path
+    matrix = encode_lists(answers.task, answers.worker, answers.label, known.values())
+    codes = matrix.encode_known(known)
+    model.fit_matrix(matrix, codes, on_progress=fitting)
+    result = model.result_rows()
     write_aggregated_tsv(
-        result, output_path, input_field=answers.attrs["input_fields"], output_field=output_field
+        result, output_path, input_field=answers.input_fields, output_field=output_field
     )
-    matrix = model.matrix_
+    confidences = [confidence for _, _, confidence in result]
     calibrated = bool(getattr(model, "calibrated_", False))
     scores = getattr(model, "scores_", {}) or {}
     used = getattr(model, "method_", None) or get_method_name(method)
@@ -80,9 +84,9 @@ def aggregate_file(
         "tasks": matrix.n_tasks,
         "workers": matrix.n_workers,
         "labels": matrix.n_labels,
-        "known": int(known.index.isin(matrix.tasks).sum()),
+        "known": len(codes),
         "iterations": getattr(getattr(model, "model_", model), "n_iter_", None),
-        "mean_confidence": float(result["confidence"].mean()) if len(result) else None,
+        "mean_confidence": sum(confidences) / len(confidences) if confidences else None,
         "heldout_ece": scores.get(used, {}).get("ece") if calibrated else None,
         "scores": scores,
         "seconds": round(time.perf_counter() - started, 3),

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 from abc import abstractmethod
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from aggregation.base import EPS, Aggregator, ProgressFn, log_softmax_rows, vote_shares
 from aggregation.matrix import AnswerMatrix, FloatArray, KnownCodes
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 class _ConfusionEM(Aggregator):
@@ -39,7 +42,7 @@ class _ConfusionEM(Aggregator):
     def _fit_codes(
         self, matrix: AnswerMatrix, known: KnownCodes, on_progress: ProgressFn | None
     ) -> FloatArray:
-        task_pair, pair_task = matrix.task_pair, matrix.pair_task
+        task_pair, pair_task = matrix.task_sum, matrix.pair_sum
         proba = known.clamp(vote_shares(matrix))
         prior = proba.mean(axis=0)
         counts = pair_task @ proba
@@ -83,6 +86,8 @@ class _ConfusionEM(Aggregator):
         hold 0 for Dawid-Skene).
         """
         m = self.matrix_
+        import pandas as pd
+
         index = pd.MultiIndex.from_product([m.workers, m.labels], names=["worker", "label"])
         flat = self.confusion_.reshape(m.n_workers * m.n_labels, m.n_labels)
         return pd.DataFrame(flat, index=index, columns=m.labels)
@@ -90,6 +95,8 @@ class _ConfusionEM(Aggregator):
     @property
     def priors_(self) -> pd.Series:
         """Label -> prior probability of a task's true label."""
+        import pandas as pd
+
         return pd.Series(self.prior_, index=self.matrix_.labels, name="prior")
 
 
@@ -229,4 +236,6 @@ class OneCoinDawidSkene(_ConfusionEM):
     @property
     def skills_(self) -> pd.Series:
         """Worker -> accuracy parameter ``s_w``."""
+        import pandas as pd
+
         return pd.Series(self.skill_, index=self.matrix_.workers, name="skill")

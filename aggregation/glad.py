@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from aggregation.base import Aggregator, ProgressFn, softmax_rows
 from aggregation.matrix import AnswerMatrix, FloatArray, IntArray, KnownCodes
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 _LOG_SQRT_2PI = 0.5 * float(np.log(2.0 * np.pi))
 
@@ -50,6 +53,8 @@ class GLAD(Aggregator):
         tol: Stop once the objective improves by less than this.
         m_step_max_iter: Conjugate-gradient iterations per M-step.
         m_step_tol: Conjugate-gradient tolerance.
+        optimizer: ``cg`` (scipy's conjugate gradient, as crowd-kit) or ``gradient`` (our numpy
+            L-BFGS; no scipy import).
         alpha_prior_mean: Mean of the normal prior on abilities.
         beta_prior_mean: Mean of the normal prior on log inverse difficulties.
 
@@ -67,6 +72,11 @@ class GLAD(Aggregator):
     m_step_tol: float = 1e-2
     alpha_prior_mean: float = 1.0
     beta_prior_mean: float = 1.0
+    optimizer: str = "cg"
+
+    def __post_init__(self) -> None:
+        if self.optimizer not in ("cg", "gradient"):
+            raise ValueError(f"optimizer must be 'cg' or 'gradient', not {self.optimizer!r}")
 
     def _fit_codes(
         self, matrix: AnswerMatrix, known: KnownCodes, on_progress: ProgressFn | None
@@ -100,6 +110,8 @@ class GLAD(Aggregator):
         Returns the new ``alpha``, ``beta`` and the objective there (the optimiser's own last
         value, so the EM loop needs no extra evaluation).
         """
+        if self.optimizer == "gradient":
+            return self._m_step_gradient(model, alpha, beta, proba)
         from scipy.optimize import minimize  # lazy: scipy.optimize costs ~0.3 s to import
 
         n_workers = len(alpha)
@@ -115,6 +127,42 @@ class GLAD(Aggregator):
         x = np.asarray(res.x, dtype=np.float64)
         return x[:n_workers].copy(), x[n_workers:].copy(), -float(res.fun)
 
+    def _m_step_gradient(
+        self, model: _GladTerms, alpha: FloatArray, beta: FloatArray, proba: FloatArray
+    ) -> tuple[FloatArray, FloatArray, float]:
+        """L-BFGS (memory 5) with a backtracking line search, numpy only.
+
+        ``m_step_max_iter`` steps at most; stops once the gradient's norm is below
+        ``m_step_tol``. Cheaper than importing scipy.optimize for the short fits of ``auto``.
+        """
+        negative = model.negative_objective(proba)
+        n_workers = len(alpha)
+        x = np.concatenate([alpha, beta])
+        f, g = negative(x)
+        history: list[tuple[FloatArray, FloatArray, float]] = []
+        for _ in range(self.m_step_max_iter):
+            if float(np.sqrt(g @ g)) < self.m_step_tol:
+                break
+            direction = _lbfgs_direction(g, history)
+            slope = float(g @ direction)
+            if slope >= 0:  # not a descent direction: fall back to the gradient
+                direction, slope, history = -g, -float(g @ g), []
+            t = 1.0 if history else 1.0 / max(float(np.sqrt(g @ g)), 1.0)
+            while True:  # backtracking until the objective rises enough (Armijo)
+                new_x = x + t * direction
+                new_f, new_g = negative(new_x)
+                if new_f <= f + 1e-4 * t * slope or t < 1e-10:
+                    break
+                t /= 2
+            if new_f > f:
+                break
+            s, y = new_x - x, new_g - g
+            sy = float(s @ y)
+            if sy > 1e-12:
+                history = [*history[-4:], (s, y, 1.0 / sy)]
+            x, f, g = new_x, new_f, new_g
+        return x[:n_workers].copy(), x[n_workers:].copy(), -float(f)
+
     def _fit_empty(self) -> None:
         self.alpha_, self.beta_ = np.zeros(0), np.zeros(0)
         self.loss_history_ = []
@@ -123,12 +171,35 @@ class GLAD(Aggregator):
     @property
     def alphas_(self) -> pd.Series:
         """Worker -> ability ``alpha_w``."""
+        import pandas as pd
+
         return pd.Series(self.alpha_, index=self.matrix_.workers, name="alpha")
 
     @property
     def betas_(self) -> pd.Series:
         """Task -> log inverse difficulty ``beta_t``."""
+        import pandas as pd
+
         return pd.Series(self.beta_, index=self.matrix_.tasks, name="beta")
+
+
+def _lbfgs_direction(
+    g: FloatArray, history: list[tuple[FloatArray, FloatArray, float]]
+) -> FloatArray:
+    """L-BFGS two-loop recursion: ``-H g`` from the last (step, gradient change) pairs."""
+    q = g.copy()
+    alphas = []
+    for s, y, rho in reversed(history):
+        a = rho * float(s @ q)
+        q -= a * y
+        alphas.append(a)
+    if history:
+        s, y, _ = history[-1]
+        q *= float(s @ y) / float(y @ y)
+    for (s, y, rho), a in zip(history, reversed(alphas), strict=True):
+        b = rho * float(y @ q)
+        q += (a - b) * s
+    return -q
 
 
 class _GladTerms:

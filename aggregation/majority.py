@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from aggregation.base import Aggregator, ProgressFn, vote_shares
 from aggregation.matrix import AnswerMatrix, FloatArray, KnownCodes
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def _agreement(matrix: AnswerMatrix, label_codes: np.ndarray) -> FloatArray:

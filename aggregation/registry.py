@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from aggregation.auto import Auto
 from aggregation.base import Aggregator, ProgressFn
@@ -12,6 +10,9 @@ from aggregation.bayesian import BayesianDawidSkene
 from aggregation.dawid_skene import DawidSkene, OneCoinDawidSkene
 from aggregation.glad import GLAD
 from aggregation.majority import MajorityVote, Wawa
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 METHODS: dict[str, type[Aggregator]] = {
     "auto": Auto,

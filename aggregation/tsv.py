@@ -16,11 +16,14 @@ import csv
 import io
 import math
 import os
+import sys
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import IO, Any, cast
+from dataclasses import dataclass, field
+from typing import IO, TYPE_CHECKING, Any, cast
 
-import pandas as pd
+if TYPE_CHECKING:
+    import pandas as pd
 
 PathOrFile = str | os.PathLike[str] | IO[str] | IO[bytes]
 
@@ -143,10 +146,72 @@ def _header_index(header: list[str], output_field: str) -> tuple[list[int], int,
     return inputs, names.index(output), worker, find(golden), find(STATUS_COLUMN)
 
 
+@dataclass
+class Assignments:
+    """The answers of a raw results TSV as parallel lists (one entry per answer), no pandas.
+
+    Attributes:
+        task, worker, label: The answer's task key, worker id and label.
+        golden: The row's ``GOLDEN`` value or None.
+        row: The answer's spreadsheet row.
+        input_fields: The INPUT field names in header order.
+    """
+
+    task: list[str] = field(default_factory=list)
+    worker: list[str] = field(default_factory=list)
+    label: list[str] = field(default_factory=list)
+    golden: list[str | None] = field(default_factory=list)
+    row: list[int] = field(default_factory=list)
+    input_fields: list[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.task)
+
+    def known(self) -> dict[str, str]:
+        """Task -> GOLDEN label, for the tasks that have one (the first row's value)."""
+        out: dict[str, str] = {}
+        for task, golden in zip(self.task, self.golden, strict=True):
+            if golden is not None:
+                out.setdefault(task, golden)
+        return out
+
+    def to_frame(self) -> pd.DataFrame:
+        """As :func:`read_assignments_tsv` returns them."""
+        import pandas as pd
+
+        frame = pd.DataFrame(
+            {
+                "task": self.task,
+                "worker": self.worker,
+                "label": self.label,
+                "golden": self.golden,
+                "row": self.row,
+            },
+            columns=["task", "worker", "label", "golden", "row"],
+        )
+        frame.attrs["input_fields"] = list(self.input_fields)
+        return frame
+
+
 def read_assignments_tsv(
     source: PathOrFile, output_field: str = "result", skip_rejected: bool = True
 ) -> pd.DataFrame:
     """Reads a Toloka-style raw results TSV into an answer table.
+
+    :func:`read_assignments` as a DataFrame; see there.
+
+    Returns:
+        DataFrame with columns ``task, worker, label, golden, row``: ``golden`` is the row's
+        ``GOLDEN:<output_field>`` value or None, ``row`` its spreadsheet row. Its ``attrs``
+        hold ``input_fields``, the INPUT field names in header order.
+    """
+    return read_assignments(source, output_field, skip_rejected).to_frame()
+
+
+def read_assignments(
+    source: PathOrFile, output_field: str = "result", skip_rejected: bool = True
+) -> Assignments:
+    """Reads a Toloka-style raw results TSV into parallel lists (no pandas).
 
     The task key is the row's INPUT values (joined with a tab when there are several INPUT
     columns), the worker is ``ASSIGNMENT:worker_id`` and the label is ``OUTPUT:<output_field>``.
@@ -160,9 +225,7 @@ def read_assignments_tsv(
         skip_rejected: Drop rejected assignments.
 
     Returns:
-        DataFrame with columns ``task, worker, label, golden, row``: ``golden`` is the row's
-        ``GOLDEN:<output_field>`` value or None, ``row`` its spreadsheet row. Its ``attrs``
-        hold ``input_fields``, the INPUT field names in header order.
+        The answers; ``golden`` is the row's ``GOLDEN:<output_field>`` value or None.
 
     Raises:
         TsvError: Naming the row (and column) of the first problem: a missing column, a row
@@ -214,12 +277,8 @@ def read_assignments_tsv(
             labels.append(label)
             goldens.append(golden or None)
             rows.append(row)
-    frame = pd.DataFrame(
-        {"task": tasks, "worker": workers, "label": labels, "golden": goldens, "row": rows},
-        columns=["task", "worker", "label", "golden", "row"],
-    )
-    frame.attrs["input_fields"] = [header[i].strip().removeprefix("INPUT:") for i in inputs]
-    return frame
+    fields = [header[i].strip().removeprefix("INPUT:") for i in inputs]
+    return Assignments(tasks, workers, labels, goldens, rows, fields)
 
 
 def known_answers(answers: pd.DataFrame) -> pd.Series:
@@ -240,7 +299,8 @@ def format_confidence(value: float) -> str:
 
 
 def _rows(rows: pd.DataFrame | Iterable[Sequence[Any]]) -> Iterable[Sequence[Any]]:
-    if isinstance(rows, pd.DataFrame):
+    pandas = sys.modules.get("pandas")  # a DataFrame implies pandas is loaded already
+    if pandas is not None and isinstance(rows, pandas.DataFrame):
         return rows[["task", "label", "confidence"]].itertuples(index=False, name=None)
     return rows
 

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import csv
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -144,3 +148,27 @@ def test_the_summary_names_the_method_and_says_when_confidence_is_uncalibrated(t
     assert main(["aggregate", str(source), "-o", str(tmp_path / "out2.tsv")]) == 0
     err = capsys.readouterr().err
     assert "method auto → " in err and "calibrated on control tasks" in err
+
+
+def test_aggregating_a_file_imports_neither_pandas_nor_scipy(tmp_path):
+    # importing them costs more than the whole fit of a small file: the command stays fast
+    crowd = simulate_crowd(100, 10, n_labels=3, overlap=3, seed=4)
+    rows = [
+        (f"{task}.png", label, crowd.truth[task] if i % 5 == 0 else "", worker, "APPROVED")
+        for i, (task, worker, label) in enumerate(crowd.answers.itertuples(index=False))
+    ]
+    source = _write(tmp_path / "results.tsv", rows)
+    out = tmp_path / "out.tsv"
+    code = (
+        "import sys; from app.cli import main; "
+        f"assert main(['aggregate', {str(source)!r}, '-o', {str(out)!r}, '-q']) == 0; "
+        "print(sorted(m for m in ('pandas', 'scipy') if m in sys.modules))"
+    )
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=tmp_path
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
+    assert len(_read(out)) == 101

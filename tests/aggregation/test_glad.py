@@ -89,3 +89,25 @@ def test_loss_history_is_the_objective_at_the_fitted_parameters():
     model = _GladTerms(matrix, 1.0, 1.0)
     q = model.objective(glad.alpha_, glad.beta_, glad.posterior_)
     assert glad.loss_history_[-1] == pytest.approx(q / (matrix.n_answers * matrix.n_labels))
+
+
+def test_the_numpy_m_step_climbs_as_far_as_scipys_conjugate_gradient():
+    crowd = simulate_crowd(400, 20, n_labels=3, overlap=4, spammers=0.2, adversaries=0.1, seed=5)
+    matrix = encode(crowd.answers)
+    terms = _GladTerms(matrix, 1.0, 1.0)
+    alpha, beta = np.ones(matrix.n_workers), np.ones(matrix.n_tasks)
+    proba = terms.posterior(alpha, beta)
+    start = terms.objective(alpha, beta, proba)
+    reached = {}
+    for optimizer in ("cg", "gradient"):
+        glad = GLAD(m_step_max_iter=25, optimizer=optimizer)
+        a, b, q = glad._m_step(terms, alpha.copy(), beta.copy(), proba)
+        assert q == pytest.approx(terms.objective(a, b, proba))
+        reached[optimizer] = q
+    assert reached["gradient"] > start
+    gain = reached["cg"] - start
+    assert reached["gradient"] >= reached["cg"] - 0.02 * gain
+    labels = {o: GLAD(optimizer=o).fit(crowd.answers).labels_ for o in ("cg", "gradient")}
+    assert (labels["cg"] == labels["gradient"]).mean() >= 0.98
+    with pytest.raises(ValueError, match="optimizer"):
+        GLAD(optimizer="adam")

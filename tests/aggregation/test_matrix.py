@@ -4,7 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from aggregation import encode
+from aggregation import encode, encode_arrays, encode_lists
+from aggregation.matrix import SPARSE_FROM
 from tests.aggregation.conftest import answers
 
 
@@ -50,3 +51,44 @@ def test_encode_known_ignores_unanswered_tasks_and_rejects_unknown_labels():
     assert known.tasks.tolist() == [1] and known.labels.tolist() == [0]
     with pytest.raises(ValueError, match="'3'"):
         m.encode_known(pd.Series({"a": "3"}))
+
+
+def test_encode_lists_codes_as_encode_does_without_pandas():
+    rows = [("t2", "w9", "dog"), ("t1", "w1", "cat"), ("t2", "w1", "cat"), ("t3", "w9", "bird")]
+    tasks, workers, labels = (list(column) for column in zip(*rows, strict=True))
+    fast = encode_lists(tasks, workers, labels, extra_labels=["ant", "cat"])
+    slow = encode(answers(rows), extra_labels=["ant", "cat"])
+    for name in ("task", "worker", "label"):
+        assert getattr(fast, name).tolist() == getattr(slow, name).tolist()
+    assert list(fast.labels) == list(slow.labels) == ["ant", "bird", "cat", "dog"]
+    assert list(fast.tasks) == ["t2", "t1", "t3"] and fast.tasks.name == "task"
+    known = fast.encode_known({"t3": "ant", "nowhere": "cat"})
+    assert known.tasks.tolist() == [2] and known.labels.tolist() == [0]
+    with pytest.raises(ValueError, match="'zebra'"):
+        fast.encode_known({"t1": "zebra"})
+
+
+def test_encode_arrays_takes_integer_keys_and_coded_labels():
+    m = encode_arrays(np.array([7, 5, 7]), np.array([1, 1, 2]), np.array([1, 0, 1]), ["a", "b"])
+    assert list(m.tasks) == [7, 5] and m.task.tolist() == [0, 1, 0]
+    assert list(m.labels) == ["a", "b"] and m.label.tolist() == [1, 0, 1]
+    with pytest.raises(ValueError, match="label codes"):
+        encode_arrays(np.array([1]), np.array([1]), np.array([2]), ["a", "b"])
+
+
+def test_bincount_sums_equal_the_sparse_products():
+    rng = np.random.default_rng(0)
+    n = 500
+    df = pd.DataFrame(
+        {
+            "task": rng.integers(0, 60, n),
+            "worker": rng.integers(0, 9, n),
+            "label": rng.integers(0, 3, n),
+        }
+    )
+    m = encode(df)
+    assert m.n_answers < SPARSE_FROM  # the numpy path
+    x = rng.random((m.n_workers * m.n_labels, m.n_labels))
+    proba = rng.random((m.n_tasks, m.n_labels))
+    assert np.allclose(m.task_sum @ x, m.task_pair @ x)
+    assert np.allclose(m.pair_sum @ proba, m.pair_task @ proba)

@@ -142,6 +142,15 @@ def test_an_auto_run_shows_the_method_used_and_that_confidence_is_uncalibrated(
     assert "Estimated labeler accuracy" in html and "95% interval" in html
 
 
+def test_a_dawid_skene_run_says_its_confidence_is_uncalibrated_and_why(requester_client, pool):
+    location = _start(requester_client, pool, method="ds").headers["location"]
+
+    html = requester_client.get(location).text
+
+    assert "uncalibrated" in html and "only the Auto" in html
+    assert "reliability" not in html
+
+
 def test_with_enough_control_tasks_auto_shows_a_reliability_diagram_and_its_scores(
     requester_client, session, requester
 ):

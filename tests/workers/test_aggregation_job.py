@@ -9,7 +9,7 @@ from app.api.operations import operation_json
 from app.db.models import AggregatedLabel, AggregationRun, Job, WorkerQuality
 from app.services.aggregations import runs as svc
 from tests.builders.answers import add_answers
-from tests.builders.pools import add_tasks, make_pool
+from tests.builders.pools import add_tasks, make_pool, make_project
 from tests.builders.users import make_labeler
 from workers.jobs import aggregation as aggregation_job
 
@@ -71,7 +71,7 @@ def test_a_failing_fit_marks_the_run_failed_with_its_message(
     session, requester, answered_pool, monkeypatch
 ):
     class Broken:
-        def fit(self, *args, **kwargs):
+        def fit_matrix(self, *args, **kwargs):
             raise ValueError("the model diverged")
 
     monkeypatch.setattr(aggregation_job, "get_method", lambda name: Broken)
@@ -98,6 +98,30 @@ def test_answers_outside_the_answer_options_are_ignored(session, requester):
     session.expire_all()
     label = session.exec(select(AggregatedLabel).where(AggregatedLabel.run_id == run.id)).one()
     assert (label.value, label.answer_count) == ("cat", 1)
+
+
+def test_option_values_with_quotes_and_backslashes_are_read_as_given(session, requester):
+    # the labels are coded in the query that streams the answers (binary COPY on PostgreSQL)
+    odd = ["it's", "back\\slash", "'); drop table answer; --"]
+    pool = make_pool(session, requester, make_project(session, requester, options=odd))
+    tasks = add_tasks(session, pool, general=3, control=[odd[0]])
+    people = [make_labeler(session) for _ in range(3)]
+    add_answers(
+        session,
+        pool,
+        {task.id: [(p, odd[i % 3]) for p in people] for i, task in enumerate(tasks)},
+    )
+
+    run = svc.start_aggregation(session, requester=requester, pool_id=pool.id, method="ds")
+
+    session.expire_all()
+    run = session.get(AggregationRun, run.id)
+    assert (run.status, run.answer_count) == ("succeeded", 12)
+    labels = session.exec(select(AggregatedLabel).where(AggregatedLabel.run_id == run.id)).all()
+    assert {label.task_id: label.value for label in labels} == {
+        task.id: odd[i] for i, task in enumerate(tasks[:3])
+    }
+    assert session.get(Job, run.job_id).result["known_count"] == 1
 
 
 def test_a_pool_nobody_answered_aggregates_to_unanswered_tasks(session, requester):
