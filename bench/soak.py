@@ -63,6 +63,7 @@ DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/crowdlab_soak"
 REDIS_SERVER = "/usr/bin/redis-server"
 BUCKET = "crowdlab-soak-media"
 OPTIONS = ("cat", "dog", "bird")
+SOAK_APP = "crowdlab-soak"  # the soak's own database connections (never terminated)
 RECOVERY_GRACE_S = 5.0  # what the invariant allows after each fault
 CLASSES = ("red", "green", "blue")
 
@@ -236,8 +237,9 @@ class Cluster:
             conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{parsed.database}"')
             conn.exec_driver_sql(f'CREATE DATABASE "{parsed.database}"')
         admin.dispose()
-        subprocess.run([sys.executable, "-m", "app.cli", "db", "upgrade"], env=self.env,
-                       cwd=ROOT, check=True, capture_output=True)  # fmt: skip
+        from app.db.migrate import upgrade
+
+        upgrade(self.database_url)
 
     def terminate_connections(self) -> int:
         """``pg_terminate_backend`` of every connection to the soak's database."""
@@ -248,7 +250,8 @@ class Cluster:
         with admin.connect() as conn:
             killed = conn.exec_driver_sql(
                 "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                f"WHERE datname = '{parsed.database}' AND pid <> pg_backend_pid()"
+                f"WHERE datname = '{parsed.database}' AND pid <> pg_backend_pid() "
+                f"AND application_name <> '{SOAK_APP}'"
             ).scalar()
         admin.dispose()
         return int(killed or 0)
@@ -309,6 +312,8 @@ class Cluster:
             self.start_web(port)
         for i in range(len(self.workers)):
             self.start_worker(i)
+
+    def wait_ready(self) -> None:
         for port in self.web_ports:
             if not wait_port(port, 90):
                 raise RuntimeError(f"web process on port {port} did not start (see {self.logs})")
@@ -416,6 +421,8 @@ class Attempt:
     kind: str
     ok: bool
     what: str
+    port: int
+    connection: bool  # the connection failed (else: an HTTP answer)
 
 
 @dataclass
@@ -427,66 +434,93 @@ class Record:
     upload_sizes: dict[str, int] = field(default_factory=dict)
     faults: list[dict] = field(default_factory=list)
     server_errors: dict[str, int] = field(default_factory=dict)
-    jobs: list[int] = field(default_factory=list)
     training_job: int | None = None
 
     def now(self) -> float:
         return time.monotonic() - self.started
 
-    def note(self, kind: str, ok: bool, what: str = "") -> None:
-        self.attempts.append(Attempt(self.now(), kind, ok, what))
+    def note(self, kind: str, ok: bool, what: str, port: int, connection: bool = False) -> None:
+        self.attempts.append(Attempt(self.now(), kind, ok, what, port, connection))
         if not ok:
             key = f"{kind} {what}"[:140]
             self.server_errors[key] = self.server_errors.get(key, 0) + 1
 
 
 class Client:
-    """HTTP to the web processes as a load balancer + polite client would: connection
-    errors and 502/503/504 are retried on the next process, with a back-off."""
-
-    RETRYABLE = (502, 503, 504)
+    """HTTP to the web processes as a load balancer and a polite client would: a process
+    that refused a connection is left out for 2 s; connection errors, 503 (the server
+    changed nothing: "try again") and, for idempotent calls, 502/504 are retried on the
+    next process with a back-off."""
 
     def __init__(self, session, ports: list[int], record: Record) -> None:
         self.session, self.ports, self.record = session, ports, record
+        self.down_until: dict[int, float] = {}
 
-    async def call(self, kind: str, method: str, path: str, token: str, *, retry: bool = True,
-                   give_up_s: float = 30.0, **kwargs) -> tuple[int | None, object]:  # fmt: skip
+    def _next_port(self, index: int) -> int:
+        now = time.monotonic()
+        for step in range(len(self.ports)):
+            port = self.ports[(index + step) % len(self.ports)]
+            if self.down_until.get(port, 0) <= now:
+                return port
+        return self.ports[index % len(self.ports)]
+
+    async def call(
+        self,
+        kind: str,
+        method: str,
+        path: str,
+        token: str,
+        *,
+        retry: bool = True,
+        give_up_s: float = 30.0,
+        form=None,
+        **kwargs,
+    ) -> tuple[int | None, object]:
         headers = {"Authorization": f"OAuth {token}"}
         deadline = time.monotonic() + give_up_s
         delay = 0.2
-        port_index = random.randrange(len(self.ports))
+        index = random.randrange(len(self.ports))
         while True:
-            port = self.ports[port_index % len(self.ports)]
-            port_index += 1
+            port = self._next_port(index)
+            index += 1
             url = f"http://127.0.0.1:{port}{path}"
+            if form is not None:
+                kwargs["data"] = form()  # (a form can be sent once)
             try:
                 async with self.session.request(method, url, headers=headers, **kwargs) as resp:
                     status = resp.status
                     text = await resp.text()
             except (OSError, TimeoutError, aiohttp.ClientError) as exc:
-                self.record.note(kind, False, type(exc).__name__)
+                self.record.note(kind, False, type(exc).__name__, port, connection=True)
                 # a request that never reached a server (refused, no connection in time)
                 # is always safe to send again; one that may have been handled only when
                 # the caller says so (``retry``: idempotent)
                 unsent = isinstance(
                     exc, aiohttp.ClientConnectorError | aiohttp.ConnectionTimeoutError
                 )
+                if unsent:
+                    self.down_until[port] = time.monotonic() + 2.0
                 if (not retry and not unsent) or time.monotonic() > deadline:
                     return None, type(exc).__name__
             else:
                 ok = status < 500
-                self.record.note(kind, ok, "" if ok else f"{status} {text[:100]}")
+                self.record.note(kind, ok, "" if ok else f"{status} {text[:100]}", port)
                 try:
                     body: object = json.loads(text) if text else None
                 except ValueError:
                     body = text
-                if status not in self.RETRYABLE or not retry or time.monotonic() > deadline:
+                again = status == 503 or (retry and status in (502, 504))
+                if not again or time.monotonic() > deadline:
                     return status, body
+                retry_after = resp.headers.get("Retry-After", "")
+                if retry_after.isdigit():
+                    delay = max(delay, min(float(retry_after), 5.0))
             await asyncio.sleep(delay)
             delay = min(delay * 1.5, 2.0)
 
 
-async def labeler(client: Client, token: str, pool_id: int, stop: asyncio.Event) -> None:
+async def labeler(client: Client, token: str, pool_id: int, stop: asyncio.Event,
+                  think: float) -> None:  # fmt: skip
     record = client.record
     while not stop.is_set():
         status, suite = await client.call(
@@ -499,6 +533,7 @@ async def labeler(client: Client, token: str, pool_id: int, stop: asyncio.Event)
             await asyncio.sleep(0.5)
             continue
         answers = {str(t["position"]): random.choice(OPTIONS) for t in suite["tasks"]}
+        await asyncio.sleep(think * random.uniform(0.5, 1.5))  # looking at the images
         path = f"/api/v1/labeler/assignments/{suite['id']}/submit"
         status, _ = await client.call("submit", "POST", path, token, json={"answers": answers},
                                       give_up_s=120)  # fmt: skip
@@ -513,17 +548,24 @@ async def uploader(client: Client, seeded: dict, stop: asyncio.Event, batch_size
     while not stop.is_set():
         n += 1
         batch = f"b{n:05d}"
+        images = [
+            png((random.randrange(256), random.randrange(256), random.randrange(256)))
+            for _ in range(batch_size)
+        ]
 
-        form = aiohttp.FormData()
-        form.add_field("kind", "images")
-        for i in range(batch_size):
-            color = (random.randrange(256), random.randrange(256), random.randrange(256))
-            form.add_field("files", png(color), filename=f"{batch}_{i}.png",
-                           content_type="image/png")  # fmt: skip
+        def form(batch=batch, images=images) -> aiohttp.FormData:
+            data = aiohttp.FormData()
+            data.add_field("kind", "images")
+            for i, image in enumerate(images):
+                data.add_field("files", image, filename=f"{batch}_{i}.png",
+                               content_type="image/png")  # fmt: skip
+            return data
+
         record.upload_sizes[batch] = batch_size
-        # an upload is not retried blindly: it may have been imported before the error
-        status, body = await client.call("upload", "POST", f"/api/v1/pools/{pool}/uploads",
-                                         token, data=form, retry=False)  # fmt: skip
+        # not retried blindly (it may have been imported before the connection broke);
+        # refused connections and 503s are, as the server changed nothing
+        status, _ = await client.call("upload", "POST", f"/api/v1/pools/{pool}/uploads",
+                                      token, form=form, retry=False, give_up_s=60)  # fmt: skip
         if status is not None and status in (200, 201):
             record.uploads[batch] = "created"
         elif status is not None and status < 500:
@@ -557,8 +599,6 @@ async def aggregator(client: Client, seeded: dict, stop: asyncio.Event, every: f
         n += 1
         status, body = await client.call("aggregate", "POST", f"/api/v1/pools/{pool}/aggregations",
                                          token, json={"method": method})  # fmt: skip
-        if status == 202 and isinstance(body, dict) and body.get("job_id"):
-            client.record.jobs.append(int(body["job_id"]))
         try:
             await asyncio.wait_for(stop.wait(), every)
         except TimeoutError:
@@ -568,26 +608,29 @@ async def aggregator(client: Client, seeded: dict, stop: asyncio.Event, every: f
 async def trainer(client: Client, seeded: dict, stop: asyncio.Event, epochs: int) -> None:
     token, record = seeded["requester_token"], client.record
 
-    form = aiohttp.FormData()
-    form.add_field("name", "Colours")
-    form.add_field("val_fraction", "0.25")
-    form.add_field("file", collection_zip(24), filename="colours.zip",
-                   content_type="application/zip")  # fmt: skip
+    archive = collection_zip(24)
+
+    def form() -> aiohttp.FormData:
+        data = aiohttp.FormData()
+        data.add_field("name", "Colours")
+        data.add_field("val_fraction", "0.25")
+        data.add_field("file", archive, filename="colours.zip", content_type="application/zip")
+        return data
+
     status, body = await client.call("collection", "POST", "/api/v1/collections", token,
-                                     data=form, retry=False)  # fmt: skip
+                                     form=form, retry=False, give_up_s=60)  # fmt: skip
     if status != 201 or not isinstance(body, dict):
         print(f"collection import failed: {status} {str(body)[:200]}", flush=True)
         return
     if body.get("job_id"):
-        record.jobs.append(int(body["job_id"]))
         await wait_job(client, token, int(body["job_id"]), 120)
     settings = {"collection_id": body["id"], "arch": "test_resnet", "epochs": epochs,
                 "batch_size": 8, "lr": 0.01, "image_size": 16, "augmentation": "none",
                 "pretrained": False, "device": "cpu"}  # fmt: skip
-    status, model = await client.call("train", "POST", "/api/v1/models", token, json=settings)
+    status, model = await client.call("train", "POST", "/api/v1/models", token, json=settings,
+                                      retry=False)  # fmt: skip
     if status == 202 and isinstance(model, dict) and model.get("job_id"):
         record.training_job = int(model["job_id"])
-        record.jobs.append(record.training_job)
     else:
         print(f"training did not start: {status} {str(model)[:200]}", flush=True)
 
@@ -609,8 +652,9 @@ _ENGINES: dict[str, object] = {}
 def _engine(url: str):
     import sqlalchemy as sa
 
-    if url not in _ENGINES:
-        _ENGINES[url] = sa.create_engine(url, pool_pre_ping=True, pool_size=2)
+    if url not in _ENGINES:  # (named, so that the faults spare the soak's own connections)
+        _ENGINES[url] = sa.create_engine(url, pool_pre_ping=True, pool_size=2,
+                                         connect_args={"application_name": SOAK_APP})  # fmt: skip
     return _ENGINES[url]
 
 
@@ -723,7 +767,11 @@ class Faults:
             return
         while not self.stop.is_set() and self.record.now() < self.duration - 5:
             job_id = job_filter() if job_filter else None
-            found = running_job_worker(url, kind, min_progress, job_id)
+            try:
+                found = running_job_worker(url, kind, min_progress, job_id)
+            except Exception:  # noqa: BLE001 - the database's own fault: look again
+                time.sleep(0.5)
+                continue
             if found is not None:
                 with self.lock:
                     job, pid = found
@@ -741,13 +789,17 @@ class Faults:
 
     def _watch_takeover(self, fault: dict, job: int, pid: int, killed_at: float) -> None:
         while not self.stop.is_set():
-            if job_is_running_again(self.cluster.database_url, job, pid):
+            try:
+                again = job_is_running_again(self.cluster.database_url, job, pid)
+            except Exception:  # noqa: BLE001 - the database's own fault: look again
+                again = False
+            if again:
                 fault["job_taken_over_after_s"] = round(self.record.now() - killed_at, 1)
                 return
             time.sleep(0.2)
 
     def _kill_worker_in_training(self) -> None:
-        self._kill_worker_when("train", "kill -9 worker in training", 0.2, 5.0,
+        self._kill_worker_when("training", "kill -9 worker in training", 0.15, 5.0,
                                job_filter=lambda: self.record.training_job)  # fmt: skip
 
     def _kill_worker_in_aggregation(self) -> None:
@@ -869,6 +921,14 @@ def check(database_url: str, record: Record, seeded: dict) -> dict:
     }
 
 
+def _caused_by(fault: dict, attempt: Attempt) -> bool:
+    """Whether a failed attempt is one this fault causes: refused or broken connections to
+    the killed web process; answers 5xx for the others (the database, Redis, S3)."""
+    if fault["fault"] == "kill -9 web":
+        return attempt.connection and attempt.port == fault["port"]
+    return not attempt.connection
+
+
 def error_figures(record: Record) -> dict:
     """Error rate outside the faults' windows, and the recovery after each fault."""
     windows = []
@@ -883,7 +943,10 @@ def error_figures(record: Record) -> dict:
         if fault["fault"].startswith("kill -9 worker"):
             continue
         end = fault["end_s"]
-        late = [a.t for a in record.attempts if not a.ok and end <= a.t <= end + 60]
+        late = [
+            a.t for a in record.attempts
+            if not a.ok and end <= a.t <= end + 60 and _caused_by(fault, a)
+        ]  # fmt: skip
         # errors after the fault ended, until the first clean stretch
         last = end
         for t in sorted(late):
@@ -914,9 +977,9 @@ async def drive(cluster: Cluster, seeded: dict, record: Record, args) -> None:
     timeout = aiohttp.ClientTimeout(total=60, connect=10)
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
         client = Client(session, cluster.web_ports, record)
-        epochs = max(20, int(args.duration // 2))
+        epochs = max(8, int(args.duration // 30))
         tasks = [
-            asyncio.create_task(labeler(client, tok, seeded["pool_id"], stop))
+            asyncio.create_task(labeler(client, tok, seeded["pool_id"], stop, args.think))
             for tok in seeded["tokens"]
         ]
         tasks.append(asyncio.create_task(uploader(client, seeded, stop, args.upload_batch)))
@@ -962,11 +1025,12 @@ def run(args) -> dict:
     t0 = time.monotonic()
     try:
         cluster.start_redis()
-        cluster.start_s3()  # (moto starts while the database is made)
+        cluster.start_s3()  # (each process starts while the next step runs)
         cluster.reset_database()
+        cluster.start_all()
         seeded = seed(cluster, labelers=args.labelers, tasks=args.tasks)
         cluster.make_bucket()
-        cluster.start_all()
+        cluster.wait_ready()
         print(f"started {args.webs} web processes {cluster.web_ports}, {args.workers} workers, "
               f"redis :{cluster.redis_port}, S3 :{cluster.s3_proxy.port} in "
               f"{time.monotonic() - t0:.1f} s (logs: {cluster.logs})", flush=True)  # fmt: skip
@@ -1056,6 +1120,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--labelers", type=int, default=30)
     parser.add_argument("--in-flight", type=int, default=12, help="HTTP connections at most")
     parser.add_argument("--tasks", type=int, default=20_000)
+    parser.add_argument("--think", type=float, default=1.0,
+                        help="seconds a labeler looks at a suite before submitting")  # fmt: skip
     parser.add_argument("--upload-batch", type=int, default=4, help="images per upload")
     parser.add_argument("--aggregate-every", type=float, default=8.0)
     parser.add_argument("--keep", action="store_true", help="keep the data folder")

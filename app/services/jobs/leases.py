@@ -111,6 +111,22 @@ def list_stale_jobs(session: Session, *, now: datetime | None = None) -> list[St
     ]
 
 
+def list_waiting_jobs(session: Session, *, older_than_s: float, now: datetime | None = None
+                      ) -> list[int]:  # fmt: skip
+    """Ids of jobs still queued ``older_than_s`` seconds after they were created: waiting
+    behind others, or never delivered to the queue (it was unreachable when they were
+    submitted or re-queued); the queue tells which."""
+    cutoff = (now or utcnow()) - timedelta(seconds=older_than_s)
+    return list(
+        session.scalars(
+            select(Job.id)
+            .where(Job.status == JobStatus.QUEUED, Job.cancel_requested.is_(False))
+            .where(Job.created_at < cutoff)
+            .order_by(Job.id)
+        ).all()
+    )
+
+
 def stopped_reason(stale: StaleJob) -> str:
     """Why an abandoned job stopped, in words."""
     return (

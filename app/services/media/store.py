@@ -139,11 +139,14 @@ def store_image(session: Session, *, owner: User, data: bytes, name: str) -> Med
     path = f"{root}/{key}"
     with _reaching_store("storing an image"):
         if not fs.exists(path):
-            fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
-            tmp = f"{path}.tmp"
-            with fs.open(tmp, "wb") as handle:
-                handle.write(data)
-            fs.mv(tmp, path)
+            if _is_local(fs):  # written whole under another name, then renamed (atomic)
+                fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
+                tmp = f"{path}.tmp"
+                with fs.open(tmp, "wb") as handle:
+                    handle.write(data)
+                fs.mv(tmp, path)
+            else:  # an object store's PUT is atomic already (a rename would be copy + delete)
+                fs.pipe_file(path, data)
     media = MediaFile(
         owner_id=owner.id,
         sha256=sha,
@@ -171,10 +174,14 @@ def read_media_key(storage_key: str) -> bytes:
         return handle.read()
 
 
+def _is_local(fs: fsspec.AbstractFileSystem) -> bool:
+    return "file" in (fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,))
+
+
 def local_path(media: MediaFile) -> str | None:
     """A filesystem path for the file when the store is local (training reads from it)."""
     fs, root = _store()
-    if "file" in (fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,)):
+    if _is_local(fs):
         return f"{root}/{media.storage_key}"
     return None
 
