@@ -34,7 +34,7 @@ def _worker(args: argparse.Namespace) -> int:
     from huey.consumer import Consumer
 
     from app.settings import get_settings
-    from workers.queue import exit_with_parent, get_huey, recover_at_start
+    from workers.queue import exit_with_parent, get_huey, recover_at_start, watch_leases
 
     exit_with_parent()  # a worker started by ``crowdlab serve`` ends with it
     huey = get_huey()
@@ -42,6 +42,7 @@ def _worker(args: argparse.Namespace) -> int:
         print("CROWDLAB_JOBS_IMMEDIATE is set: there is nothing to consume.", file=sys.stderr)
         return 2
     recover_at_start()
+    watch_leases()
     threads = args.threads or get_settings().worker_threads
     Consumer(huey, workers=threads, worker_type="thread", periodic=True).run()
     return 0

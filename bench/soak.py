@@ -605,10 +605,10 @@ async def aggregator(client: Client, seeded: dict, stop: asyncio.Event, every: f
             pass
 
 
-async def trainer(client: Client, seeded: dict, stop: asyncio.Event, epochs: int) -> None:
-    token, record = seeded["requester_token"], client.record
-
-    archive = collection_zip(24)
+async def import_collection(client: Client, seeded: dict) -> int | None:
+    """The training's images: a ZIP of class folders, imported (onto S3) before the load."""
+    token = seeded["requester_token"]
+    archive = collection_zip(16)
 
     def form() -> aiohttp.FormData:
         data = aiohttp.FormData()
@@ -618,19 +618,26 @@ async def trainer(client: Client, seeded: dict, stop: asyncio.Event, epochs: int
         return data
 
     status, body = await client.call("collection", "POST", "/api/v1/collections", token,
-                                     form=form, retry=False, give_up_s=60)  # fmt: skip
+                                     form=form, retry=False, give_up_s=120)  # fmt: skip
     if status != 201 or not isinstance(body, dict):
         print(f"collection import failed: {status} {str(body)[:200]}", flush=True)
-        return
+        return None
     if body.get("job_id"):
         await wait_job(client, token, int(body["job_id"]), 120)
-    settings = {"collection_id": body["id"], "arch": "test_resnet", "epochs": epochs,
+    return int(body["id"])
+
+
+async def trainer(client: Client, seeded: dict, collection_id: int | None, epochs: int) -> None:
+    """One training, started with the load; a worker is killed in its middle."""
+    if collection_id is None:
+        return
+    settings = {"collection_id": collection_id, "arch": "test_resnet", "epochs": epochs,
                 "batch_size": 8, "lr": 0.01, "image_size": 16, "augmentation": "none",
                 "pretrained": False, "device": "cpu"}  # fmt: skip
-    status, model = await client.call("train", "POST", "/api/v1/models", token, json=settings,
-                                      retry=False)  # fmt: skip
+    status, model = await client.call("train", "POST", "/api/v1/models", seeded["requester_token"],
+                                      json=settings, retry=False)  # fmt: skip
     if status == 202 and isinstance(model, dict) and model.get("job_id"):
-        record.training_job = int(model["job_id"])
+        client.record.training_job = int(model["job_id"])
     else:
         print(f"training did not start: {status} {str(model)[:200]}", flush=True)
 
@@ -970,12 +977,14 @@ def error_figures(record: Record) -> dict:
 # --- main ----------------------------------------------------------------------------------
 
 
-async def drive(cluster: Cluster, seeded: dict, record: Record, args) -> None:
-
+async def drive(cluster: Cluster, seeded: dict, record: Record, faults: Faults, args) -> None:
     stop = asyncio.Event()
     connector = aiohttp.TCPConnector(limit=args.in_flight, force_close=False)
     timeout = aiohttp.ClientTimeout(total=60, connect=10)
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+        collection = await import_collection(Client(session, cluster.web_ports, Record()), seeded)
+        record.started = time.monotonic()  # the load, and the faults' schedule, start now
+        faults.thread.start()
         client = Client(session, cluster.web_ports, record)
         epochs = max(8, int(args.duration // 30))
         tasks = [
@@ -984,7 +993,7 @@ async def drive(cluster: Cluster, seeded: dict, record: Record, args) -> None:
         ]
         tasks.append(asyncio.create_task(uploader(client, seeded, stop, args.upload_batch)))
         tasks.append(asyncio.create_task(aggregator(client, seeded, stop, args.aggregate_every)))
-        tasks.append(asyncio.create_task(trainer(client, seeded, stop, epochs)))
+        tasks.append(asyncio.create_task(trainer(client, seeded, collection, epochs)))
         last = 0.0
         while record.now() < args.duration:
             await asyncio.sleep(1.0)
@@ -1036,8 +1045,7 @@ def run(args) -> dict:
               f"{time.monotonic() - t0:.1f} s (logs: {cluster.logs})", flush=True)  # fmt: skip
         record = Record()
         faults = Faults(cluster, record, args.duration, short=args.duration < 300)
-        faults.thread.start()
-        asyncio.run(drive(cluster, seeded, record, args))
+        asyncio.run(drive(cluster, seeded, record, faults, args))
     finally:
         if faults is not None:
             faults.stop.set()

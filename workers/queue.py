@@ -159,6 +159,30 @@ def recover_at_start() -> None:
         log.info("stale jobs at start: %s", counts)
 
 
+def watch_leases() -> threading.Event:
+    """In a worker: look for jobs whose worker stopped every third of the lease, instead of
+    only at the minute's maintenance, so a killed worker's job is retried about one lease
+    after its last heartbeat. Every worker may look: taking a job back is one conditional
+    write, which only one of them wins. Returns the event that stops the watch."""
+    from workers.leases import recover_stale_jobs
+
+    interval = max(0.3, get_settings().job_lease_seconds / 3)
+    stop = threading.Event()
+
+    def watch() -> None:
+        while not stop.wait(interval):
+            try:
+                counts = recover_stale_jobs()
+            except Exception:  # noqa: BLE001 - the database is away: look again later
+                log.warning("looking for stale jobs failed", exc_info=True)
+                continue
+            if any(counts.values()):
+                log.info("stale jobs: %s", counts)
+
+    threading.Thread(target=watch, name="lease-watch", daemon=True).start()
+    return stop
+
+
 _consumer_lock = threading.Lock()
 _consumer = None
 

@@ -213,3 +213,30 @@ def test_the_progress_bar_shows_the_retry_and_offers_cancel(session, requester, 
     assert re.search(rf'hx-post="[^"]*/jobs/{job_id}/cancel"', html)
     html = requester_client.post(f"/jobs/{job_id}/cancel").text
     assert "Cancelling…" in html and 'data-status="running"' in html
+
+
+def test_a_worker_takes_a_dead_workers_job_over_within_a_lease_not_a_minute(
+    session, requester, monkeypatch
+):
+    """``crowdlab worker`` looks for stale jobs every third of the lease (here 0.9 s -> 1 s),
+    not only at the minute's maintenance."""
+    from app.settings import get_settings
+    from workers.queue import watch_leases
+
+    monkeypatch.setenv("CROWDLAB_JOB_LEASE_SECONDS", "0.9")
+    get_settings.cache_clear()
+    job_id = _running_job(session, requester, minutes_silent=0)  # alive ...
+    with session_scope() as s:  # ... until its worker is killed: no heartbeat from now on
+        s.execute(update(Job).where(Job.id == job_id).values(heartbeat_at=utcnow()))
+        s.commit()
+    stop = watch_leases()
+    try:
+        deadline = time.monotonic() + 10
+        while _job(session, job_id).status != JobStatus.SUCCEEDED:
+            assert time.monotonic() < deadline, "the job was not taken over"
+            time.sleep(0.1)
+    finally:
+        stop.set()
+    taken = _job(session, job_id)
+    assert taken.attempts == 2 and "attempt 2 of 3" in taken.result["message"]
+    assert (taken.finished_at - taken.started_at).total_seconds() < 5
