@@ -44,7 +44,9 @@ def _worker(args: argparse.Namespace) -> int:
     recover_at_start()
     watch_leases()
     threads = args.threads or get_settings().worker_threads
-    Consumer(huey, workers=threads, worker_type="thread", periodic=True).run()
+    # max_delay: after the queue was unreachable (Redis restarting), look again at least every
+    # 2 s rather than backing off to Huey's 10 s, so jobs flow again soon after it is back
+    Consumer(huey, workers=threads, worker_type="thread", periodic=True, max_delay=2.0).run()
     return 0
 
 

@@ -634,8 +634,11 @@ async def trainer(client: Client, seeded: dict, collection_id: int | None, epoch
     settings = {"collection_id": collection_id, "arch": "test_resnet", "epochs": epochs,
                 "batch_size": 8, "lr": 0.01, "image_size": 16, "augmentation": "none",
                 "pretrained": False, "device": "cpu"}  # fmt: skip
+    # (the first training request of a web process imports torch and timm: on a busy
+    # machine that alone can take a minute)
     status, model = await client.call("train", "POST", "/api/v1/models", seeded["requester_token"],
-                                      json=settings, retry=False)  # fmt: skip
+                                      json=settings, retry=False, give_up_s=300,
+                                      timeout=aiohttp.ClientTimeout(total=300))  # fmt: skip
     if status == 202 and isinstance(model, dict) and model.get("job_id"):
         client.record.training_job = int(model["job_id"])
     else:
@@ -697,6 +700,8 @@ class Faults:
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._run, name="faults", daemon=True)
         self.lock = threading.Lock()
+        self.restarting: set[int] = set()  # web ports killed and not serving again yet
+        self.web_kills = 0
 
     def _sleep_until(self, t: float) -> bool:
         while self.record.now() < t:
@@ -704,8 +709,9 @@ class Faults:
                 return False
         return True
 
-    def _fault(self, name: str, start: float, end: float, **extra) -> dict:
-        fault = {"fault": name, "start_s": round(start, 1), "end_s": round(end, 1), **extra}
+    def _fault(self, name: str, start: float, end: float | None, **extra) -> dict:
+        end_s = None if end is None else round(end, 1)
+        fault = {"fault": name, "start_s": round(start, 1), "end_s": end_s, **extra}
         self.record.faults.append(fault)
         print(f"[{self.record.now():6.1f}s] fault {name}: {extra or ''}", flush=True)
         return fault
@@ -733,18 +739,24 @@ class Faults:
                 getattr(self, what)()
 
     def kill_web(self) -> None:
-        ports = self.cluster.web_ports
-        port = ports[len(self.record.faults) % len(ports)]
+        serving = [p for p in self.cluster.web_ports if p not in self.restarting]
+        if not serving:
+            return
+        port = serving[self.web_kills % len(serving)]
+        self.web_kills += 1
+        self.restarting.add(port)
         start = self.record.now()
         self.cluster.kill_web(port)
         time.sleep(5.0)
         self.cluster.start_web(port)  # as systemd's Restart=always would, 5 s later
-        fault = self._fault("kill -9 web", start, self.record.now(), port=port)
+        # the fault lasts until the new process serves (end_s None: not yet)
+        fault = self._fault("kill -9 web", start, None, port=port, back_after_s=None)
 
-        def listening_again() -> None:  # the fault lasts until the process serves again
-            wait_port(port, 120)
-            fault["end_s"] = round(self.record.now(), 1)
-            fault["back_after_s"] = round(self.record.now() - start, 1)
+        def listening_again() -> None:
+            if wait_port(port, 600):
+                fault["end_s"] = round(self.record.now(), 1)
+                fault["back_after_s"] = round(self.record.now() - start, 1)
+                self.restarting.discard(port)
 
         threading.Thread(target=listening_again, daemon=True).start()
 
@@ -772,7 +784,7 @@ class Faults:
         url = self.cluster.database_url
         if not self._sleep_until(not_before):
             return
-        while not self.stop.is_set() and self.record.now() < self.duration - 5:
+        while not self.stop.is_set():  # (through the drain too: a training may start late)
             job_id = job_filter() if job_filter else None
             try:
                 found = running_job_worker(url, kind, min_progress, job_id)
@@ -942,7 +954,8 @@ def error_figures(record: Record) -> dict:
     for fault in record.faults:
         if fault["fault"].startswith("kill -9 worker"):
             continue  # jobs' faults: their figure is the takeover time
-        windows.append((fault["start_s"], fault["end_s"] + RECOVERY_GRACE_S))
+        end = fault["end_s"] if fault["end_s"] is not None else float("inf")
+        windows.append((fault["start_s"], end + RECOVERY_GRACE_S))
     outside = [a for a in record.attempts if not any(s <= a.t <= e for s, e in windows)]
     errors_outside = [a for a in outside if not a.ok]
     recoveries = []
@@ -950,6 +963,9 @@ def error_figures(record: Record) -> dict:
         if fault["fault"].startswith("kill -9 worker"):
             continue
         end = fault["end_s"]
+        if end is None:  # not over when the load ended (a web process still starting)
+            fault["recovery_s"] = None
+            continue
         late = [
             a.t for a in record.attempts
             if not a.ok and end <= a.t <= end + 60 and _caused_by(fault, a)
