@@ -634,15 +634,26 @@ async def trainer(client: Client, seeded: dict, collection_id: int | None, epoch
     settings = {"collection_id": collection_id, "arch": "test_resnet", "epochs": epochs,
                 "batch_size": 8, "lr": 0.01, "image_size": 16, "augmentation": "none",
                 "pretrained": False, "device": "cpu"}  # fmt: skip
-    # (the first training request of a web process imports torch and timm: on a busy
-    # machine that alone can take a minute)
-    status, model = await client.call("train", "POST", "/api/v1/models", seeded["requester_token"],
-                                      json=settings, retry=False, give_up_s=300,
-                                      timeout=aiohttp.ClientTimeout(total=300))  # fmt: skip
-    if status == 202 and isinstance(model, dict) and model.get("job_id"):
-        client.record.training_job = int(model["job_id"])
-    else:
-        print(f"training did not start: {status} {str(model)[:200]}", flush=True)
+    token = seeded["requester_token"]
+    for _ in range(5):
+        # (the first training request of a web process imports torch and timm: on a busy
+        # machine that alone can take a minute)
+        status, model = await client.call("train", "POST", "/api/v1/models", token,
+                                          json=settings, retry=False, give_up_s=300,
+                                          timeout=aiohttp.ClientTimeout(total=300))  # fmt: skip
+        if status is None or status >= 500:
+            # no answer: as a careful client, look whether the training was created before
+            # asking again (a training is not something to start twice)
+            _, models = await client.call("poll", "GET", f"/api/v1/models?collection_id="
+                                          f"{collection_id}", token)  # fmt: skip
+            if isinstance(models, list) and models:
+                status, model = 202, models[0]
+        if status == 202 and isinstance(model, dict) and model.get("job_id"):
+            client.record.training_job = int(model["job_id"])
+            return
+        if status is not None and status < 500:
+            break
+    print(f"training did not start: {status} {str(model)[:200]}", flush=True)
 
 
 # --- the faults ----------------------------------------------------------------------------
@@ -995,7 +1006,9 @@ def error_figures(record: Record) -> dict:
 
 async def drive(cluster: Cluster, seeded: dict, record: Record, faults: Faults, args) -> None:
     stop = asyncio.Event()
-    connector = aiohttp.TCPConnector(limit=args.in_flight, force_close=False)
+    # idle connections are closed before uvicorn's 5 s keep-alive ends, or a request sent on
+    # one the server is closing fails (as a load balancer's upstream keep-alive must be)
+    connector = aiohttp.TCPConnector(limit=args.in_flight, keepalive_timeout=4)
     timeout = aiohttp.ClientTimeout(total=60, connect=10)
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
         collection = await import_collection(Client(session, cluster.web_ports, Record()), seeded)
