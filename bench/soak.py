@@ -434,6 +434,8 @@ class Record:
     upload_sizes: dict[str, int] = field(default_factory=dict)
     faults: list[dict] = field(default_factory=list)
     server_errors: dict[str, int] = field(default_factory=dict)
+    operations: int = 0  # calls, each with its retries
+    gave_up: dict[str, int] = field(default_factory=dict)  # calls that failed after retrying
     training_job: int | None = None
 
     def now(self) -> float:
@@ -476,6 +478,15 @@ class Client:
         form=None,
         **kwargs,
     ) -> tuple[int | None, object]:
+        self.record.operations += 1
+        status, body = await self._call(kind, method, path, token, retry=retry,
+                                        give_up_s=give_up_s, form=form, **kwargs)  # fmt: skip
+        if status is None or status >= 500:
+            self.record.gave_up[kind] = self.record.gave_up.get(kind, 0) + 1
+        return status, body
+
+    async def _call(self, kind: str, method: str, path: str, token: str, *, retry: bool,
+                    give_up_s: float, form, **kwargs) -> tuple[int | None, object]:  # fmt: skip
         headers = {"Authorization": f"OAuth {token}"}
         deadline = time.monotonic() + give_up_s
         delay = 0.2
@@ -713,6 +724,7 @@ class Faults:
         self.lock = threading.Lock()
         self.restarting: set[int] = set()  # web ports killed and not serving again yet
         self.web_kills = 0
+        self.skipped_web_kills = 0
 
     def _sleep_until(self, t: float) -> bool:
         while self.record.now() < t:
@@ -751,7 +763,10 @@ class Faults:
 
     def kill_web(self) -> None:
         serving = [p for p in self.cluster.web_ports if p not in self.restarting]
-        if not serving:
+        if len(serving) < 2:  # never the last one: that is an outage, not a fault to ride out
+            print(f"[{self.record.now():6.1f}s] web kill skipped: {len(serving)} process(es) "
+                  "serving, the others still restarting", flush=True)  # fmt: skip
+            self.skipped_web_kills += 1
             return
         port = serving[self.web_kills % len(serving)]
         self.web_kills += 1
@@ -1111,13 +1126,18 @@ def run(args) -> dict:
         "unpaid_suites": figures["unpaid_suites"],
         "balance_rows_vs_entries": figures["balance_rows_vs_entries"],
         "requests": errors["requests"],
+        "requests_outside_faults": errors["requests_outside_faults"],
         "errors_outside_faults": errors["errors_outside_faults"],
+        # what a user saw: calls that still failed after the client's retries
+        "operations": record.operations,
+        "operations_failed_after_retries": dict(record.gave_up),
         "errors_outside_faults_sample": errors["errors_outside_faults_sample"],
         "failed_attempts": dict(sorted(record.server_errors.items(), key=lambda kv: -kv[1])[:12]),
         "uploads": figures["uploads"],
         "jobs": figures["jobs"],
         "stuck_job_list": figures["stuck_job_list"],
         "faults": record.faults,
+        "web_kills_skipped": faults.skipped_web_kills if faults else 0,
         "logs": str(cluster.logs),
     }
     if not args.keep:

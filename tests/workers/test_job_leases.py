@@ -240,3 +240,53 @@ def test_a_worker_takes_a_dead_workers_job_over_within_a_lease_not_a_minute(
     taken = _job(session, job_id)
     assert taken.attempts == 2 and "attempt 2 of 3" in taken.result["message"]
     assert (taken.finished_at - taken.started_at).total_seconds() < 5
+
+
+_INTERRUPTIONS: list[int] = []
+
+
+@job("test_lease_db_dropped")
+def _db_dropped(job_id, payload, progress):
+    """The database drops the connection under the first attempt (``pg_terminate_backend``,
+    a server restart)."""
+    import psycopg
+    from sqlalchemy.exc import OperationalError
+
+    with session_scope(write=False) as s:
+        attempts = s.get(Job, job_id).attempts
+    if attempts <= payload["interruptions"]:
+        _INTERRUPTIONS.append(attempts)
+        raise OperationalError(
+            "UPDATE aggregation_run ...", {}, psycopg.OperationalError("server closed the "
+                                                                       "connection unexpectedly")
+        )  # fmt: skip
+    return {"attempt": attempts}
+
+
+def test_a_job_the_database_interrupted_is_retried_not_failed(session, requester, monkeypatch):
+    import workers.registry
+
+    monkeypatch.setattr(workers.registry, "INTERRUPTION_BACKOFF_S", 0.01)
+    _INTERRUPTIONS.clear()
+    row = create_job(session, kind="test_lease_db_dropped", owner=requester,
+                     payload={"interruptions": 1})  # fmt: skip
+    session.commit()
+    execute_job(row.id)  # jobs run at once in tests: the retry runs inside
+    done = _job(session, row.id)
+    assert (done.status, done.attempts, done.result) == (JobStatus.SUCCEEDED, 2, {"attempt": 2})
+    assert _INTERRUPTIONS == [1]
+
+
+def test_a_job_the_database_keeps_interrupting_fails_with_the_reason(
+    session, requester, monkeypatch
+):
+    import workers.registry
+
+    monkeypatch.setattr(workers.registry, "INTERRUPTION_BACKOFF_S", 0.01)
+    row = create_job(session, kind="test_lease_db_dropped", owner=requester,
+                     payload={"interruptions": 99})  # fmt: skip
+    session.commit()
+    execute_job(row.id)
+    done = _job(session, row.id)
+    assert (done.status, done.attempts) == (JobStatus.FAILED, 3)  # CROWDLAB_JOB_MAX_ATTEMPTS
+    assert "server closed the connection unexpectedly" in done.message

@@ -152,6 +152,36 @@ def _take_back(stale: StaleJob, **values: object) -> bool:
         return result.rowcount == 1
 
 
+def requeue_interrupted_job(lease: Lease, *, reason: str) -> bool:
+    """Put a job whose attempt was interrupted by a passing failure (the database dropped
+    its connection) back in the queue for its next attempt (the caller dispatches); False
+    when it has no attempt left or this worker no longer holds its lease."""
+    if lease.attempt >= lease.max_attempts:
+        return False
+    with session_scope() as session:
+        result = session.execute(
+            update(Job)
+            .where(
+                Job.id == lease.job_id,
+                Job.status == JobStatus.RUNNING,
+                Job.lease_token == lease.token,
+            )  # fmt: skip
+            .values(
+                status=JobStatus.QUEUED,
+                lease_token=None,
+                heartbeat_at=None,
+                worker=None,
+                message=(
+                    f"Retrying after {reason} (attempt {lease.attempt + 1} "
+                    f"of {lease.max_attempts})."
+                ),
+                error=reason,
+            )
+        )
+        session.commit()
+        return result.rowcount == 1
+
+
 def requeue_stale_job(stale: StaleJob) -> bool:
     """Put an abandoned job back in the queue for its next attempt (the caller dispatches)."""
     return _take_back(
