@@ -41,7 +41,7 @@ def _worker(args: argparse.Namespace) -> int:
     from huey.consumer import Consumer
 
     from app.settings import get_settings
-    from workers.queue import exit_with_parent, get_huey, recover_at_start
+    from workers.queue import exit_with_parent, get_huey, recover_at_start, watch_leases
 
     exit_with_parent()  # a worker started by ``crowdlab serve`` ends with it
     huey = get_huey()
@@ -49,8 +49,11 @@ def _worker(args: argparse.Namespace) -> int:
         print("CROWDLAB_JOBS_IMMEDIATE is set: there is nothing to consume.", file=sys.stderr)
         return 2
     recover_at_start()
+    watch_leases()
     threads = args.threads or get_settings().worker_threads
-    Consumer(huey, workers=threads, worker_type="thread", periodic=True).run()
+    # max_delay: after the queue was unreachable (Redis restarting), look again at least every
+    # 2 s rather than backing off to Huey's 10 s, so jobs flow again soon after it is back
+    Consumer(huey, workers=threads, worker_type="thread", periodic=True, max_delay=2.0).run()
     return 0
 
 

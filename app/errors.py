@@ -91,12 +91,31 @@ class UploadRejected(CrowdlabError):
         self.problems = problems or []
 
 
-class DatabaseBusy(CrowdlabError):
-    """The database did not answer in time (locked, timed out, unreachable); retry later."""
+class ServiceUnavailable(CrowdlabError):
+    """A service Crowdlab depends on did not answer; nothing was changed, retry later
+    (503 with ``Retry-After``)."""
 
     status_code = 503
-    code = "DATABASE_BUSY"
+    code = "SERVICE_UNAVAILABLE"
     retry_after = 2
 
+
+class DatabaseBusy(ServiceUnavailable):
+    """The database did not answer in time (locked, timed out, unreachable); retry later."""
+
+    code = "DATABASE_BUSY"
+
     def __init__(self, message: str = "The database is busy, try again in a moment.") -> None:
+        super().__init__(message)
+
+
+class MediaStoreUnavailable(ServiceUnavailable):
+    """The media store (a folder or an fsspec URL such as ``s3://``) could not be reached."""
+
+    code = "MEDIA_STORE_UNAVAILABLE"
+    retry_after = 5
+
+    def __init__(
+        self, message: str = "The image store is unreachable; try again in a moment."
+    ) -> None:
         super().__init__(message)

@@ -22,7 +22,7 @@ from starlette.middleware.sessions import SessionMiddleware
 import workers.queue  # noqa: F401  (installs the job queue that services submit to)
 from app.db.engine import is_busy_error
 from app.deps import LoginRequired
-from app.errors import CrowdlabError, DatabaseBusy, ValidationFailed
+from app.errors import CrowdlabError, DatabaseBusy, ServiceUnavailable, ValidationFailed
 from app.middleware import BodyLimitMiddleware, SecurityHeadersMiddleware, UploadGuardMiddleware
 from app.rate_limits import AuthThrottle
 from app.settings import REPO_ROOT, get_settings
@@ -114,7 +114,7 @@ def _install_error_handlers(app: FastAPI) -> None:
         else:
             title = _TITLES.get(exc.status_code, "Error")
             response = _error_html(request, exc.status_code, title, exc.message)
-        if isinstance(exc, DatabaseBusy):
+        if isinstance(exc, ServiceUnavailable):
             response.headers["Retry-After"] = str(exc.retry_after)
         return response
 

@@ -15,8 +15,11 @@ from huey import Huey, RedisHuey, SqliteHuey
 
 import workers.jobs  # noqa: F401  (registers every job kind and periodic step)
 import workers.leases  # noqa: F401  (the periodic step that retries or fails stale jobs)
+from app.db.engine import session_scope
+from app.services.jobs.leases import list_waiting_jobs
 from app.services.jobs.records import install_queue
 from app.settings import get_settings
+from workers.periodic import periodic_step
 from workers.registry import run_failure_hook
 
 log = logging.getLogger("crowdlab.queue")
@@ -53,11 +56,94 @@ def get_huey() -> Huey:
 
 
 def dispatch(job_id: int) -> None:
-    """Queue a committed job row for execution (runs at once when jobs are immediate)."""
-    _RUN_JOB[get_huey()](job_id)
+    """Queue a committed job row for execution (runs at once when jobs are immediate).
+
+    When the queue (Redis) cannot be reached, the job stays ``queued`` and the request that
+    submitted it still succeeds: this process sends it again every second until the queue
+    is back, and the periodic ``requeue_undelivered_jobs`` step catches any job whose
+    process died first."""
+    huey = get_huey()
+    if huey.immediate:
+        _RUN_JOB[huey](job_id)
+        return
+    try:
+        _RUN_JOB[huey](job_id)
+    except Exception as exc:  # noqa: BLE001 - whatever the storage raised, it was not queued
+        log.warning("job %s stays queued: the job queue is unreachable (%s); it is sent again "
+                    "when the queue is back", job_id, str(exc).splitlines()[0] if str(exc) else
+                    type(exc).__name__)  # fmt: skip
+        _send_later(job_id)
 
 
 install_queue(dispatcher=dispatch, failure_hook=run_failure_hook)
+
+REDELIVER_INTERVAL_S = 1.0
+_undelivered: set[int] = set()
+_undelivered_lock = threading.Lock()
+_redeliverer: threading.Thread | None = None
+
+
+def _send_later(job_id: int) -> None:
+    global _redeliverer
+    with _undelivered_lock:
+        _undelivered.add(job_id)
+        if _redeliverer is None or not _redeliverer.is_alive():
+            _redeliverer = threading.Thread(target=_redeliver, name="job-redeliver", daemon=True)
+            _redeliverer.start()
+
+
+def _redeliver() -> None:
+    """Send the jobs the queue refused, once a second, until each got through."""
+    while True:
+        time.sleep(REDELIVER_INTERVAL_S)
+        with _undelivered_lock:
+            waiting = sorted(_undelivered)
+            if not waiting:
+                return
+        for job_id in waiting:
+            try:
+                _RUN_JOB[get_huey()](job_id)
+            except Exception:  # noqa: BLE001 - still unreachable: next second
+                break
+            with _undelivered_lock:
+                _undelivered.discard(job_id)
+            log.info("job %s sent to the queue, which is reachable again", job_id)
+
+
+def undelivered_job_ids() -> set[int]:
+    """Jobs this process could not queue yet (waiting for the queue to come back)."""
+    with _undelivered_lock:
+        return set(_undelivered)
+
+
+# A job that is still queued this long after it was submitted, and is not in the queue,
+# was never delivered (its process died before the queue came back): send it again.
+UNDELIVERED_AFTER_S = 30.0
+
+
+@periodic_step("requeue_undelivered_jobs")
+def requeue_undelivered_jobs() -> int:
+    """Send again every queued job that the queue does not hold; returns how many.
+
+    A job popped by a worker that has not marked it running yet may be sent twice: the
+    second delivery finds it running (or done) and does nothing (``mark_running``)."""
+    huey = get_huey()
+    if huey.immediate:
+        return 0
+    with session_scope(write=False) as session:
+        waiting = list_waiting_jobs(session, older_than_s=UNDELIVERED_AFTER_S)
+    if not waiting:
+        return 0
+    in_queue = {
+        task.args[0]
+        for task in huey.pending()
+        if task.name.endswith("run_job") and task.args
+    }  # fmt: skip
+    lost = [job_id for job_id in waiting if job_id not in in_queue]
+    for job_id in lost:
+        log.warning("job %s was queued but never delivered: sending it again", job_id)
+        dispatch(job_id)
+    return len(lost)
 
 
 def recover_at_start() -> None:
@@ -71,6 +157,30 @@ def recover_at_start() -> None:
         return
     if any(counts.values()):
         log.info("stale jobs at start: %s", counts)
+
+
+def watch_leases() -> threading.Event:
+    """In a worker: look for jobs whose worker stopped every third of the lease, instead of
+    only at the minute's maintenance, so a killed worker's job is retried about one lease
+    after its last heartbeat. Every worker may look: taking a job back is one conditional
+    write, which only one of them wins. Returns the event that stops the watch."""
+    from workers.leases import recover_stale_jobs
+
+    interval = max(0.3, get_settings().job_lease_seconds / 3)
+    stop = threading.Event()
+
+    def watch() -> None:
+        while not stop.wait(interval):
+            try:
+                counts = recover_stale_jobs()
+            except Exception:  # noqa: BLE001 - the database is away: look again later
+                log.warning("looking for stale jobs failed", exc_info=True)
+                continue
+            if any(counts.values()):
+                log.info("stale jobs: %s", counts)
+
+    threading.Thread(target=watch, name="lease-watch", daemon=True).start()
+    return stop
 
 
 _consumer_lock = threading.Lock()

@@ -7,17 +7,20 @@ own earlier work and carries on) and return a small JSON-able result dict.
 from __future__ import annotations
 
 import logging
+import time
 import traceback
 from collections.abc import Callable
 from typing import Any
 
+from app.db.engine import is_busy_error
 from app.db.models import JobStatus
-from app.services.jobs.leases import Heartbeat
+from app.services.jobs.leases import Heartbeat, requeue_interrupted_job
 from app.services.jobs.records import (
     JobCancelled,
     Lease,
     LeaseLost,
     ProgressReporter,
+    dispatch,
     holds_lease,
     mark_finished,
     mark_running,
@@ -89,6 +92,8 @@ def _run_attempt(
             run_failure_hook(kind, payload, str(exc), cancelled=True)
             mark_finished(job_id, status=JobStatus.CANCELLED, message=str(exc), lease=lease)
     except Exception as exc:  # noqa: BLE001 - a job records every failure
+        if is_busy_error(exc) and _retry_interrupted(job_id, kind, payload, lease, exc):
+            return  # (its work dir stays: a training resumes from its last epoch)
         log.exception("job %s (%s) failed", job_id, kind)
         message = getattr(exc, "message", None) or str(exc) or exc.__class__.__name__
         error = traceback.format_exc()[-4000:]
@@ -104,6 +109,32 @@ def _run_attempt(
             log.warning("job %s (%s): finished after its lease was lost", job_id, kind)
             return
     remove_work_dir(job_id)
+
+
+# A database interruption (connection dropped, server restarting, statement timed out) is
+# not the job's fault: its attempt is retried, after this many seconds per attempt so far.
+INTERRUPTION_BACKOFF_S = 2.0
+
+
+def _retry_interrupted(job_id: int, kind: str, payload: dict, lease: Lease, exc: Exception
+                       ) -> bool:  # fmt: skip
+    """Re-queue an attempt the database interrupted; False when the job is to fail instead
+    (no attempt left, or its clean-up failed)."""
+    if lease.attempt >= lease.max_attempts:
+        return False
+    first_line = (str(getattr(exc, "orig", None) or exc).strip().splitlines() or ["?"])[0]
+    log.warning("job %s (%s): the database interrupted attempt %s (%s); retrying", job_id,
+                kind, lease.attempt, first_line)  # fmt: skip
+    time.sleep(INTERRUPTION_BACKOFF_S * lease.attempt)
+    try:
+        run_retry_hook(kind, job_id, payload)
+        queued = requeue_interrupted_job(lease, reason="a database interruption")
+    except Exception:  # noqa: BLE001 - the database is still away: the lease retries it
+        log.exception("job %s (%s): could not re-queue it yet", job_id, kind)
+        return True
+    if queued:
+        dispatch(job_id)
+    return True
 
 
 _FAILURE_HOOKS: dict[str, Callable[[dict, str, bool], None]] = {}

@@ -184,3 +184,34 @@ def test_batch_prediction_of_a_collection_writes_a_toloka_tsv(session, requester
     assert name.endswith(".png") and label in model.classes and 0 < float(confidence) <= 1
     with pytest.raises(NotFound):
         inference.get_batch_tsv(session, requester=make_requester(session), job_id=job.id)
+
+
+def test_no_transaction_is_held_while_the_settings_load_timm(session, requester, monkeypatch):
+    """The first training request of a process imports timm and torch (a minute on a busy
+    machine): no pooled connection, nor SQLite's write lock, is held meanwhile."""
+    from app.db.engine import get_engine, new_session
+
+    collection = make_collection(session, requester, per_class=4)
+    session.close()
+    engine = get_engine()
+    request_session = new_session()  # as a request's: its user was read, a transaction is open
+    user = request_session.get(type(requester), requester.id)
+    assert request_session.in_transaction()
+    seen = []
+    real = trained_models.build_config
+
+    def checking(settings):
+        seen.append((request_session.in_transaction(), engine.pool.checkedout()))
+        return real(settings)
+
+    monkeypatch.setattr(trained_models, "build_config", checking)
+    model = trained_models.start_training(
+        request_session,
+        requester=user,
+        collection_id=collection.id,
+        settings=dict(TINY_SETTINGS),
+        dispatch=False,
+    )
+    request_session.close()
+    assert seen == [(False, 0)]
+    assert model.status == ModelStatus.QUEUED

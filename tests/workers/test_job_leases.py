@@ -244,3 +244,80 @@ def test_a_progress_report_that_finds_the_database_busy_does_not_fail_the_job(
     report(0.5, "epoch 3 of 5")  # not throttled: the skipped report is owed
     after = _job(session, row.id)
     assert (after.progress, after.message) == (0.5, "epoch 3 of 5")
+
+
+def test_a_worker_takes_a_dead_workers_job_over_within_a_lease_not_a_minute(
+    session, requester, monkeypatch
+):
+    """``crowdlab worker`` looks for stale jobs every third of the lease (here 0.9 s -> 1 s),
+    not only at the minute's maintenance."""
+    from app.settings import get_settings
+    from workers.queue import watch_leases
+
+    monkeypatch.setenv("CROWDLAB_JOB_LEASE_SECONDS", "0.9")
+    get_settings.cache_clear()
+    job_id = _running_job(session, requester, minutes_silent=0)  # alive ...
+    with session_scope() as s:  # ... until its worker is killed: no heartbeat from now on
+        s.execute(update(Job).where(Job.id == job_id).values(heartbeat_at=utcnow()))
+        s.commit()
+    stop = watch_leases()
+    try:
+        deadline = time.monotonic() + 10
+        while _job(session, job_id).status != JobStatus.SUCCEEDED:
+            assert time.monotonic() < deadline, "the job was not taken over"
+            time.sleep(0.1)
+    finally:
+        stop.set()
+    taken = _job(session, job_id)
+    assert taken.attempts == 2 and "attempt 2 of 3" in taken.result["message"]
+    assert (taken.finished_at - taken.started_at).total_seconds() < 5
+
+
+_INTERRUPTIONS: list[int] = []
+
+
+@job("test_lease_db_dropped")
+def _db_dropped(job_id, payload, progress):
+    """The database drops the connection under the first attempt (``pg_terminate_backend``,
+    a server restart)."""
+    import psycopg
+    from sqlalchemy.exc import OperationalError
+
+    with session_scope(write=False) as s:
+        attempts = s.get(Job, job_id).attempts
+    if attempts <= payload["interruptions"]:
+        _INTERRUPTIONS.append(attempts)
+        raise OperationalError(
+            "UPDATE aggregation_run ...", {}, psycopg.OperationalError("server closed the "
+                                                                       "connection unexpectedly")
+        )  # fmt: skip
+    return {"attempt": attempts}
+
+
+def test_a_job_the_database_interrupted_is_retried_not_failed(session, requester, monkeypatch):
+    import workers.registry
+
+    monkeypatch.setattr(workers.registry, "INTERRUPTION_BACKOFF_S", 0.01)
+    _INTERRUPTIONS.clear()
+    row = create_job(session, kind="test_lease_db_dropped", owner=requester,
+                     payload={"interruptions": 1})  # fmt: skip
+    session.commit()
+    execute_job(row.id)  # jobs run at once in tests: the retry runs inside
+    done = _job(session, row.id)
+    assert (done.status, done.attempts, done.result) == (JobStatus.SUCCEEDED, 2, {"attempt": 2})
+    assert _INTERRUPTIONS == [1]
+
+
+def test_a_job_the_database_keeps_interrupting_fails_with_the_reason(
+    session, requester, monkeypatch
+):
+    import workers.registry
+
+    monkeypatch.setattr(workers.registry, "INTERRUPTION_BACKOFF_S", 0.01)
+    row = create_job(session, kind="test_lease_db_dropped", owner=requester,
+                     payload={"interruptions": 99})  # fmt: skip
+    session.commit()
+    execute_job(row.id)
+    done = _job(session, row.id)
+    assert (done.status, done.attempts) == (JobStatus.FAILED, 3)  # CROWDLAB_JOB_MAX_ATTEMPTS
+    assert "server closed the connection unexpectedly" in done.message

@@ -111,6 +111,22 @@ def list_stale_jobs(session: Session, *, now: datetime | None = None) -> list[St
     ]
 
 
+def list_waiting_jobs(session: Session, *, older_than_s: float, now: datetime | None = None
+                      ) -> list[int]:  # fmt: skip
+    """Ids of jobs still queued ``older_than_s`` seconds after they were created: waiting
+    behind others, or never delivered to the queue (it was unreachable when they were
+    submitted or re-queued); the queue tells which."""
+    cutoff = (now or utcnow()) - timedelta(seconds=older_than_s)
+    return list(
+        session.scalars(
+            select(Job.id)
+            .where(Job.status == JobStatus.QUEUED, Job.cancel_requested.is_(False))
+            .where(Job.created_at < cutoff)
+            .order_by(Job.id)
+        ).all()
+    )
+
+
 def stopped_reason(stale: StaleJob) -> str:
     """Why an abandoned job stopped, in words."""
     return (
@@ -131,6 +147,36 @@ def _take_back(stale: StaleJob, **values: object) -> bool:
                 Job.attempts == stale.attempts,
             )
             .values(**values)
+        )
+        session.commit()
+        return result.rowcount == 1
+
+
+def requeue_interrupted_job(lease: Lease, *, reason: str) -> bool:
+    """Put a job whose attempt was interrupted by a passing failure (the database dropped
+    its connection) back in the queue for its next attempt (the caller dispatches); False
+    when it has no attempt left or this worker no longer holds its lease."""
+    if lease.attempt >= lease.max_attempts:
+        return False
+    with session_scope() as session:
+        result = session.execute(
+            update(Job)
+            .where(
+                Job.id == lease.job_id,
+                Job.status == JobStatus.RUNNING,
+                Job.lease_token == lease.token,
+            )  # fmt: skip
+            .values(
+                status=JobStatus.QUEUED,
+                lease_token=None,
+                heartbeat_at=None,
+                worker=None,
+                message=(
+                    f"Retrying after {reason} (attempt {lease.attempt + 1} "
+                    f"of {lease.max_attempts})."
+                ),
+                error=reason,
+            )
         )
         session.commit()
         return result.rowcount == 1

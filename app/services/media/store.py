@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import io
+import logging
+import socket
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import lru_cache
 
 import fsspec
@@ -13,8 +17,10 @@ from PIL import Image, UnidentifiedImageError
 from sqlmodel import Session, select
 
 from app.db.models import MediaFile, User
-from app.errors import NotFound, UploadRejected
+from app.errors import MediaStoreUnavailable, NotFound, UploadRejected
 from app.settings import get_settings
+
+log = logging.getLogger("crowdlab.media")
 
 CONTENT_TYPES = {
     "JPEG": "image/jpeg",
@@ -40,6 +46,33 @@ def _filesystem(url: str) -> tuple[fsspec.AbstractFileSystem, str]:
 
 def _store():
     return _filesystem(get_settings().resolved_media_url)
+
+
+def _unreachable(exc: BaseException) -> bool:
+    """Whether an error of the store's client comes from not reaching the store: a refused,
+    reset or timed-out connection, or an unknown host, anywhere in the exception's chain
+    (s3fs raises botocore's ``EndpointConnectionError`` over aiohttp's over the OS's)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, ConnectionError | TimeoutError | socket.gaierror):
+            return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
+@contextmanager
+def _reaching_store(action: str) -> Iterator[None]:
+    """Turn "the store cannot be reached" into ``MediaStoreUnavailable`` (503, retry later)
+    instead of an unexpected error (500); other errors pass unchanged."""
+    try:
+        yield
+    except Exception as exc:
+        if not _unreachable(exc):
+            raise
+        log.warning("media store unreachable while %s: %s", action, str(exc).splitlines()[0])
+        raise MediaStoreUnavailable() from exc
 
 
 def inspect_image(data: bytes, *, name: str) -> tuple[str, int, int]:
@@ -104,12 +137,16 @@ def store_image(session: Session, *, owner: User, data: bytes, name: str) -> Med
     key = _storage_key(sha, content_type)
     fs, root = _store()
     path = f"{root}/{key}"
-    if not fs.exists(path):
-        fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
-        tmp = f"{path}.tmp"
-        with fs.open(tmp, "wb") as handle:
-            handle.write(data)
-        fs.mv(tmp, path)
+    with _reaching_store("storing an image"):
+        if not fs.exists(path):
+            if _is_local(fs):  # written whole under another name, then renamed (atomic)
+                fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
+                tmp = f"{path}.tmp"
+                with fs.open(tmp, "wb") as handle:
+                    handle.write(data)
+                fs.mv(tmp, path)
+            else:  # an object store's PUT is atomic already (a rename would be copy + delete)
+                fs.pipe_file(path, data)
     media = MediaFile(
         owner_id=owner.id,
         sha256=sha,
@@ -133,14 +170,18 @@ def read_media(media: MediaFile) -> bytes:
 def read_media_key(storage_key: str) -> bytes:
     """The stored bytes at a media file's ``storage_key``."""
     fs, root = _store()
-    with fs.open(f"{root}/{storage_key}", "rb") as handle:
+    with _reaching_store("reading an image"), fs.open(f"{root}/{storage_key}", "rb") as handle:
         return handle.read()
+
+
+def _is_local(fs: fsspec.AbstractFileSystem) -> bool:
+    return "file" in (fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,))
 
 
 def local_path(media: MediaFile) -> str | None:
     """A filesystem path for the file when the store is local (training reads from it)."""
     fs, root = _store()
-    if "file" in (fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,)):
+    if _is_local(fs):
         return f"{root}/{media.storage_key}"
     return None
 

@@ -144,10 +144,15 @@ def start_training(
     ``dispatch=False`` leaves the committed job for the caller to run (the CLI runs it in
     the foreground).
     """
+    # Checking the settings imports timm and torch the first time in a process: seconds, a
+    # minute on a busy machine. No transaction is held meanwhile: not a pooled connection
+    # that the server may drop (then this request would fail a minute later), nor SQLite's
+    # write lock (every other writer would wait).
+    session.commit()
+    config = build_config(settings)
     collection = get_collection(session, requester=requester, collection_id=collection_id)
     if collection.status != "ready":
         raise Conflict("The collection is not ready to train on yet.")
-    config = build_config(settings)
     per_class = dict(
         session.exec(
             select(CollectionItem.label, func.count())
