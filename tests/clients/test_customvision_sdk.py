@@ -92,7 +92,7 @@ def _clients(url: str, key: str):
     return trainer, predictor
 
 
-def _wait_for(trainer, project_id, iteration, seconds=60.0):
+def _wait_for(trainer, project_id, iteration, seconds=240.0):
     """The quickstart's polling loop, with a deadline and an exit on failure."""
     deadline = time.monotonic() + seconds
     seen = {iteration.status}
