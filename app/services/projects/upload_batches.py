@@ -26,8 +26,10 @@ from app.db.types import UTCDateTime, utcnow
 from app.services.projects.upload_formats import (
     ALREADY_IN_POOL,
     MAX_PROBLEMS,
+    Skipped,
     TsvContext,
     duplicate_message,
+    failure,
     iter_task_tsv,
     reject,
 )
@@ -56,11 +58,18 @@ def upload_key_of(payload: dict) -> str:
 
 
 def stage_tsv(
-    *, upload_key: str, stream: BinaryIO, context: TsvContext, progress: Progress, size: int
+    *,
+    upload_key: str,
+    stream: BinaryIO,
+    context: TsvContext,
+    progress: Progress,
+    size: int,
+    skipped: Skipped | None = None,
 ) -> int:
     """Check the TSV row by row and stage its good rows in batches; returns the row count.
 
-    Row problems raise UploadRejected after the whole file was read (each row named)."""
+    Row problems raise UploadRejected after the whole file was read (each row named), or,
+    given ``skipped``, the bad rows are left out and listed there."""
     batch: list[dict] = []
     staged = 0
 
@@ -81,7 +90,7 @@ def stage_tsv(
         done = stream.tell() / size if size else 1.0
         progress(0.85 * done, f"Checked and saved {staged} rows")
 
-    for row, item in iter_task_tsv(stream, context, check_duplicates=False):
+    for row, item in iter_task_tsv(stream, context, check_duplicates=False, skipped=skipped):
         batch.append(
             {
                 "upload_key": upload_key,
@@ -89,7 +98,7 @@ def stage_tsv(
                 "row": row,
                 "kind": item.kind,
                 "image": item.image,
-                "input_values": {"image": item.image},
+                "input_values": item.input_values or {"image": item.image},
                 "media_id": item.media_id,
                 "known_answer": item.known_answer,
                 "hint": item.hint,
@@ -103,8 +112,34 @@ def stage_tsv(
     return staged
 
 
-def _problems(session: Session, *, upload_key: str, pool_id: int) -> list:
-    """Rows repeating an image of the upload or already in the pool, in row order."""
+def staged_urls(session: Session, *, upload_key: str) -> list[tuple[int, str]]:
+    """``(row, URL)`` of the staged rows whose image is a URL (not a stored file)."""
+    return [
+        (row, image)
+        for row, image in session.execute(
+            sa.select(_rows.c.row, _rows.c.image)
+            .where(_rows.c.upload_key == upload_key, _rows.c.media_id.is_(None))
+            .order_by(_rows.c.row)
+        ).all()
+    ]
+
+
+def drop_rows(session: Session, *, upload_key: str, rows: list[int]) -> None:
+    """Remove staged rows (left out of the upload; commits)."""
+    for start in range(0, len(rows), 500):
+        session.execute(
+            sa.delete(_rows).where(
+                _rows.c.upload_key == upload_key, _rows.c.row.in_(rows[start : start + 500])
+            )
+        )
+    session.commit()
+
+
+def _problems(
+    session: Session, *, upload_key: str, pool_id: int, limit: int | None = MAX_PROBLEMS
+) -> list:
+    """Rows repeating an image of the upload or already in the pool, in row order:
+    ``(row, image, message)``."""
     first = (
         sa.select(_rows.c.image, sa.func.min(_rows.c.row).label("first"))
         .where(_rows.c.upload_key == upload_key)
@@ -113,34 +148,49 @@ def _problems(session: Session, *, upload_key: str, pool_id: int) -> list:
         .subquery()
     )
     repeats = session.execute(
-        sa.select(_rows.c.row, first.c.first)
+        sa.select(_rows.c.row, _rows.c.input_values, first.c.first)
         .join(first, first.c.image == _rows.c.image)
         .where(_rows.c.upload_key == upload_key, _rows.c.row > first.c.first)
         .order_by(_rows.c.row)
-        .limit(MAX_PROBLEMS)
+        .limit(limit)
     ).all()
     in_pool = session.execute(
-        sa.select(_rows.c.row)
+        sa.select(_rows.c.row, _rows.c.input_values)
         .join(_tasks, sa.and_(_tasks.c.image == _rows.c.image, _tasks.c.pool_id == pool_id))
         .where(_rows.c.upload_key == upload_key)
         .order_by(_rows.c.row)
-        .limit(MAX_PROBLEMS)
+        .limit(limit)
     ).all()
-    problems: dict[int, str] = {}
-    for row, first_row in repeats:
-        problems[row] = duplicate_message(first_row)
-    for (row,) in in_pool:
-        problems.setdefault(row, ALREADY_IN_POOL)
-    rows = sorted(problems)[:MAX_PROBLEMS]
-    return [(row, "INPUT:image", f"row {row}: {problems[row]}") for row in rows]
+    problems: dict[int, tuple[str, str]] = {}
+    for row, given, first_row in repeats:
+        problems[row] = ((given or {}).get("image", ""), duplicate_message(first_row))
+    for row, given in in_pool:
+        problems.setdefault(row, ((given or {}).get("image", ""), ALREADY_IN_POOL))
+    rows = sorted(problems)[:limit]
+    return [(row, *problems[row]) for row in rows]
 
 
-def move_staged(session: Session, *, upload_key: str, pool: Pool) -> dict[str, int]:
+def move_staged(
+    session: Session, *, upload_key: str, pool: Pool, skipped: Skipped | None = None
+) -> dict[str, int]:
     """Check the staged rows as a whole, then move them into the pool as tasks (flush
-    only: the caller commits, making the upload appear at once)."""
-    problems = _problems(session, upload_key=upload_key, pool_id=pool.id)
-    if problems:
-        raise reject(problems)
+    only: the caller commits, making the upload appear at once). With ``skipped``,
+    repeated rows and images already in the pool are left out and listed there."""
+    limit = None if skipped is not None else MAX_PROBLEMS
+    problems = _problems(session, upload_key=upload_key, pool_id=pool.id, limit=limit)
+    if problems and skipped is not None:
+        for row, image, message in problems:
+            skipped.add(failure(row, image, message))
+        for start in range(0, len(problems), 500):
+            rows = [row for row, _, _ in problems[start : start + 500]]
+            session.execute(
+                sa.delete(_rows).where(_rows.c.upload_key == upload_key, _rows.c.row.in_(rows))
+            )
+    elif problems:
+        raise reject(
+            [(row, "INPUT:image", f"row {row}: {message}") for row, _, message in problems],
+            [failure(row, image, message) for row, image, message in problems],
+        )
     counts = dict(
         session.execute(
             sa.select(_rows.c.kind, sa.func.count())

@@ -1,8 +1,10 @@
 """The ``upload`` job's work: a saved upload checked and imported in the background.
 
-A TSV is streamed and staged in short batches (``upload_batches``); images and ZIPs are
-checked first and written in one transaction. Either way the upload appears whole or
-not at all, and a retried job starts from scratch.
+A TSV is streamed and staged in short batches (``upload_batches``), its image URLs are
+checked (``media.urls.check_image_urls``: bounded concurrency, a timeout each, the
+private-address guard); images and ZIPs are checked first and written in one transaction.
+Either way the upload appears whole or not at all (less the bad rows or files, listed,
+when the requester chose so), and a retried job starts from scratch.
 """
 
 from __future__ import annotations
@@ -14,7 +16,9 @@ from sqlmodel import Session
 
 from app.db.engine import refresh_statistics, session_scope
 from app.db.models import Job, Pool, TaskKind, User
+from app.services.media.urls import check_image_urls
 from app.services.projects import upload_batches
+from app.services.projects.upload_formats import Skipped, failure, reject
 from app.services.projects.uploads import (
     Progress,
     UploadResult,
@@ -53,6 +57,7 @@ def _run_tsv_job(payload: dict, progress: Progress) -> dict:
         _check_pool(pool)
         context = _context(session, pool, existing=False)
     path = Path(payload["folder"]) / "000000"
+    skipped = Skipped() if payload.get("skip_bad") else None
     progress(0.0, "Checking the upload")
     with open(path, "rb") as stream:
         rows = upload_batches.stage_tsv(
@@ -61,16 +66,63 @@ def _run_tsv_job(payload: dict, progress: Progress) -> dict:
             context=context,
             progress=progress,
             size=path.stat().st_size,
+            skipped=skipped,
         )
+    if get_settings().check_image_urls:
+        _check_urls(key, skipped, progress)
     progress(0.9, f"Adding {rows} tasks to the pool", force=True)
     with session_scope() as session:
         pool = session.get(Pool, payload["pool_id"])
         _check_pool(pool)
-        counts = upload_batches.move_staged(session, upload_key=key, pool=pool)
+        counts = upload_batches.move_staged(session, upload_key=key, pool=pool, skipped=skipped)
+        if skipped is not None and not sum(counts.values()):
+            raise reject(
+                [(f["row"], "INPUT:image", f"row {f['row']}: {f['reason']}") for f in skipped],
+                list(skipped),
+                total=skipped.total,
+            )
         session.commit()
         refresh_statistics(session, table="task", rows=rows)
     created = {kind.value: counts.get(kind.value, 0) for kind in TaskKind}
-    return UploadResult(created=created).as_dict()
+    return UploadResult(
+        created=created,
+        skipped=list(skipped or []),
+        skipped_total=skipped.total if skipped is not None else 0,
+    ).as_dict()
+
+
+def _check_urls(key: str, skipped: Skipped | None, progress: Progress) -> None:
+    """Check the staged rows' image URLs; refuse the upload naming each failing row, or
+    (``skipped``) drop those rows and list them."""
+    with session_scope(write=False) as session:
+        staged = upload_batches.staged_urls(session, upload_key=key)
+    if not staged:
+        return
+    settings = get_settings()
+
+    def report(done: int, total: int) -> None:
+        progress(0.6 + 0.25 * done / total, f"Checked {done} of {total} image URLs")
+
+    progress(0.6, f"Checking {len(staged)} image URLs", force=True)
+    problems = check_image_urls(
+        (url for _, url in staged),
+        concurrency=settings.url_check_concurrency,
+        timeout=settings.url_check_timeout_seconds,
+        progress=report,
+    )
+    failing = [failure(row, url, problems[url]) for row, url in staged if url in problems]
+    if not failing:
+        return
+    if skipped is None:
+        raise reject(
+            [(f["row"], "INPUT:image", f"row {f['row']}: {f['reason']}") for f in failing[:50]],
+            failing[: Skipped.MAX_LISTED],
+            total=len(failing),
+        )
+    for entry in failing:
+        skipped.add(entry)
+    with session_scope() as session:
+        upload_batches.drop_rows(session, upload_key=key, rows=[f["row"] for f in failing])
 
 
 def _run_files_job(payload: dict, progress: Progress) -> dict:
@@ -94,6 +146,7 @@ def _run_files_job(payload: dict, progress: Progress) -> dict:
             general_count=payload.get("general_count", 0),
             create_missing_options=payload.get("create_missing_options", False),
             progress=progress,
+            skip_bad=bool(payload.get("skip_bad")),
         )
         progress(0.85, f"Saving {len(prepared.tasks)} tasks", force=True)
         with session_scope() as session:
