@@ -131,7 +131,8 @@ def upload_report(
     context = _report_context(job)
     if is_htmx(request):
         return render(request, "requester/pools/_upload_result.html", context)
-    return render(request, "requester/pools/upload.html", {"pool": pool, "job": job, **context})
+    page = {"pool": pool, "upload": job, **context}
+    return render(request, "requester/pools/upload.html", page)
 
 
 @router.get("/requester/pools/{pool_id}/tasks", name="pool_tasks:list")
