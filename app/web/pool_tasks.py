@@ -75,8 +75,9 @@ def upload(
             status_code=exc.status_code,
         )
     if outcome.job is not None:
-        if is_htmx(request):
-            return render(request, "requester/pools/_upload_result.html", {"job": outcome.job})
+        if is_htmx(request):  # its progress, or (done already) what it did
+            context = _report_context(outcome.job)
+            return render(request, "requester/pools/_upload_result.html", context)
         return RedirectResponse(
             request.url_for("pool_tasks:upload_report", pool_id=pool.id, job_id=outcome.job.id),
             status_code=303,
@@ -107,16 +108,17 @@ def _report_context(job) -> dict:
         return {"job": job}
     result = job.result or {}
     if job.status == "succeeded":
-        return {"report": result}
+        return {"report": result, "upload_job": job}
     message = job.message or "The upload failed; nothing was imported."
     if job.status == "cancelled":
         message = "The upload was cancelled; nothing was imported."
     return {
+        "upload_job": job,
         "error": {
             "message": message,
             "problems": result.get("problems", []),
             "failures": result.get("failures", []),
-        }
+        },
     }
 
 
