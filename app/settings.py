@@ -76,6 +76,12 @@ class Settings(BaseSettings):
     max_zip_entries: int = 20_000
     max_zip_ratio: int = 200
     upload_job_threshold: int = 200
+    # Image URLs in a task TSV are checked by the upload job (a GET that reads the first
+    # bytes), this many at a time, each within the timeout; rows whose URL does not lead
+    # to an image are reported by row (and refused, or skipped when the requester chose).
+    check_image_urls: bool = True
+    url_check_concurrency: int = Field(default=8, ge=1, le=64)
+    url_check_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
     # Image URLs that the server fetches itself (prediction by URL, Custom Vision uploads)
     # may not point at loopback, private or link-local addresses unless this is set.
     allow_private_image_urls: bool = False

@@ -61,8 +61,12 @@ def test_demo_bans_the_fast_labeler_aggregates_and_publishes_a_model(session, ma
         f"/requester/pools/{result.pool_id}/aggregations/{result.run_id}/results.tsv"
     ).text
     rows = tsv.strip().splitlines()
-    assert rows[0] == "INPUT:image\tOUTPUT:result\tCONFIDENCE:result"
+    assert rows[0] == "INPUT:image\tOUTPUT:result\tCONFIDENCE:result\tMEDIA:url"
     assert len(rows) == 31
+    # INPUT:image names each image as it was uploaded; MEDIA:url is where it is stored
+    first = rows[1].split("\t")
+    assert first[0].startswith("digit-") and first[0].endswith(".png")
+    assert "/media/" in first[3]
     with open(result.tsv_path, encoding="utf-8") as handle:
         assert handle.read() == tsv
     inference = client.get("/requester/inference").text

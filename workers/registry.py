@@ -100,7 +100,13 @@ def _run_attempt(
         if holds_lease(lease, job_id):
             run_failure_hook(kind, payload, message, cancelled=False)
             mark_finished(
-                job_id, status=JobStatus.FAILED, message=message, error=error, lease=lease
+                job_id,
+                status=JobStatus.FAILED,
+                message=message,
+                error=error,
+                # what a refusal names (the bad rows of an upload), for the job's page
+                result=getattr(exc, "payload", None) or None,
+                lease=lease,
             )
     else:
         if not mark_finished(

@@ -363,14 +363,18 @@ def upload(
     session: SessionDep,
     user: ApiRequester,
     pool_id: str,
-    kind: str = Form(..., description="tsv, images or zip"),
+    kind: str = Form(..., description="tsv, images, zip, or media (images stored only)"),
     files: list[UploadFile] = Form(...),
     general_count: int = Form(0, ge=0),
     create_missing_options: bool = Form(False),
+    skip_bad: bool = Form(False, description="import the good rows/files, list the bad"),
 ) -> Any:
-    """Upload a task TSV, images or a ZIP of class folders (all or nothing).
+    """Upload a task TSV, images or a ZIP of class folders (all or nothing, unless
+    ``skip_bad``: then the bad rows or files are left out and listed in ``skipped``), or
+    images stored only (``media``) for a TSV to name by file name.
 
-    Small uploads answer ``{"created": {...}}``; large ones a running operation (202).
+    Small uploads answer ``{"created": {...}}``; large ones, and TSVs naming image URLs
+    (checked in the background), a running operation (202).
     """
     pool = _pool(session, user, pool_id)
     data = [(f.filename or f"file{i}", f.file) for i, f in enumerate(files)]
@@ -382,6 +386,7 @@ def upload(
         files=data,
         general_count=general_count,
         create_missing_options=create_missing_options,
+        skip_bad=skip_bad,
     )
     if outcome.job is not None:
         session.refresh(outcome.job)

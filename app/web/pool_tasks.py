@@ -25,9 +25,15 @@ def upload(
     files: list[UploadFile] = Form([]),
     general_count: str = Form("0"),
     create_missing_options: str = Form(""),
+    store_only: str = Form(""),
+    skip_bad: str = Form(""),
 ):
-    """Import a TSV, images or a ZIP; a refusal names the rows or files and imports nothing."""
+    """Import a TSV, images or a ZIP; a refusal names the rows or files and imports nothing
+    (unless "import the good ones" was ticked: the bad ones are then listed). Images can
+    be stored only, for a task TSV to name them."""
     pool = pools.get_pool(session, requester=user, pool_id=pool_id)
+    if kind == "images" and store_only:
+        kind = "media"
     chosen = [f for f in files if f.filename]
     data = [(f.filename, f.file) for f in chosen]  # streamed from the spooled upload
     try:
@@ -47,6 +53,7 @@ def upload(
             files=data,
             general_count=count,
             create_missing_options=bool(create_missing_options),
+            skip_bad=bool(skip_bad),
         )
     except (UploadRejected, ValidationFailed, Conflict) as exc:
         session.rollback()
@@ -55,29 +62,78 @@ def upload(
             return RedirectResponse(
                 request.url_for("pools:detail", pool_id=pool.id), status_code=303
             )
-        problems = getattr(exc, "problems", [])
+        error = {
+            "message": exc.message,
+            "problems": getattr(exc, "problems", []),
+            "failures": exc.payload.get("failures", []),
+        }
         return render(
             request,
             "requester/pools/_upload_result.html",
-            {"error": {"message": exc.message, "problems": problems}},
+            {"error": error},
             status_code=exc.status_code,
         )
-    if outcome.job is not None and is_htmx(request):
-        return render(request, "requester/pools/_upload_result.html", {"job": outcome.job})
     if outcome.job is not None:
-        flash(request, "Large upload: importing in the background.", "info")
-    else:
-        result = outcome.result
-        flash(
-            request,
-            f"Imported {result.total} tasks: {result.created['general']} general, "
-            f"{result.created['control']} control, {result.created['training']} training.",
-            "success",
+        if is_htmx(request):  # its progress, or (done already) what it did
+            context = _report_context(outcome.job)
+            return render(request, "requester/pools/_upload_result.html", context)
+        return RedirectResponse(
+            request.url_for("pool_tasks:upload_report", pool_id=pool.id, job_id=outcome.job.id),
+            status_code=303,
         )
+    result = outcome.result
+    if is_htmx(request) and result.skipped_total:  # the page lists what was left out
+        return render(request, "requester/pools/_upload_result.html", {"report": result.as_dict()})
+    if result.stored_images:
+        message = f"Stored {result.stored_images} images: a task TSV can now name them."
+    else:
+        message = (
+            f"Imported {result.total} tasks: {result.created['general']} general, "
+            f"{result.created['control']} control, {result.created['training']} training."
+        )
+    if result.skipped_total:
+        names = ", ".join(f["item"] for f in result.skipped[:5])
+        message += f" Left out as you chose: {result.skipped_total} ({names})."
+    flash(request, message, "success")
     target = str(request.url_for("pools:detail", pool_id=pool.id))
     if is_htmx(request):
         return Response(status_code=200, headers={"HX-Redirect": target})
     return RedirectResponse(target, status_code=303)
+
+
+def _report_context(job) -> dict:
+    """What the upload report shows: the job running, what it imported, or its refusal."""
+    if not job.done:
+        return {"job": job}
+    result = job.result or {}
+    if job.status == "succeeded":
+        return {"report": result, "upload_job": job}
+    message = job.message or "The upload failed; nothing was imported."
+    if job.status == "cancelled":
+        message = "The upload was cancelled; nothing was imported."
+    return {
+        "upload_job": job,
+        "error": {
+            "message": message,
+            "problems": result.get("problems", []),
+            "failures": result.get("failures", []),
+        },
+    }
+
+
+@router.get("/requester/pools/{pool_id}/uploads/{job_id}", name="pool_tasks:upload_report")
+def upload_report(
+    request: Request, session: SessionDep, user: CurrentRequester, pool_id: int, job_id: int
+):
+    """A background upload: its progress, then what it imported and each row or file it
+    left out or refused (row, URL or file name, reason). Polled while it runs."""
+    pool = pools.get_pool(session, requester=user, pool_id=pool_id)
+    job = uploads.get_upload_job(session, requester=user, pool_id=pool.id, job_id=job_id)
+    context = _report_context(job)
+    if is_htmx(request):
+        return render(request, "requester/pools/_upload_result.html", context)
+    page = {"pool": pool, "upload": job, **context}
+    return render(request, "requester/pools/upload.html", page)
 
 
 @router.get("/requester/pools/{pool_id}/tasks", name="pool_tasks:list")

@@ -7,6 +7,7 @@ import threading
 import httpx
 import pytest
 
+from app.services.media import urls
 from app.services.ml import inference, trained_models
 from tests.builders.models import (
     TINY_SETTINGS,
@@ -218,7 +219,7 @@ def test_a_redirect_to_a_private_address_is_refused(published, monkeypatch, sett
     monkeypatch.setattr(settings, "allow_private_image_urls", False)
     public = ("93.184.215.14", 80)
     monkeypatch.setattr(
-        inference.socket,
+        urls.socket,
         "getaddrinfo",
         lambda host, port: [(2, 1, 6, "", ("10.0.0.5", port) if host == "internal" else public)],
     )

@@ -196,8 +196,11 @@ def test_requester_and_labelers_go_through_the_whole_loop(new_page, tmp_path):
     with requester.expect_download() as download:
         requester.click("a:has-text('Download TSV')")
     rows = download.value.path().read_text(encoding="utf-8").strip().splitlines()
-    assert rows[0] == "INPUT:image\tOUTPUT:result\tCONFIDENCE:result"
+    assert rows[0] == "INPUT:image\tOUTPUT:result\tCONFIDENCE:result\tMEDIA:url"
     assert len(rows) == 1 + 11
+    # each image named by its path in the uploaded ZIP; MEDIA:url is where it is stored
+    assert all(row.split("\t")[0].endswith(".png") for row in rows[1:])
+    assert all("/media/" in row.split("\t")[3] for row in rows[1:])
     assert all(row.split("\t")[1] in CLASSES for row in rows[1:])
 
     # A collection from it, a tiny model, published, then the Inference page.

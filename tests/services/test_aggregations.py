@@ -6,12 +6,14 @@ import csv
 import io
 
 import pytest
+from PIL import Image
 from sqlmodel import select
 
 from aggregation import simulate_crowd
-from app.db.models import AggregatedLabel, AggregationRun, Job
+from app.db.models import AggregatedLabel, AggregationRun, Job, Task
 from app.errors import Conflict, NotFound, ValidationFailed
 from app.services.aggregations import runs as svc
+from app.services.projects import uploads
 from tests.builders.answers import add_answers, add_simulated_crowd
 from tests.builders.pools import add_tasks, make_pool
 from tests.builders.users import make_labeler, make_requester
@@ -210,19 +212,69 @@ def test_worker_quality_shows_estimated_and_control_accuracy(session, requester)
     assert row_cat[cy.labels.index("dog")] > 0.9  # answers "dog" when it is a cat
 
 
-def test_uploaded_images_appear_as_absolute_urls_like_in_the_raw_results(
+def _png(shade: int) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (8, 8), (shade, 20, 40)).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def test_uploaded_images_are_named_by_their_file_names_with_the_stored_address_beside(
     session, requester, settings
 ):
     pool = make_pool(session, requester)
-    answered, silent = add_tasks(session, pool, general=2)
-    for task, path in ((answered, "/media/ab/cat.png"), (silent, "/media/cd/dog.png")):
-        task.image = path
-        session.add(task)
-    session.commit()
-    add_answers(session, pool, {answered.id: [(make_labeler(session), "cat")]})
+    uploads.submit_upload(
+        session,
+        requester=requester,
+        pool_id=pool.id,
+        kind="images",
+        files=[("red_0.png", _png(200)), ("blue_1.png", _png(10))],
+    )
+    tasks = {t.input_image: t for t in session.exec(select(Task).where(Task.pool_id == pool.id))}
+    assert set(tasks) == {"red_0.png", "blue_1.png"}
+    add_answers(session, pool, {tasks["red_0.png"].id: [(make_labeler(session), "cat")]})
 
     run = _run(session, requester, pool)
 
     base = settings.base_url.rstrip("/")
-    assert _tsv_rows(svc.build_results_tsv(session, run=run))[1][0] == f"{base}/media/ab/cat.png"
-    assert _tsv_rows(svc.build_unanswered_tsv(session, run=run))[1] == [f"{base}/media/cd/dog.png"]
+    results = _tsv_rows(svc.build_results_tsv(session, run=run))
+    assert results[0] == ["INPUT:image", "OUTPUT:result", "CONFIDENCE:result", "MEDIA:url"]
+    assert results[1][:2] == ["red_0.png", "cat"]
+    assert results[1][3] == base + tasks["red_0.png"].image
+    assert tasks["red_0.png"].image.startswith("/media/")
+    unanswered = _tsv_rows(svc.build_unanswered_tsv(session, run=run))
+    assert unanswered == [
+        ["INPUT:image", "MEDIA:url"],
+        ["blue_1.png", base + tasks["blue_1.png"].image],
+    ]
+
+
+def test_image_urls_are_exported_as_given_without_a_media_column(session, requester):
+    pool = make_pool(session, requester)
+    answered, silent = add_tasks(session, pool, general=2)
+    add_answers(session, pool, {answered.id: [(make_labeler(session), "cat")]})
+
+    run = _run(session, requester, pool)
+
+    results = _tsv_rows(svc.build_results_tsv(session, run=run))
+    assert results[0] == ["INPUT:image", "OUTPUT:result", "CONFIDENCE:result"]
+    assert results[1] == [answered.image, "cat", "1"]
+    assert _tsv_rows(svc.build_unanswered_tsv(session, run=run)) == [
+        ["INPUT:image"],
+        [silent.image],
+    ]
+
+
+def test_tasks_stored_before_names_were_kept_fall_back_to_the_stored_file_name(session, requester):
+    pool = make_pool(session, requester)
+    uploads.submit_upload(
+        session, requester=requester, pool_id=pool.id, kind="images", files=[("old.png", _png(90))]
+    )
+    task = session.exec(select(Task).where(Task.pool_id == pool.id)).one()
+    task.input_values = {"image": task.image}  # as tasks were stored before
+    session.add(task)
+    session.commit()
+    add_answers(session, pool, {task.id: [(make_labeler(session), "dog")]})
+
+    run = _run(session, requester, pool)
+
+    assert _tsv_rows(svc.build_results_tsv(session, run=run))[1][0] == "old.png"

@@ -56,6 +56,13 @@ class Task(SQLModel, table=True):
     )
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
 
+    @property
+    def input_image(self) -> str:
+        """The image as the requester gave it (URL or uploaded file name); ``image`` is
+        where it is served from."""
+        given = (self.input_values or {}).get("image")
+        return given if isinstance(given, str) and given else self.image
+
 
 class TaskSuite(SQLModel, table=True):
     """A suite of tasks composed by the requester (Toloka's ``POST /task-suites``): handed

@@ -6,6 +6,7 @@ package. A run belongs to the requester who owns its pool; anyone else's id is `
 
 from __future__ import annotations
 
+import csv
 import io
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -14,13 +15,14 @@ from sqlalchemy import Select, func
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
-from aggregation.tsv import format_confidence, spreadsheet_safe, write_aggregated_tsv
+from aggregation.tsv import format_confidence, spreadsheet_safe
 from app.db.models import (
     AggregatedLabel,
     AggregationRun,
     AssignmentStatus,
     Job,
     JobStatus,
+    MediaFile,
     Pool,
     Task,
     TaskKind,
@@ -31,6 +33,7 @@ from app.errors import Conflict, NotFound, ValidationFailed
 from app.services.jobs.records import create_job, get_job
 from app.services.listing import ListParams, ListSpec, Page, paginate
 from app.services.projects.progress import public_id
+from app.services.projects.upload_formats import requester_image
 from app.settings import get_settings
 
 JOB_KIND = "aggregation"
@@ -226,15 +229,33 @@ def require_finished(run: AggregationRun) -> None:
     raise Conflict("This aggregation has not finished yet; wait for its operation.")
 
 
+MEDIA_COLUMN = "MEDIA:url"
+"""The extra export column with the address of a stored image (INPUT:image holds what
+the requester gave: the URL, or the uploaded file's name)."""
+
+
 @dataclass(frozen=True)
 class LabelRow:
     """One general task's aggregated label."""
 
     task_id: int
-    image: str
+    image: str  # where the image is served from (a URL, or /media/... for a stored file)
     value: str | None
     confidence: float | None
     answer_count: int
+    input_values: dict | None = None
+    original_name: str | None = None  # the stored file's name (older tasks keep no other)
+
+    @property
+    def input_image(self) -> str:
+        """INPUT:image as the requester gave it: the URL, or the uploaded file's name."""
+        base = get_settings().base_url
+        return requester_image(self.input_values, self.image, self.original_name, base=base)
+
+    @property
+    def media_url(self) -> str:
+        """The absolute address of a stored image; empty for an image given by URL."""
+        return _image_ref(self.image) if self.image.startswith("/") else ""
 
 
 def _label_rows(run: AggregationRun, *, answered: bool | None) -> Select:
@@ -245,8 +266,11 @@ def _label_rows(run: AggregationRun, *, answered: bool | None) -> Select:
             col(AggregatedLabel.value),
             col(AggregatedLabel.confidence),
             col(AggregatedLabel.answer_count),
+            col(Task.input_values),
+            col(MediaFile.original_name),
         )
         .join(Task, col(Task.id) == AggregatedLabel.task_id)
+        .join(MediaFile, col(MediaFile.id) == Task.media_id, isouter=True)
         .where(col(AggregatedLabel.run_id) == run.id)
     )
     if answered is True:
@@ -290,22 +314,41 @@ def iter_labels(
         yield LabelRow(*row)
 
 
-def build_results_tsv(session: Session, *, run: AggregationRun) -> str:
-    """``INPUT:image  OUTPUT:<field>  CONFIDENCE:<field>``: one row per answered general task."""
+def _write_tsv(header: list[str], rows: list[list[str]]) -> str:
+    """Toloka's TSV quoting; a ``MEDIA:url`` column only when some image is stored."""
+    with_media = any(row[-1] for row in rows)
     buffer = io.StringIO()
-    rows = (
-        (_image_ref(r.image), r.value, r.confidence or 0.0) for r in iter_labels(session, run=run)
-    )
-    write_aggregated_tsv(rows, buffer, input_field="image", output_field=_field(run))
+    writer = csv.writer(buffer, delimiter="\t", quoting=csv.QUOTE_MINIMAL, lineterminator="\n")
+    writer.writerow(header + [MEDIA_COLUMN] if with_media else header)
+    for row in rows:
+        writer.writerow(row if with_media else row[:-1])
     return buffer.getvalue()
+
+
+def build_results_tsv(session: Session, *, run: AggregationRun) -> str:
+    """``INPUT:image  OUTPUT:<field>  CONFIDENCE:<field>``: one row per answered general
+    task; INPUT:image is what the requester gave (URL or file name), and ``MEDIA:url``
+    the stored image's address when the pool has uploaded images."""
+    field = _field(run)
+    rows = [
+        [
+            spreadsheet_safe(r.input_image),
+            spreadsheet_safe(r.value),
+            format_confidence(float(r.confidence or 0.0)),
+            r.media_url,
+        ]
+        for r in iter_labels(session, run=run)
+    ]
+    return _write_tsv(["INPUT:image", f"OUTPUT:{field}", f"CONFIDENCE:{field}"], rows)
 
 
 def build_unanswered_tsv(session: Session, *, run: AggregationRun) -> str:
     """``INPUT:image``: the general tasks nobody answered (usable answers), one per row."""
-    lines = ["INPUT:image"]
-    rows = iter_labels(session, run=run, answered=False)
-    lines += [_tsv_cell(_image_ref(r.image)) for r in rows]
-    return "\n".join(lines) + "\n"
+    rows = [
+        [spreadsheet_safe(r.input_image), r.media_url]
+        for r in iter_labels(session, run=run, answered=False)
+    ]
+    return _write_tsv(["INPUT:image"], rows)
 
 
 def _image_ref(image: str) -> str:
@@ -315,13 +358,6 @@ def _image_ref(image: str) -> str:
 
 def _field(run: AggregationRun) -> str:
     return str((run.params or {}).get("output_field") or "result")
-
-
-def _tsv_cell(value: str) -> str:
-    value = spreadsheet_safe(value)
-    if any(ch in value for ch in '\t\n\r"'):
-        return '"' + value.replace('"', '""') + '"'
-    return value
 
 
 def confidence_histogram(

@@ -110,9 +110,11 @@ def inspect_image(data: bytes, *, name: str) -> tuple[str, int, int]:
         raise UploadRejected(
             f"{name}: the image is too large to decode safely (decompression bomb).", file=name
         ) from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
         raise UploadRejected(
-            f"{name}: not a readable image ({exc.__class__.__name__}).", file=name
+            f"{name}: not a readable image (the file is damaged, or it is not a JPEG, PNG "
+            "or WebP picture).",
+            file=name,
         ) from None
     if fmt not in CONTENT_TYPES:
         raise UploadRejected(

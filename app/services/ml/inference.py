@@ -6,26 +6,21 @@ threads; a prediction keeps its tensors local, so concurrent requests are safe.
 
 from __future__ import annotations
 
-import ipaddress
-import re
-import socket
-import urllib.parse
 from pathlib import Path
 
-import httpx
 from sqlmodel import Session, select
 
 from aggregation.tsv import spreadsheet_safe
 from app.db.models import Job, MediaFile, ModelStatus, Pool, Task, TrainedModel, User
 from app.errors import Conflict, NotFound, UploadRejected, ValidationFailed
 from app.services.media import store as media
+from app.services.media.urls import fetch_image_url, parse_image_url  # noqa: F401 (the routes')
 from app.services.ml.collections import collection_items, get_collection
 from app.services.ml.trained_models import get_model
+from app.services.projects.upload_formats import requester_image
 from app.settings import get_settings
 
 BATCH_JOB_KIND = "batch_inference"
-MAX_REDIRECTS = 3
-URL_TIMEOUT_SECONDS = 10.0
 TSV_HEADER = "INPUT:image\tOUTPUT:result\tCONFIDENCE:result\n"
 
 
@@ -93,118 +88,6 @@ def predict_images(
     return results
 
 
-# hosts that the C library reads as an IPv4 address in a legacy form: octal (0177.0.0.1),
-# hex (0x7f.1), fewer parts (127.1) or one integer (2130706433)
-_NUMERIC_HOST = re.compile(r"(?i)(0x[0-9a-f]*|[0-9]+)(\.(0x[0-9a-f]*|[0-9]+)){0,3}\.?")
-
-
-def parse_image_url(url: str) -> httpx.URL:
-    """An http(s) URL to fetch, with a numeric host in any of the forms the OS accepts
-    written as the dotted address it means (so the private-address check sees it).
-
-    Raises:
-        ValidationFailed: not an http(s) URL, or a host that is no valid address.
-    """
-    url = (url or "").strip()
-    bad = ValidationFailed("Give an http(s) image URL.", errors={"url": "Not an http(s) URL."})
-    try:
-        parts = urllib.parse.urlsplit(url)
-        host = parts.hostname or ""
-    except ValueError:
-        raise bad from None
-    if parts.scheme.lower() not in ("http", "https") or not host:
-        raise bad
-    if _NUMERIC_HOST.fullmatch(host):
-        try:
-            dotted = socket.inet_ntoa(socket.inet_aton(host.rstrip(".")))
-        except OSError:
-            raise ValidationFailed(
-                f"{host} is not a valid IP address.", errors={"url": "Invalid IP address."}
-            ) from None
-        netloc = parts.netloc.rsplit("@", 1)
-        hostport = netloc[-1]
-        port = f":{parts.port}" if parts.port is not None else ""
-        netloc[-1] = f"{dotted}{port}"
-        if hostport.lower() != netloc[-1]:
-            url = urllib.parse.urlunsplit(parts._replace(netloc="@".join(netloc)))
-    try:
-        return httpx.URL(url)
-    except (httpx.InvalidURL, ValueError) as exc:
-        raise ValidationFailed(
-            f"Not a valid image URL: {exc}", errors={"url": "Invalid URL."}
-        ) from None
-
-
-def _is_public(raw: str) -> bool:
-    try:
-        address = ipaddress.ip_address(raw.split("%", 1)[0])  # (an IPv6 zone: fe80::1%eth0)
-    except ValueError:
-        return False
-    mapped = getattr(address, "ipv4_mapped", None)
-    return address.is_global and (mapped is None or mapped.is_global)
-
-
-def _check_public_host(url: httpx.URL) -> None:
-    """Refuse URLs whose host resolves to a loopback, private or link-local address (SSRF)."""
-    if get_settings().allow_private_image_urls:
-        return
-    try:
-        infos = socket.getaddrinfo(url.host, url.port or (443 if url.scheme == "https" else 80))
-    except (socket.gaierror, UnicodeError, ValueError):
-        raise UploadRejected(f"Cannot resolve the host of {url}.", file=str(url)) from None
-    for info in infos:
-        if not _is_public(str(info[4][0])):
-            raise UploadRejected(
-                f"{url.host} is a private or local address; the server only fetches public "
-                "image URLs.",
-                file=str(url),
-            )
-
-
-def fetch_image_url(url: str, *, transport: httpx.BaseTransport | None = None) -> bytes:
-    """Download an image (http/https only), with a timeout and the per-image size limit.
-
-    Hosts that resolve to loopback, private or link-local addresses are refused (every
-    redirect hop is checked too) unless ``allow_private_image_urls`` is set.
-    """
-    url = (url or "").strip()
-    parsed = parse_image_url(url)
-    limit = get_settings().max_image_bytes
-    try:
-        with httpx.Client(
-            timeout=URL_TIMEOUT_SECONDS, follow_redirects=False, transport=transport
-        ) as client:
-            for _hop in range(MAX_REDIRECTS + 1):
-                _check_public_host(parsed)
-                with client.stream("GET", parsed) as response:
-                    if response.is_redirect and response.has_redirect_location:
-                        parsed = parse_image_url(str(response.next_request.url))
-                        continue
-                    if response.status_code != 200:
-                        raise UploadRejected(
-                            f"The image URL answered HTTP {response.status_code}.", file=url
-                        )
-                    declared = response.headers.get("content-length")
-                    if declared and declared.isdigit() and int(declared) > limit:
-                        raise UploadRejected(
-                            f"The image at {url} is larger than the limit.", file=url
-                        )
-                    chunks, size = [], 0
-                    for chunk in response.iter_bytes():
-                        size += len(chunk)
-                        if size > limit:
-                            raise UploadRejected(
-                                f"The image at {url} is larger than the limit.", file=url
-                            )
-                        chunks.append(chunk)
-                    return b"".join(chunks)
-            raise UploadRejected(f"Too many redirects for {url}.", file=url)
-    except httpx.HTTPError as exc:
-        raise UploadRejected(
-            f"Could not download {url}: {exc.__class__.__name__}.", file=url
-        ) from None
-
-
 # ----------------------------------------------------------------------------- batch
 
 
@@ -247,7 +130,19 @@ def batch_inputs(session: Session, payload: dict) -> list[tuple[str, MediaFile |
             .where(Task.pool_id == payload["pool_id"], Task.kind == "general")
             .order_by(Task.position, Task.id)
         ).all()
-        return [(task.image, media_file) for task, media_file in rows]
+        base = get_settings().base_url
+        return [
+            (
+                requester_image(
+                    task.input_values,
+                    task.image,
+                    media_file.original_name if media_file else None,
+                    base=base,
+                ),
+                media_file,
+            )
+            for task, media_file in rows
+        ]
     from app.db.models import Collection
 
     collection = session.get(Collection, payload["collection_id"])

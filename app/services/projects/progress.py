@@ -17,6 +17,7 @@ from app.db.models import (
     AssignmentStatus,
     Ban,
     BanScope,
+    MediaFile,
     Pool,
     Task,
     TaskKind,
@@ -27,6 +28,7 @@ from app.services.figures_cache import page_figures
 from app.services.money import ledger
 from app.services.projects.pools import get_pool
 from app.services.projects.tally import LARGE_POOL_TASKS, recent_tally
+from app.services.projects.upload_formats import requester_image
 from app.settings import get_settings
 
 # From this many answers a pool's progress is reused for a few seconds (see above).
@@ -207,17 +209,22 @@ def export_raw_answers(session: Session, *, requester: User, pool_id: int) -> st
     pool = get_pool(session, requester=requester, pool_id=pool_id)
     base = get_settings().base_url.rstrip("/")
     rows = session.exec(
-        select(Answer, Task, Assignment)
+        select(Answer, Task, Assignment, MediaFile.original_name)
         .join(Task, Task.id == Answer.task_id)
         .join(Assignment, Assignment.id == Answer.assignment_id)
+        .join(MediaFile, MediaFile.id == Task.media_id, isouter=True)
         .where(Answer.pool_id == pool.id, Assignment.status.in_(DONE_STATUSES))
         .order_by(Assignment.id, Task.position, Task.id)
     ).all()
+    # INPUT:image is what the requester gave (URL or file name); MEDIA:url, when some
+    # image is stored, is where the stored image is served from.
+    with_media = any(task.image.startswith("/") for _, task, _, _ in rows)
     out = io.StringIO()
     writer = csv.writer(out, delimiter="\t", lineterminator="\n")
-    writer.writerow(RAW_COLUMNS)
-    for answer, task, assignment in rows:
-        image = f"{base}{task.image}" if task.image.startswith("/") else task.image
+    writer.writerow([*RAW_COLUMNS, "MEDIA:url"] if with_media else RAW_COLUMNS)
+    for answer, task, assignment, original_name in rows:
+        image = requester_image(task.input_values, task.image, original_name, base=base)
+        stored = f"{base}{task.image}" if task.image.startswith("/") else ""
         row = [
             image,
             answer.first_value
@@ -229,5 +236,7 @@ def export_raw_answers(session: Session, *, requester: User, pool_id: int) -> st
             _stamp(assignment.created_at),
             _stamp(assignment.submitted_at),
         ]
+        if with_media:
+            row.append(stored)
         writer.writerow([spreadsheet_safe(cell) for cell in row])
     return out.getvalue()

@@ -30,8 +30,10 @@ from app.db.types import UTCDateTime, utcnow
 from app.services.projects.upload_formats import (
     ALREADY_IN_POOL,
     MAX_PROBLEMS,
+    Skipped,
     TsvContext,
     duplicate_message,
+    failure,
     iter_task_tsv,
     reject,
 )
@@ -73,11 +75,18 @@ def upload_key_of(payload: dict) -> str:
 
 
 def stage_tsv(
-    *, upload_key: str, stream: BinaryIO, context: TsvContext, progress: Progress, size: int
+    *,
+    upload_key: str,
+    stream: BinaryIO,
+    context: TsvContext,
+    progress: Progress,
+    size: int,
+    skipped: Skipped | None = None,
 ) -> int:
     """Check the TSV row by row and stage its good rows in batches; returns the row count.
 
-    Row problems raise UploadRejected after the whole file was read (each row named)."""
+    Row problems raise UploadRejected after the whole file was read (each row named), or,
+    given ``skipped``, the bad rows are left out and listed there."""
     batch: list[dict] = []
     staged = 0
 
@@ -92,7 +101,7 @@ def stage_tsv(
         done = stream.tell() / size if size else 1.0
         progress(0.85 * done, f"Checked and saved {staged} rows")
 
-    for row, item in iter_task_tsv(stream, context, check_duplicates=False):
+    for row, item in iter_task_tsv(stream, context, check_duplicates=False, skipped=skipped):
         batch.append(
             {
                 "upload_key": upload_key,
@@ -100,7 +109,7 @@ def stage_tsv(
                 "row": row,
                 "kind": item.kind,
                 "image": item.image,
-                "input_values": {"image": item.image},
+                "input_values": item.input_values or {"image": item.image},
                 "media_id": item.media_id,
                 "known_answer": item.known_answer,
                 "hint": item.hint,
@@ -137,8 +146,34 @@ def _write_patiently(write: Callable[[Session], object]) -> object:
     raise AssertionError("unreachable")
 
 
-def _problems(session: Session, *, upload_key: str, pool_id: int) -> list:
-    """Rows repeating an image of the upload or already in the pool, in row order."""
+def staged_urls(session: Session, *, upload_key: str) -> list[tuple[int, str]]:
+    """``(row, URL)`` of the staged rows whose image is a URL (not a stored file)."""
+    return [
+        (row, image)
+        for row, image in session.execute(
+            sa.select(_rows.c.row, _rows.c.image)
+            .where(_rows.c.upload_key == upload_key, _rows.c.media_id.is_(None))
+            .order_by(_rows.c.row)
+        ).all()
+    ]
+
+
+def drop_rows(session: Session, *, upload_key: str, rows: list[int]) -> None:
+    """Remove staged rows (left out of the upload; commits)."""
+    for start in range(0, len(rows), 500):
+        session.execute(
+            sa.delete(_rows).where(
+                _rows.c.upload_key == upload_key, _rows.c.row.in_(rows[start : start + 500])
+            )
+        )
+    session.commit()
+
+
+def _problems(
+    session: Session, *, upload_key: str, pool_id: int, limit: int | None = MAX_PROBLEMS
+) -> list:
+    """Rows repeating an image of the upload or already in the pool, in row order:
+    ``(row, image, message)``."""
     first = (
         sa.select(_rows.c.image, sa.func.min(_rows.c.row).label("first"))
         .where(_rows.c.upload_key == upload_key)
@@ -147,26 +182,26 @@ def _problems(session: Session, *, upload_key: str, pool_id: int) -> list:
         .subquery()
     )
     repeats = session.execute(
-        sa.select(_rows.c.row, first.c.first)
+        sa.select(_rows.c.row, _rows.c.input_values, first.c.first)
         .join(first, first.c.image == _rows.c.image)
         .where(_rows.c.upload_key == upload_key, _rows.c.row > first.c.first)
         .order_by(_rows.c.row)
-        .limit(MAX_PROBLEMS)
+        .limit(limit)
     ).all()
     in_pool = session.execute(
-        sa.select(_rows.c.row)
+        sa.select(_rows.c.row, _rows.c.input_values)
         .join(_tasks, sa.and_(_tasks.c.image == _rows.c.image, _tasks.c.pool_id == pool_id))
         .where(_rows.c.upload_key == upload_key)
         .order_by(_rows.c.row)
-        .limit(MAX_PROBLEMS)
+        .limit(limit)
     ).all()
-    problems: dict[int, str] = {}
-    for row, first_row in repeats:
-        problems[row] = duplicate_message(first_row)
-    for (row,) in in_pool:
-        problems.setdefault(row, ALREADY_IN_POOL)
-    rows = sorted(problems)[:MAX_PROBLEMS]
-    return [(row, "INPUT:image", f"row {row}: {problems[row]}") for row in rows]
+    problems: dict[int, tuple[str, str]] = {}
+    for row, given, first_row in repeats:
+        problems[row] = ((given or {}).get("image", ""), duplicate_message(first_row))
+    for row, given in in_pool:
+        problems.setdefault(row, ((given or {}).get("image", ""), ALREADY_IN_POOL))
+    rows = sorted(problems)[:limit]
+    return [(row, *problems[row]) for row in rows]
 
 
 @dataclass(frozen=True)
@@ -182,15 +217,30 @@ class StagedUpload:
         return {"pool_id": self.pool_id, "counts": self.counts, "start": self.start}
 
 
-def check_staged(session: Session, *, upload_key: str, pool: Pool) -> StagedUpload:
-    """Check the staged rows as a whole (``UploadRejected`` names the problems)."""
-    problems = _problems(session, upload_key=upload_key, pool_id=pool.id)
-    if problems:
-        raise reject(problems)
+def staged_problems(
+    session: Session, *, upload_key: str, pool_id: int, skipped: Skipped | None = None
+) -> list[int]:
+    """Check the staged rows as a whole: repeated images and images already in the pool
+    refuse the upload (``UploadRejected`` names them), or with ``skipped`` are listed
+    there; returns the rows to leave out (``drop_rows``)."""
+    limit = None if skipped is not None else MAX_PROBLEMS
+    problems = _problems(session, upload_key=upload_key, pool_id=pool_id, limit=limit)
+    if problems and skipped is None:
+        raise reject(
+            [(row, "INPUT:image", f"row {row}: {message}") for row, _, message in problems],
+            [failure(row, image, message) for row, image, message in problems],
+        )
+    for row, image, message in problems:
+        skipped.add(failure(row, image, message))
+    return [row for row, _, _ in problems]
+
+
+def summarize_staged(session: Session, *, upload_key: str, pool: Pool) -> StagedUpload:
+    """The checked staged rows' counts by kind and where their positions start."""
     counts = dict(
         session.execute(
             sa.select(_rows.c.kind, sa.func.count())
-            .where(_rows.c.upload_key == upload_key)
+            .where(_rows.c.upload_key == upload_key, _rows.c.seq > MARKER_SEQ)
             .group_by(_rows.c.kind)
         ).all()
     )

@@ -45,22 +45,73 @@ class TsvContext:
     media_by_name: dict[str, tuple[int, str]] = field(default_factory=dict)
 
 
+def requester_image(
+    input_values: dict | None, image: str, original_name: str | None, *, base: str
+) -> str:
+    """What the requester gave for a task's image, for exports: the URL, or the name of
+    the uploaded file (tasks made before names were kept fall back to the stored file's
+    name, then to its address). ``image`` is where the task's image is served from."""
+    given = (input_values or {}).get("image")
+    if isinstance(given, str) and given and not given.startswith("/"):
+        return given
+    if original_name and image.startswith("/"):
+        return original_name
+    return base.rstrip("/") + image if image.startswith("/") else image
+
+
 def is_url(text: str) -> bool:
     """An absolute http(s) URL."""
     parsed = urlparse(text)
     return parsed.scheme in ("http", "https") and bool(parsed.netloc)
 
 
-def reject(problems: list[tuple[int, str | None, str]]) -> UploadRejected:
-    """One refusal for ``(row, column, text)`` problems, naming the first."""
+def sentence(first: str, count: int) -> str:
+    """``Nothing was imported: <first problem> and N more.`` (one final period)."""
+    more = f" and {count - 1} more" if count > 1 else ""
+    return f"Nothing was imported: {first.rstrip('.')}{more}."
+
+
+def reject(
+    problems: list[tuple[int, str | None, str]],
+    failures: list[dict] | None = None,
+    *,
+    total: int | None = None,
+) -> UploadRejected:
+    """One refusal for ``(row, column, text)`` problems, naming the first; ``failures``
+    (``{"row", "item", "reason"}`` each) travel in its payload for a per-row report;
+    ``total``: how many problems there are when only some are given."""
     first_row, first_column, first = problems[0]
-    more = f" and {len(problems) - 1} more" if len(problems) > 1 else ""
-    return UploadRejected(
-        f"Nothing was imported: {first}{more}.",
+    exc = UploadRejected(
+        sentence(first, total or len(problems)),
         row=first_row,
         column=first_column,
         problems=[text for _, _, text in problems],
     )
+    if failures:
+        exc.payload["failures"] = failures
+    return exc
+
+
+def failure(row: int | None, item: str, reason: str) -> dict:
+    """One row or file left out of an upload: where, what (URL or file name), why."""
+    return {"row": row, "item": item, "reason": reason.rstrip(".")}
+
+
+class Skipped(list):
+    """The rows or files an upload left out (``failure`` dicts): the first
+    ``MAX_LISTED`` are kept for the report, ``total`` counts them all."""
+
+    MAX_LISTED = 1000
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.total = 0
+
+    def add(self, entry: dict) -> None:
+        """Count one more left-out row or file (kept when the list has room)."""
+        self.total += 1
+        if len(self) < self.MAX_LISTED:
+            self.append(entry)
 
 
 def _text_lines(stream: BinaryIO) -> Iterator[str]:
@@ -103,17 +154,28 @@ def _header(reader) -> list[str]:
     return header
 
 
-def parse_task_tsv(data: bytes | BinaryIO, context: TsvContext) -> list[TaskInput]:
-    """Parse and check a whole (small) TSV; any problem refuses the file, every row named."""
+def parse_task_tsv(
+    data: bytes | BinaryIO, context: TsvContext, *, skipped: Skipped | None = None
+) -> list[TaskInput]:
+    """Parse and check a whole (small) TSV; any problem refuses the file, every row named
+    (or, given a ``skipped`` list, the bad rows are left out and listed there)."""
     stream = io.BytesIO(data) if isinstance(data, bytes) else data
-    return [task for _, task in iter_task_tsv(stream, context)]
+    return [task for _, task in iter_task_tsv(stream, context, skipped=skipped)]
 
 
 def iter_task_tsv(
-    stream: BinaryIO, context: TsvContext, *, check_duplicates: bool = True
+    stream: BinaryIO,
+    context: TsvContext,
+    *,
+    check_duplicates: bool = True,
+    skipped: Skipped | None = None,
 ) -> Iterator[tuple[int, TaskInput]]:
     """Read a TSV row by row, yielding ``(row, task)`` for each good row; after the last
     row, any problem (up to ``MAX_PROBLEMS``, each naming its row) raises UploadRejected.
+
+    Given a ``skipped`` list, the requester chose to import the good rows: a bad row is
+    appended there (``failure``) and reading goes on; only a file with no good row at all
+    is refused. The header must be right either way.
 
     Memory stays flat whatever the file size, except for the duplicate check, which
     remembers every image: a caller streaming a large file passes
@@ -130,11 +192,18 @@ def iter_task_tsv(
     seen: dict[str, int] = {}
     found_any = False
 
+    item = ""
+
     def problem(row: int, column: str | None, message: str) -> None:
+        if skipped is not None:
+            skipped.add(failure(row, item, message))
+            if len(problems) < MAX_PROBLEMS:
+                problems.append((row, column, f"row {row}: {message}"))
+            return
         problems.append((row, column, f"row {row}: {message}"))
 
     row_number = 1
-    while len(problems) < MAX_PROBLEMS:
+    while skipped is not None or len(problems) < MAX_PROBLEMS:
         try:
             record = next(reader)
         except StopIteration:
@@ -143,6 +212,7 @@ def iter_task_tsv(
             problem(reader.line_num, None, f"the quoting is broken ({exc}); double inner quotes")
             break
         row_number = reader.line_num
+        item = record[index["INPUT:image"]].strip() if len(record) == len(header) else ""
         if not any(cell.strip() for cell in record):
             continue
         if len(record) != len(header):
@@ -153,7 +223,7 @@ def iter_task_tsv(
         if nul is not None:
             problem(row_number, nul, f"{nul} contains a NUL byte (\\0); remove it")
             continue
-        image = values["INPUT:image"]
+        image = given = values["INPUT:image"]
         media_id = None
         if not image:
             problem(row_number, "INPUT:image", "INPUT:image is empty")
@@ -211,7 +281,7 @@ def iter_task_tsv(
         else:
             kind = TaskKind.CONTROL
         found_any = True
-        if not problems:  # once refused, nothing more need be stored
+        if not problems or skipped is not None:  # once refused, nothing more is stored
             yield (
                 row_number,
                 TaskInput(
@@ -221,10 +291,11 @@ def iter_task_tsv(
                     hint=hint,
                     overlap=overlap,
                     kind=kind,
+                    input_values={"image": given},  # what the requester wrote
                 ),
             )
-    if problems:
-        raise reject(problems)
+    if problems and (skipped is None or not found_any):
+        raise reject(problems, list(skipped or []))
     if not found_any:
         raise UploadRejected("The file has a header but no task rows.")
 

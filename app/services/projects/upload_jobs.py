@@ -1,10 +1,12 @@
 """The ``upload`` job's work: a saved upload checked and imported in the background.
 
-A TSV is streamed and staged in short batches (``upload_batches``); images and ZIPs are
-checked first and written in one transaction. Nothing of an upload enters the pool
-until all of it passed its checks; a bad or failed upload leaves nothing. On SQLite the
-checked rows then move into the pool in short batches (a retried job finishes that
-move); elsewhere in one transaction.
+A TSV is streamed and staged in short batches (``upload_batches``), its image URLs are
+checked (``media.urls.check_image_urls``: bounded concurrency, a timeout each, the
+private-address guard); images and ZIPs are checked first and written in one transaction.
+Nothing of an upload enters the pool until all of it passed its checks (less the bad rows
+or files, listed, when the requester chose so); a bad or failed upload leaves nothing. On
+SQLite the checked rows then move into the pool in short batches (a retried job finishes
+that move); elsewhere in one transaction.
 """
 
 from __future__ import annotations
@@ -17,7 +19,9 @@ from sqlmodel import Session
 from app.db.engine import get_engine, is_sqlite, refresh_statistics, session_scope
 from app.db.models import Job, Pool, TaskKind, User
 from app.services.jobs.records import JobCancelled
+from app.services.media.urls import check_image_urls
 from app.services.projects import upload_batches
+from app.services.projects.upload_formats import Skipped, failure, reject
 from app.services.projects.uploads import (
     Progress,
     UploadResult,
@@ -59,9 +63,11 @@ def run_upload_job(job_id: int, payload: dict, progress: Progress) -> dict:
         discard_upload_files(payload)
 
 
-def _created(counts: dict[str, int]) -> dict:
+def _created(counts: dict[str, int], skipped: Skipped | None = None) -> dict:
     return UploadResult(
-        created={kind.value: counts.get(kind.value, 0) for kind in TaskKind}
+        created={kind.value: counts.get(kind.value, 0) for kind in TaskKind},
+        skipped=list(skipped or []),
+        skipped_total=skipped.total if skipped is not None else 0,
     ).as_dict()
 
 
@@ -72,6 +78,7 @@ def _run_tsv_job(payload: dict, progress: Progress) -> dict:
         _check_pool(pool)
         context = _context(session, pool, existing=False)
     path = Path(payload["folder"]) / "000000"
+    skipped = Skipped() if payload.get("skip_bad") else None
     progress(0.0, "Checking the upload")
     with open(path, "rb") as stream:
         rows = upload_batches.stage_tsv(
@@ -80,27 +87,53 @@ def _run_tsv_job(payload: dict, progress: Progress) -> dict:
             context=context,
             progress=progress,
             size=path.stat().st_size,
+            skipped=skipped,
         )
+    if get_settings().check_image_urls:
+        _check_urls(key, skipped, progress)
     progress(0.9, f"Adding {rows} tasks to the pool", force=True)
     if is_sqlite(get_engine()):
         # check with reads only, then move in short batches (SQLite has one write lock)
         with session_scope(write=False) as session:
             pool = session.get(Pool, payload["pool_id"])
             _check_pool(pool)
-            staged = upload_batches.check_staged(session, upload_key=key, pool=pool)
+            left_out = upload_batches.staged_problems(
+                session, upload_key=key, pool_id=pool.id, skipped=skipped
+            )
+        if left_out:
+            with session_scope() as session:
+                upload_batches.drop_rows(session, upload_key=key, rows=left_out)
+        with session_scope(write=False) as session:
+            staged = upload_batches.summarize_staged(session, upload_key=key, pool=pool)
+        _refuse_when_nothing_is_left(staged, skipped)
         with session_scope() as session:
             upload_batches.begin_publish(session, upload_key=key, staged=staged)
             session.commit()
         _publish(key, staged, progress)
-        return _created(staged.counts)
+        return _created(staged.counts, skipped)
     with session_scope() as session:  # PostgreSQL: one transaction, the upload appears whole
         pool = session.get(Pool, payload["pool_id"])
         _check_pool(pool)
-        staged = upload_batches.check_staged(session, upload_key=key, pool=pool)
+        left_out = upload_batches.staged_problems(
+            session, upload_key=key, pool_id=pool.id, skipped=skipped
+        )
+        if left_out:
+            upload_batches.drop_rows(session, upload_key=key, rows=left_out)
+        staged = upload_batches.summarize_staged(session, upload_key=key, pool=pool)
+        _refuse_when_nothing_is_left(staged, skipped)
         upload_batches.move_staged(session, upload_key=key, pool_id=pool.id, start=staged.start)
         session.commit()
         refresh_statistics(session, table="task", rows=rows)
-    return _created(staged.counts)
+    return _created(staged.counts, skipped)
+
+
+def _refuse_when_nothing_is_left(staged: upload_batches.StagedUpload, skipped) -> None:
+    if skipped is not None and not sum(staged.counts.values()):
+        raise reject(
+            [(f["row"], "INPUT:image", f"row {f['row']}: {f['reason']}") for f in skipped],
+            list(skipped),
+            total=skipped.total,
+        )
 
 
 def _publish(key: str, staged: upload_batches.StagedUpload, progress: Progress) -> None:
@@ -121,6 +154,40 @@ def _publish(key: str, staged: upload_batches.StagedUpload, progress: Progress) 
     upload_batches.publish_in_batches(
         upload_key=key, pool_id=staged.pool_id, start=staged.start, on_batch=on_batch
     )
+
+
+def _check_urls(key: str, skipped: Skipped | None, progress: Progress) -> None:
+    """Check the staged rows' image URLs; refuse the upload naming each failing row, or
+    (``skipped``) drop those rows and list them."""
+    with session_scope(write=False) as session:
+        staged = upload_batches.staged_urls(session, upload_key=key)
+    if not staged:
+        return
+    settings = get_settings()
+
+    def report(done: int, total: int) -> None:
+        progress(0.6 + 0.25 * done / total, f"Checked {done} of {total} image URLs")
+
+    progress(0.6, f"Checking {len(staged)} image URLs", force=True)
+    problems = check_image_urls(
+        (url for _, url in staged),
+        concurrency=settings.url_check_concurrency,
+        timeout=settings.url_check_timeout_seconds,
+        progress=report,
+    )
+    failing = [failure(row, url, problems[url]) for row, url in staged if url in problems]
+    if not failing:
+        return
+    if skipped is None:
+        raise reject(
+            [(f["row"], "INPUT:image", f"row {f['row']}: {f['reason']}") for f in failing[:50]],
+            failing[: Skipped.MAX_LISTED],
+            total=len(failing),
+        )
+    for entry in failing:
+        skipped.add(entry)
+    with session_scope() as session:
+        upload_batches.drop_rows(session, upload_key=key, rows=[f["row"] for f in failing])
 
 
 def _run_files_job(payload: dict, progress: Progress) -> dict:
@@ -144,6 +211,7 @@ def _run_files_job(payload: dict, progress: Progress) -> dict:
             general_count=payload.get("general_count", 0),
             create_missing_options=payload.get("create_missing_options", False),
             progress=progress,
+            skip_bad=bool(payload.get("skip_bad")),
         )
         progress(0.85, f"Saving {len(prepared.tasks)} tasks", force=True)
         with session_scope() as session:

@@ -1,10 +1,15 @@
-"""Data upload into a pool: task TSV, loose image files, or a ZIP of class folders.
+"""Data upload into a pool: task TSV, loose image files, or a ZIP of class folders; or
+images stored only (``media``), for a task TSV to name them by file name.
 
-Every upload is all-or-nothing: it is checked completely first (naming the bad row or
-file), then written in one transaction. Uploads with more items than
-``settings.upload_job_threshold`` run as a background job with a progress bar; a large
-TSV is streamed and staged in short batches (``upload_batches``), then moved into the
-pool in one statement.
+Every upload is checked completely first (naming the bad rows or files), then written in
+one transaction: all or nothing, unless the requester chose to import the good rows or
+files and have the bad ones listed (``skip_bad``). A task keeps what the requester gave
+for its image (the URL, or the file name) in ``input_values["image"]``; ``Task.image`` is
+the address it is served from. Image URLs in a TSV are checked by the upload job.
+
+Uploads with more items than ``settings.upload_job_threshold`` run as a background job
+with a progress bar; a large TSV is streamed and staged in short batches
+(``upload_batches``), then moved into the pool in one statement.
 """
 
 from __future__ import annotations
@@ -25,17 +30,26 @@ from sqlmodel import Session, select
 from app.db.engine import refresh_statistics
 from app.db.models import Job, MediaFile, Pool, PoolStatus, Project, Task, TaskKind, User
 from app.db.models.pool import PoolType
-from app.errors import Conflict, UploadRejected, ValidationFailed
+from app.errors import Conflict, NotFound, UploadRejected, ValidationFailed
 from app.services.jobs import records as jobs
 from app.services.media import store as media
 from app.services.projects import archive
 from app.services.projects.pools import get_pool
 from app.services.projects.projects import add_options, has_open_pool, list_options
-from app.services.projects.upload_formats import TaskInput, TsvContext, is_url, parse_task_tsv
+from app.services.projects.upload_formats import (
+    Skipped,
+    TaskInput,
+    TsvContext,
+    failure,
+    is_url,
+    parse_task_tsv,
+    sentence,
+)
 from app.settings import get_settings
 
 Progress = Callable[[float, str], None]
-KINDS = ("tsv", "images", "zip")
+KINDS = ("tsv", "images", "zip", "media")
+KIND_ERROR = "tsv, images, zip or media"
 UploadData = bytes | BinaryIO  # a file's content, or a binary file object to stream it from
 
 
@@ -49,6 +63,9 @@ class UploadResult:
 
     created: dict[str, int]
     created_options: list[str] = field(default_factory=list)
+    stored_images: int = 0  # images stored without tasks (``media`` uploads)
+    skipped: list[dict] = field(default_factory=list)  # rows/files left out (``failure``)
+    skipped_total: int = 0
 
     @property
     def total(self) -> int:
@@ -57,7 +74,13 @@ class UploadResult:
 
     def as_dict(self) -> dict:
         """JSON-able form (a job's result)."""
-        return {"created": self.created, "created_options": self.created_options}
+        return {
+            "created": self.created,
+            "created_options": self.created_options,
+            "stored_images": self.stored_images,
+            "skipped": self.skipped,
+            "skipped_total": self.skipped_total,
+        }
 
 
 @dataclass
@@ -80,6 +103,8 @@ class _Prepared:
     tasks: list[tuple[TaskInput, int | None]]  # (task, index into blobs or None)
     blobs: list[_Blob] = field(default_factory=list)
     new_options: list[str] = field(default_factory=list)
+    skipped: Skipped | None = None  # the requester chose to import the good ones
+    store_only: bool = False  # images stored, no tasks made
 
 
 def _context(session: Session, pool: Pool, *, existing: bool = True) -> TsvContext:
@@ -88,7 +113,8 @@ def _context(session: Session, pool: Pool, *, existing: bool = True) -> TsvConte
         set(session.exec(select(Task.image).where(Task.pool_id == pool.id))) if existing else set()
     )
     by_name: dict[str, tuple[int, str]] = {}
-    for item in session.exec(select(MediaFile).where(MediaFile.owner_id == pool.owner_id)):
+    newest_first = select(MediaFile).where(MediaFile.owner_id == pool.owner_id)
+    for item in session.exec(newest_first.order_by(MediaFile.id.desc())):
         by_name.setdefault(item.original_name, (item.id, media.media_url(item)))
     return TsvContext(
         option_values=[o.value for o in list_options(session, project=project)],
@@ -103,8 +129,9 @@ def _check_pool(pool: Pool) -> None:
         raise Conflict("This pool is archived; tasks cannot be added.")
 
 
-def _prepare_tsv(context: TsvContext, data: UploadData) -> _Prepared:
-    return _Prepared(tasks=[(task, None) for task in parse_task_tsv(data, context)])
+def _prepare_tsv(context: TsvContext, data: UploadData, skipped: Skipped | None) -> _Prepared:
+    tasks = parse_task_tsv(data, context, skipped=skipped)
+    return _Prepared(tasks=[(task, None) for task in tasks], skipped=skipped)
 
 
 def _stream(data: UploadData) -> BinaryIO:
@@ -137,11 +164,22 @@ def _more_lines_than(data: UploadData, limit: int) -> bool:
     return lines > limit
 
 
+def _refuse_files(problems: list[tuple[str, str]]) -> UploadRejected:
+    """Nothing imported, for ``(file name, reason)`` problems (each file named)."""
+    texts = [f"{name}: {reason.rstrip('.')}" for name, reason in problems]
+    exc = UploadRejected(sentence(texts[0], len(texts)), file=problems[0][0], problems=texts)
+    exc.payload["failures"] = [failure(None, name, reason) for name, reason in problems]
+    return exc
+
+
 def _inspect_blobs(
-    named: Sequence[tuple[str, Callable[[], bytes]]], progress: Progress, context: TsvContext
+    named: Sequence[tuple[str, Callable[[], bytes]]],
+    progress: Progress,
+    skipped: Skipped | None = None,
 ) -> list[_Blob]:
-    """Verify every image (Pillow) and refuse duplicates; all problems at once."""
-    problems: list[str] = []
+    """Verify every image (Pillow) and refuse duplicates; all problems at once (or, with
+    ``skipped``, leave the bad files out and list them there)."""
+    problems: list[tuple[str, str]] = []  # (file name, reason)
     blobs: list[_Blob] = []
     seen: dict[str, str] = {}
     total = max(len(named), 1)
@@ -150,34 +188,37 @@ def _inspect_blobs(
             data = load()
             media.inspect_image(data, name=name)
         except UploadRejected as exc:
-            problems.append(exc.message)
+            problems.append((name, exc.message.removeprefix(f"{name}: ")))
         else:
             sha = hashlib.sha256(data).hexdigest()
             if sha in seen:
-                problems.append(f"{name}: the same image as {seen[sha]}")
+                problems.append((name, f"the same image as {seen[sha]}"))
             else:
                 seen[sha] = name
                 blobs.append(_Blob(name=name, sha=sha, load=load))
-        if len(problems) >= 50:
+        if skipped is None and len(problems) >= 50:
             break
         progress(0.8 * (i + 1) / total, f"Checked {i + 1} of {len(named)} images")
-    if problems:
-        more = f" and {len(problems) - 1} more" if len(problems) > 1 else ""
-        raise UploadRejected(
-            f"Nothing was imported: {problems[0]}{more}.",
-            file=problems[0].split(":", 1)[0],
-            problems=problems,
-        )
+    if problems and (skipped is None or not blobs):
+        raise _refuse_files(problems)
+    for name, reason in problems:
+        skipped.add(failure(None, name, reason))
     return blobs
 
 
 def _prepare_images(
-    context: TsvContext, files: Sequence[tuple[str, bytes]], progress: Progress
+    files: Sequence[tuple[str, bytes]],
+    progress: Progress,
+    *,
+    skipped: Skipped | None,
+    store_only: bool = False,
 ) -> _Prepared:
     if not files:
         raise UploadRejected("Choose at least one image file.")
-    blobs = _inspect_blobs([(name, (lambda d=data: d)) for name, data in files], progress, context)
-    return _Prepared(tasks=[(TaskInput(image=""), i) for i in range(len(blobs))], blobs=blobs)
+    named = [(name, (lambda d=data: d)) for name, data in files]
+    blobs = _inspect_blobs(named, progress, skipped)
+    tasks = [] if store_only else [(TaskInput(image=""), i) for i in range(len(blobs))]
+    return _Prepared(tasks=tasks, blobs=blobs, skipped=skipped, store_only=store_only)
 
 
 def _prepare_zip(
@@ -187,6 +228,7 @@ def _prepare_zip(
     general_count: int,
     create_missing_options: bool,
     progress: Progress,
+    skipped: Skipped | None = None,
 ) -> _Prepared:
     zip_file, entries = archive.scan_class_folders(file)
     labels = sorted({entry.label for entry in entries})
@@ -206,7 +248,7 @@ def _prepare_zip(
             errors={"general_count": f"Between 0 and {len(entries)}."},
         )
     named = [(e.path, (lambda e=e: archive.read_entry(zip_file, e))) for e in entries]
-    blobs = _inspect_blobs(named, progress, context)
+    blobs = _inspect_blobs(named, progress, skipped)
     label_of = {entry.path: entry.label for entry in entries}
     tasks = [
         (TaskInput(image="", known_answer=label_of[b.name], kind=TaskKind.CONTROL), i)
@@ -222,7 +264,7 @@ def _prepare_zip(
             if by_label[label] and len(chosen) < general_count:
                 chosen.append(by_label[label].pop(0))
     tasks += [(TaskInput(image="", kind=TaskKind.GENERAL), i) for i in sorted(chosen)]
-    return _Prepared(tasks=tasks, blobs=blobs, new_options=unknown)
+    return _Prepared(tasks=tasks, blobs=blobs, new_options=unknown, skipped=skipped)
 
 
 def _kind_of(item: TaskInput, pool: Pool) -> str:
@@ -248,29 +290,45 @@ def _write(
         if has_open_pool(session, project=project):
             raise Conflict("Answer options cannot be added while a pool of this project is open.")
         add_options(session, project=project, values=prepared.new_options)
-    stored: list[MediaFile] = []
+    stored: list[MediaFile | None] = []
     in_pool = set(session.exec(select(Task.media_id).where(Task.pool_id == pool.id)))
+    already: list[str] = []
     for blob in prepared.blobs:
         item = media.store_image(session, owner=requester, data=blob.load(), name=blob.name)
-        if item.id in in_pool:
-            raise UploadRejected(f"{blob.name}: this image is already in the pool.", file=blob.name)
+        if prepared.store_only and item.original_name != blob.name[-500:]:
+            item.original_name = blob.name[-500:]  # a TSV names it as last uploaded
+            session.add(item)
+        if item.id in in_pool and not prepared.store_only:
+            already.append(blob.name)
+            stored.append(None)
+            continue
         stored.append(item)
+    if already:
+        reason = "this image is already in the pool"
+        if prepared.skipped is None or len(already) == len(prepared.blobs):
+            raise _refuse_files([(name, reason) for name in already])
+        for name in already:
+            prepared.skipped.add(failure(None, name, reason))
     position = session.exec(
         select(func.coalesce(func.max(Task.position), -1)).where(Task.pool_id == pool.id)
     ).one()
     created: dict[str, int] = {kind.value: 0 for kind in TaskKind}
     tasks: list[Task] = []
     for item, blob_index in prepared.tasks:
-        media_id, image = item.media_id, item.image
+        media_id, image, given = item.media_id, item.image, item.input_values
         if blob_index is not None:
-            media_id, image = stored[blob_index].id, media.media_url(stored[blob_index])
+            blob_media = stored[blob_index]
+            if blob_media is None:  # already in the pool, left out
+                continue
+            media_id, image = blob_media.id, media.media_url(blob_media)
+            given = {"image": prepared.blobs[blob_index].name}  # the file name uploaded
         position += 1
         kind = _kind_of(item, pool)
         task = Task(
             pool_id=pool.id,
             kind=kind,
             image=image,
-            input_values=item.input_values or {"image": image},
+            input_values=given or {"image": image},
             media_id=media_id,
             known_answer=item.known_answer if kind != TaskKind.GENERAL else None,
             hint=item.hint,
@@ -282,7 +340,15 @@ def _write(
         tasks.append(task)
         created[kind] += 1
     session.flush()
-    return UploadResult(created=created, created_options=prepared.new_options), tasks
+    skipped = prepared.skipped
+    result = UploadResult(
+        created=created,
+        created_options=prepared.new_options,
+        stored_images=len(stored) if prepared.store_only else 0,
+        skipped=list(skipped or []),
+        skipped_total=skipped.total if skipped is not None else 0,
+    )
+    return result, tasks
 
 
 def add_tasks(
@@ -329,13 +395,15 @@ def _prepare(
     general_count: int,
     create_missing_options: bool,
     progress: Progress,
+    skip_bad: bool = False,
 ) -> _Prepared:
+    skipped = Skipped() if skip_bad else None
     if kind == "tsv":
         if not files:
             raise UploadRejected("Choose a TSV file.")
-        return _prepare_tsv(context, _stream(files[0][1]))
-    if kind == "images":
-        return _prepare_images(context, files or [], progress)
+        return _prepare_tsv(context, _stream(files[0][1]), skipped)
+    if kind in ("images", "media"):
+        return _prepare_images(files or [], progress, skipped=skipped, store_only=kind == "media")
     if kind == "zip":
         return _prepare_zip(
             context,
@@ -343,17 +411,33 @@ def _prepare(
             general_count=general_count,
             create_missing_options=create_missing_options,
             progress=progress,
+            skipped=skipped,
         )
-    raise ValidationFailed(f"Unknown upload kind {kind!r}.", errors={"kind": "tsv, images or zip"})
+    raise ValidationFailed(f"Unknown upload kind {kind!r}.", errors={"kind": KIND_ERROR})
+
+
+def _names_urls(data: UploadData) -> bool:
+    """Whether a TSV may hold image URLs (checked by the upload job, in the background)."""
+    stream, tail = _stream(data), b""
+    while chunk := stream.read(1 << 16):
+        text = (tail + chunk).lower()
+        if b"http://" in text or b"https://" in text:
+            stream.seek(0)
+            return True
+        tail = chunk[-8:].lower()
+    stream.seek(0)
+    return False
 
 
 def _is_large(kind: str, files: Sequence[tuple[str, UploadData]], threshold: int) -> bool:
     if not files:
         return False
-    if kind == "images":
+    if kind in ("images", "media"):
         return len(files) > threshold
     if kind == "tsv":
-        return _more_lines_than(files[0][1], threshold)
+        return _more_lines_than(files[0][1], threshold) or (
+            get_settings().check_image_urls and _names_urls(files[0][1])
+        )
     try:
         return len(zipfile.ZipFile(_stream(files[0][1])).infolist()) > threshold
     except zipfile.BadZipFile:
@@ -369,10 +453,14 @@ def submit_upload(
     files: Sequence[tuple[str, UploadData]],
     general_count: int = 0,
     create_missing_options: bool = False,
+    skip_bad: bool = False,
 ) -> UploadOutcome:
-    """Import now when small; otherwise save the files and start an ``upload`` job.
+    """Import now when small; otherwise save the files and start an ``upload`` job (a
+    TSV that names image URLs always goes to the job, which checks the URLs).
 
-    A file is its bytes or a binary file object (read from the start, streamed)."""
+    A file is its bytes or a binary file object (read from the start, streamed).
+    ``skip_bad``: import the good rows or files and list the bad ones, instead of
+    refusing the whole upload."""
     pool = get_pool(session, requester=requester, pool_id=pool_id)
     _check_pool(pool)
     settings = get_settings()
@@ -383,9 +471,7 @@ def submit_upload(
             f"the limit is {settings.max_upload_bytes / 1e6:.0f} MB."
         )
     if kind not in KINDS:
-        raise ValidationFailed(
-            f"Unknown upload kind {kind!r}.", errors={"kind": "tsv, images or zip"}
-        )
+        raise ValidationFailed(f"Unknown upload kind {kind!r}.", errors={"kind": KIND_ERROR})
     if _is_large(kind, files, settings.upload_job_threshold):
         folder = settings.data_dir / "uploads" / uuid.uuid4().hex
         folder.mkdir(parents=True)
@@ -405,6 +491,7 @@ def submit_upload(
                 "names": names,
                 "general_count": general_count,
                 "create_missing_options": create_missing_options,
+                "skip_bad": skip_bad,
                 "operation_type": "TASK.BATCH_CREATE",
                 "parameters": {"pool_id": f"{pool.id:010d}"},
             },
@@ -414,7 +501,7 @@ def submit_upload(
     zip_file = _stream(files[0][1]) if kind == "zip" and files else None
     if kind == "zip" and zip_file is None:
         raise UploadRejected("Choose a ZIP file.")
-    if kind == "images":
+    if kind in ("images", "media"):
         files = [(name, _content(data)) for name, data in files]
     prepared = _prepare(
         context,
@@ -424,8 +511,18 @@ def submit_upload(
         general_count=general_count,
         create_missing_options=create_missing_options,
         progress=_no_progress,
+        skip_bad=skip_bad,
     )
     result, _ = _write(session, requester=requester, pool=pool, prepared=prepared)
     session.commit()
     refresh_statistics(session, table="task", rows=result.total)
     return UploadOutcome(result=result)
+
+
+def get_upload_job(session: Session, *, requester: User, pool_id: int, job_id: int) -> Job:
+    """One of the requester's upload jobs into this pool (anything else is ``NotFound``)."""
+    pool = get_pool(session, requester=requester, pool_id=pool_id)
+    job = jobs.get_job(session, owner=requester, job_id=job_id)
+    if job.kind != "upload" or (job.payload or {}).get("pool_id") != pool.id:
+        raise NotFound("No such upload.")
+    return job
