@@ -315,7 +315,7 @@ class Cluster:
 
     def wait_ready(self) -> None:
         for port in self.web_ports:
-            if not wait_port(port, 90):
+            if not wait_port(port, 300):  # (minutes on a crowded machine)
                 raise RuntimeError(f"web process on port {port} did not start (see {self.logs})")
 
     def kill_web(self, port: int) -> None:
