@@ -63,6 +63,7 @@ DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/crowdlab_soak"
 REDIS_SERVER = "/usr/bin/redis-server"
 BUCKET = "crowdlab-soak-media"
 OPTIONS = ("cat", "dog", "bird")
+JOB_LEASE_S = 15  # CROWDLAB_JOB_LEASE_SECONDS of the soak's processes
 SOAK_APP = "crowdlab-soak"  # the soak's own database connections (never terminated)
 RECOVERY_GRACE_S = 5.0  # what the invariant allows after each fault
 CLASSES = ("red", "green", "blue")
@@ -214,7 +215,7 @@ class Cluster:
             "CROWDLAB_SECRET_KEY": "soak-" + secrets.token_urlsafe(16),
             "CROWDLAB_REQUEST_THREADS": str(request_threads),
             # a dead worker's job is taken over once its heartbeat is this old
-            "CROWDLAB_JOB_LEASE_SECONDS": "15",
+            "CROWDLAB_JOB_LEASE_SECONDS": str(JOB_LEASE_S),
             "CROWDLAB_JOB_HEARTBEAT_SECONDS": "1",
             "AWS_ACCESS_KEY_ID": "soak",
             "AWS_SECRET_ACCESS_KEY": "soak-secret",
@@ -315,7 +316,7 @@ class Cluster:
 
     def wait_ready(self) -> None:
         for port in self.web_ports:
-            if not wait_port(port, 90):
+            if not wait_port(port, 300):  # (minutes on a crowded machine)
                 raise RuntimeError(f"web process on port {port} did not start (see {self.logs})")
 
     def kill_web(self, port: int) -> None:
@@ -922,19 +923,32 @@ def check(database_url: str, record: Record, seeded: dict) -> dict:
             + int(withdrawn)
         )
         jobs = conn.execute(q(
-            "SELECT id, kind, status, coalesce(message, ''), coalesce(error, ''), attempts "
-            "FROM job ORDER BY id")).all()  # fmt: skip
+            "SELECT id, kind, status, coalesce(message, ''), coalesce(error, ''), attempts, "
+            "extract(epoch FROM now() - heartbeat_at) FROM job ORDER BY id")).all()  # fmt: skip
         # uploads all or nothing: the tasks of each batch, by the files' names
         per_batch = dict(conn.execute(q(
             "SELECT split_part(m.original_name, '_', 1), count(*) FROM task t "
             "JOIN media_file m ON m.id = t.media_id WHERE t.pool_id = :pool GROUP BY 1"),
             {"pool": seeded["upload_pool_id"]}).all())  # fmt: skip
     engine.dispose()
+
+    # stuck: queued (nobody will run it), running without a heartbeat for a lease (its
+    # worker is dead and nobody took it over), or failed without a reason. A job still
+    # running with a fresh heartbeat when the drain ended (a resumed training on a slow
+    # machine) is alive, and reported apart.
+    def alive(j) -> bool:
+        return j[2] == "running" and j[6] is not None and float(j[6]) < JOB_LEASE_S
+
     stuck = [
         {"id": j[0], "kind": j[1], "status": j[2], "message": j[3][:160]}
         for j in jobs
-        if j[2] not in ("succeeded", "failed", "cancelled")
+        if (j[2] not in ("succeeded", "failed", "cancelled") and not alive(j))
         or (j[2] == "failed" and not (j[3] or j[4]))
+    ]
+    still_running = [
+        {"id": j[0], "kind": j[1], "attempts": j[5], "message": j[3][:100]}
+        for j in jobs
+        if alive(j)
     ]
     partial = [b for b, n in per_batch.items() if n not in (0, record.upload_sizes.get(b, -1))]
     lost_uploads = [
@@ -950,6 +964,7 @@ def check(database_url: str, record: Record, seeded: dict) -> dict:
         "balance_rows_vs_entries": int(entries_vs_rows),
         "stuck_jobs": len(stuck),
         "stuck_job_list": stuck[:10],
+        "jobs_still_running": still_running,
         "jobs": {
             "total": len(jobs),
             "succeeded": sum(j[2] == "succeeded" for j in jobs),
@@ -1136,6 +1151,7 @@ def run(args) -> dict:
         "uploads": figures["uploads"],
         "jobs": figures["jobs"],
         "stuck_job_list": figures["stuck_job_list"],
+        "jobs_still_running_at_end": figures["jobs_still_running"],
         "faults": record.faults,
         "web_kills_skipped": faults.skipped_web_kills if faults else 0,
         "logs": str(cluster.logs),

@@ -44,7 +44,7 @@ def test_the_production_shape_keeps_every_invariant_under_faults():
         pytest.skip(f"the soak cannot run here: {reason}")
     duration = os.environ.get("SOAK_DURATION", "60")
     command = [sys.executable, str(ROOT / "bench" / "soak.py"), "--duration", duration,
-               "--drain", "90", "--labelers", "12", "--in-flight", "6", "--tasks", "5000",
+               "--drain", "120", "--labelers", "12", "--in-flight", "6", "--tasks", "5000",
                "--database-url", database]  # fmt: skip
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     env = {k: v for k, v in env.items() if not k.startswith("CROWDLAB_")}  # the soak's own
