@@ -45,6 +45,7 @@ from app.services.labeling.views import (
 )
 from app.services.money import ledger
 from app.services.quality import apply_rules_after_skip
+from app.services.webhooks import events as webhooks
 
 
 class NoSuiteAvailable(Conflict):
@@ -224,6 +225,9 @@ def assign_next_suite(session: Session, *, labeler: User | TokenLabeler, pool_id
             "This pool's budget is used up for now: no new suites until the requester "
             "tops up. Try another pool."
         ) from None
+    webhooks.emit(  # one indexed look-up; a delivery only for a subscribed pool
+        session, pool_id=pool.id, event_type="ASSIGNMENT_CREATED", assignment_id=assignment_id
+    )
     session.commit()
     return view
 
@@ -291,6 +295,15 @@ def expire_overdue(session: Session, *, batch: int = 500) -> int:
                 .values(status=AssignmentStatus.EXPIRED)
             )
             release_slots(session, ids)
+            for pool_id, assignment_id in webhooks.subscribed_assignments(
+                session, ids, event_type="ASSIGNMENT_EXPIRED"
+            ):
+                webhooks.emit(
+                    session,
+                    pool_id=pool_id,
+                    event_type="ASSIGNMENT_EXPIRED",
+                    assignment_id=assignment_id,
+                )
         session.commit()
         total += len(ids)
         if len(ids) < batch:
