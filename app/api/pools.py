@@ -96,6 +96,7 @@ def pool_json(pool: Pool) -> dict[str, Any]:
         "quality_control": {
             **(extra.get("quality_control") or {}),
             "configs": pool.quality_rules,
+            **({"captcha_frequency": pool.captcha_frequency} if pool.captcha_frequency else {}),
         },
         "auto_accept_solutions": pool.auto_accept,
         "auto_accept_period_day": pool.review_period_days,
@@ -157,12 +158,16 @@ def _settings(body: PoolBody) -> dict[str, Any]:
                 "Invalid quality control.", errors={"quality_control.configs": "Expected a list."}
             )
         out["quality_rules"] = configs
+        if "captcha_frequency" in body.quality_control:
+            out["captcha_frequency"] = body.quality_control["captcha_frequency"]
     if body.type is not None and body.type.upper() == "TRAINING":
         out["pool_type"] = PoolType.TRAINING
     extra = {key: getattr(body, key) for key in _EXTRA_KEYS if getattr(body, key) is not None}
     if "quality_control" in extra:
         extra["quality_control"] = {
-            k: v for k, v in extra["quality_control"].items() if k != "configs"
+            k: v
+            for k, v in extra["quality_control"].items()
+            if k not in ("configs", "captcha_frequency")
         }
     return {"settings": out, "extra": extra}
 

@@ -36,6 +36,7 @@ COLLECTOR_LABELS = {
     "INCOME": "Earnings in 24 h",
     "ACCEPTANCE_RATE": "Review results",
     "USERS_ASSESSMENT": "Banned labeler's tasks",
+    "CAPTCHA": "Captchas",
 }
 ACTION_LABELS = {
     "RESTRICTION_V2": "Ban",

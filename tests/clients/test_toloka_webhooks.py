@@ -121,9 +121,7 @@ def test_events_are_delivered_signed_and_retried(toloka_server, session, funded,
     assert len(list(client.get_webhook_subscriptions(pool_id=_pid(pool.id)))) == 1
 
 
-def test_created_skipped_and_expired_suites_are_delivered(
-    toloka_server, session, funded, receiver
-):
+def test_created_skipped_and_expired_suites_are_delivered(toloka_server, session, funded, receiver):
     """take → ASSIGNMENT_CREATED, skip → ASSIGNMENT_SKIPPED, time out → ASSIGNMENT_EXPIRED,
     each for its own assignment; a pool without subscriptions queues nothing."""
     from datetime import timedelta

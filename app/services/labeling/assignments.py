@@ -27,6 +27,7 @@ from app.errors import Conflict, InsufficientFunds, NotFound
 from app.services.accounts.users import TokenLabeler
 from app.services.labeling import sql
 from app.services.labeling.available import PoolTerms, check_labeler_fits
+from app.services.labeling.captchas import require_captcha
 from app.services.labeling.locks import end_assignment, lock_own, on_pg, release_slots
 from app.services.labeling.sql import pick
 from app.services.labeling.submissions import (  # noqa: F401  (the engine's public surface)
@@ -161,6 +162,14 @@ def assign_next_suite(session: Session, *, labeler: User | TokenLabeler, pool_id
             session.commit()
             return view
         end_assignment(session, assignment, AssignmentStatus.EXPIRED)
+    if pool.captcha_frequency:
+        try:
+            require_captcha(
+                session, pool_id=pool.id, frequency=pool.captcha_frequency, labeler_id=labeler.id
+            )
+        except Conflict:
+            session.commit()  # keeps the expiry above
+            raise
 
     picked = _pick_tasks(conn, labeler_id=labeler.id, pool=pool, pg=pg)
     general = [row for row in picked if row[2] == TaskKind.GENERAL]

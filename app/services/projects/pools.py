@@ -30,7 +30,7 @@ from app.services.money import ledger
 from app.services.projects.pool_state import mark_closed
 from app.services.projects.projects import get_project
 from app.services.quality.presets import image_classification_preset
-from app.services.quality.rules import dump_configs, parse_configs
+from app.services.quality.rules import CAPTCHA_EVERY, dump_configs, parse_configs
 from app.services.text import control_problem
 from app.settings import get_settings
 
@@ -56,6 +56,7 @@ EDITABLE_WHILE_OPEN = {
     "priority",
     "keep_task_order",
     "exclude_banned_answers",
+    "captcha_frequency",
     "extra",
 }
 POOL_FIELDS = EDITABLE_WHILE_OPEN | {
@@ -130,9 +131,28 @@ def _validate(values: dict) -> dict:
             except ValidationFailed as exc:
                 errors.update({f"quality_rules.{k}": v for k, v in exc.errors.items()})
                 errors.setdefault("quality_rules", exc.message)
+    if "captcha_frequency" in values:
+        frequency = str(values["captcha_frequency"] or "").strip().upper() or None
+        if frequency is not None and frequency not in CAPTCHA_EVERY:
+            errors["captcha_frequency"] = "Captcha frequency is LOW, MEDIUM or HIGH (or none)."
+        values["captcha_frequency"] = frequency
     if errors:
         raise ValidationFailed("Please fix the highlighted fields.", errors=errors)
     return values
+
+
+def _check_captcha_rules(rules: list | None, frequency: str | None) -> None:
+    """A captcha rule on a pool that shows no captchas could never fire: refuse it."""
+    if frequency:
+        return
+    if any(
+        (config.get("collector_config") or {}).get("type") == "CAPTCHA" for config in rules or []
+    ):
+        message = (
+            "A captcha rule needs captchas: set the pool's captcha frequency "
+            "(LOW, MEDIUM or HIGH) or remove the rule."
+        )
+        raise ValidationFailed(message, errors={"captcha_frequency": message})
 
 
 def create_pool(
@@ -171,6 +191,7 @@ def create_pool(
     if use_quality_preset:
         values["quality_rules"] = image_classification_preset()
     values = _validate(values)
+    _check_captcha_rules(values.get("quality_rules"), values.get("captcha_frequency"))
     pool = Pool(project_id=project.id, owner_id=requester.id, **values)
     session.add(pool)
     session.commit()
@@ -246,6 +267,10 @@ def update_pool(
         **changes,
     }
     values = _validate(merged)
+    _check_captcha_rules(
+        values.get("quality_rules", pool.quality_rules),
+        values.get("captcha_frequency", pool.captcha_frequency),
+    )
     for key, value in values.items():
         setattr(pool, key, value)
     session.add(pool)
