@@ -95,11 +95,12 @@ def test_create_pool_with_preset_and_errors(requester_client, session, requester
     assert "Two decimals at most." in bad.text and "At least 1." in bad.text
     assert 'value="Batch 1"' in bad.text
     form.update(price="0.05", overlap="3", languages="en, de", min_rating="40")
+    form.update(captcha_frequency="LOW")
     ok = requester_client.post(f"/requester/projects/{project.id}/pools", data=form)
     assert ok.status_code == 200 and "Batch 1" in ok.text
     pool = session.exec(select(Pool)).one()
     assert (pool.reward_cents, pool.overlap, pool.filter_languages) == (5, 3, ["EN", "DE"])
-    assert pool.min_rating == 40 and pool.auto_accept
+    assert pool.min_rating == 40 and pool.auto_accept and pool.captcha_frequency == "LOW"
     assert [c["collector_config"]["type"] for c in pool.quality_rules] == [
         "ASSIGNMENT_SUBMIT_TIME",
         "MAJORITY_VOTE",

@@ -30,7 +30,12 @@ from app.services.money import ledger
 from app.services.projects.pool_state import mark_closed
 from app.services.projects.projects import get_project
 from app.services.quality.presets import image_classification_preset
-from app.services.quality.rules import CAPTCHA_EVERY, dump_configs, parse_configs
+from app.services.quality.rules import (
+    check_captcha_rules,
+    dump_configs,
+    parse_captcha_frequency,
+    parse_configs,
+)
 from app.services.text import control_problem
 from app.settings import get_settings
 
@@ -132,27 +137,13 @@ def _validate(values: dict) -> dict:
                 errors.update({f"quality_rules.{k}": v for k, v in exc.errors.items()})
                 errors.setdefault("quality_rules", exc.message)
     if "captcha_frequency" in values:
-        frequency = str(values["captcha_frequency"] or "").strip().upper() or None
-        if frequency is not None and frequency not in CAPTCHA_EVERY:
-            errors["captcha_frequency"] = "Captcha frequency is LOW, MEDIUM or HIGH (or none)."
-        values["captcha_frequency"] = frequency
+        try:
+            values["captcha_frequency"] = parse_captcha_frequency(values["captcha_frequency"])
+        except ValidationFailed as exc:
+            errors.update(exc.errors)
     if errors:
         raise ValidationFailed("Please fix the highlighted fields.", errors=errors)
     return values
-
-
-def _check_captcha_rules(rules: list | None, frequency: str | None) -> None:
-    """A captcha rule on a pool that shows no captchas could never fire: refuse it."""
-    if frequency:
-        return
-    if any(
-        (config.get("collector_config") or {}).get("type") == "CAPTCHA" for config in rules or []
-    ):
-        message = (
-            "A captcha rule needs captchas: set the pool's captcha frequency "
-            "(LOW, MEDIUM or HIGH) or remove the rule."
-        )
-        raise ValidationFailed(message, errors={"captcha_frequency": message})
 
 
 def create_pool(
@@ -191,7 +182,7 @@ def create_pool(
     if use_quality_preset:
         values["quality_rules"] = image_classification_preset()
     values = _validate(values)
-    _check_captcha_rules(values.get("quality_rules"), values.get("captcha_frequency"))
+    check_captcha_rules(values.get("quality_rules"), values.get("captcha_frequency"))
     pool = Pool(project_id=project.id, owner_id=requester.id, **values)
     session.add(pool)
     session.commit()
@@ -267,7 +258,7 @@ def update_pool(
         **changes,
     }
     values = _validate(merged)
-    _check_captcha_rules(
+    check_captcha_rules(
         values.get("quality_rules", pool.quality_rules),
         values.get("captcha_frequency", pool.captcha_frequency),
     )

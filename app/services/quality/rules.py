@@ -349,6 +349,29 @@ def parse_configs(raw: Any) -> list[QualityConfig]:
     return configs
 
 
+def parse_captcha_frequency(value: Any) -> str | None:
+    """LOW, MEDIUM or HIGH (any case), or None for no captchas; else ValidationFailed."""
+    frequency = str(value or "").strip().upper() or None
+    if frequency is not None and frequency not in CAPTCHA_EVERY:
+        message = "Captcha frequency is LOW, MEDIUM or HIGH (or none)."
+        raise ValidationFailed(message, errors={"captcha_frequency": message})
+    return frequency
+
+
+def check_captcha_rules(configs: list | None, frequency: str | None) -> None:
+    """A captcha rule on a pool that shows no captchas could never fire: refuse it."""
+    if frequency:
+        return
+    if any(
+        (config.get("collector_config") or {}).get("type") == "CAPTCHA" for config in configs or []
+    ):
+        message = (
+            "A captcha rule needs captchas: set the pool's captcha frequency "
+            "(LOW, MEDIUM or HIGH) or remove the rule."
+        )
+        raise ValidationFailed(message, errors={"captcha_frequency": message})
+
+
 def load_configs(raw: Any) -> list[QualityConfig]:
     """Configs stored on a pool or project; invalid ones are skipped (never break submit)."""
     configs = []
