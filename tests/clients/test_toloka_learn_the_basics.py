@@ -185,7 +185,7 @@ def test_learn_the_basics_with_captchas(toloka_server, session, funded, drawn):
     assert steps == ["suite", "captcha", "suite", "captcha", "USER_RESTRICTED"]
     assert bot.captchas == [False, False]
     # The reader works until the pool has nothing left, reading every captcha right.
-    while (step := reader.work(pool.id, drawn)) in ("suite", "captcha"):
+    while reader.work(pool.id, drawn) in ("suite", "captcha"):
         pass
     assert reader.captchas and all(reader.captchas)
 
