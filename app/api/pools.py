@@ -214,11 +214,15 @@ def list_pools(
     limit: int | None = Query(None, ge=1, le=300),
     sort: str = "id",
 ) -> dict[str, Any]:
-    """The caller's pools by id, filtered by project and status, paged with ``id_gt``."""
+    """The caller's pools by id, filtered by project and status, paged with ``id_gt``.
+
+    Trainings are listed by ``GET /trainings`` only, as in Toloka (toloka-kit's
+    ``clone_project`` recreates what each list gives it)."""
     size = clamp_limit(limit)
     rows = pools.list_pools(
         session,
         requester=user,
+        pool_type=PoolType.GENERAL,
         project_id=parse_filter_id(project_id, name="project_id"),
         status=status.lower() if status else None,
         id_gt=parse_filter_id(id_gt, name="id_gt"),

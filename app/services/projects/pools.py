@@ -206,9 +206,12 @@ def list_pools(
     status: str | None = None,
     id_gt: int | None = None,
     limit: int | None = None,
+    pool_type: str | None = None,
 ) -> list[Pool]:
-    """The requester's pools (optionally of one project / in one state), by id."""
+    """The requester's pools (optionally of one project / in one state / of one type), by id."""
     query = select(Pool).where(Pool.owner_id == requester.id)
+    if pool_type is not None:
+        query = query.where(Pool.pool_type == pool_type)
     if project_id is not None:
         query = query.where(Pool.project_id == project_id)
     if status is not None:
