@@ -97,7 +97,7 @@ def test_create_pool_with_preset_and_errors(requester_client, session, requester
     form.update(price="0.05", overlap="3", languages="en, de", min_rating="40")
     form.update(captcha_frequency="LOW")
     ok = requester_client.post(f"/requester/projects/{project.id}/pools", data=form)
-    assert ok.status_code == 200 and "Batch 1" in ok.text
+    assert ok.status_code == 200 and "Batch 1" in ok.text and "one per 20 tasks" in ok.text
     pool = session.exec(select(Pool)).one()
     assert (pool.reward_cents, pool.overlap, pool.filter_languages) == (5, 3, ["EN", "DE"])
     assert pool.min_rating == 40 and pool.auto_accept and pool.captcha_frequency == "LOW"
