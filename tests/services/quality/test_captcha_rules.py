@@ -11,6 +11,8 @@ from app.errors import Conflict, LabelerBanned, NotFound, ValidationFailed
 from app.services.labeling import captchas
 from app.services.labeling.assignments import assign_next_suite, submit_assignment
 from app.services.projects.pools import update_pool
+from app.services.quality import dry_run
+from app.services.quality.rules import parse_configs
 from tests.builders.pools import add_tasks, make_pool, open_pool
 from tests.builders.users import make_labeler
 
@@ -128,6 +130,11 @@ def test_a_labeler_who_fails_captchas_is_banned(session, requester, labeler, kno
     with pytest.raises(LabelerBanned, match="captchas answered wrong"):
         assign_next_suite(session, labeler=labeler, pool_id=pool.id)
     assign_next_suite(session, labeler=honest, pool_id=pool.id)
+    # the dry run replays the same captchas and finds the same labeler
+    (result,) = dry_run.dry_run(
+        session, requester=requester, pool_id=pool.id, configs=parse_configs(CAPTCHA_BAN)
+    )
+    assert result.simulated and [who for who, _ in result.hits] == [labeler.id]
 
 
 def test_captcha_settings_are_validated(session, requester):
