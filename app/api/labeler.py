@@ -1,4 +1,5 @@
-"""JSON API for labelers: available pools, take a suite, read it, submit, skip.
+"""JSON API for labelers: available pools, take a suite, read it, submit, skip; the
+captcha a pool may ask for between suites (taking answers 409 ``CAPTCHA_REQUIRED`` then).
 
 Tasks are addressed by their position in the suite (0..n-1); nothing in these payloads
 says which task is a control task.
@@ -8,7 +9,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
 from app.deps import ApiLabeler, SessionDep, api_labeler_session
@@ -20,8 +21,15 @@ from app.services.labeling.assignments import (
     submit_assignment,
 )
 from app.services.labeling.available import list_available_pools
+from app.services.labeling.captchas import answer_captcha, captcha_image, open_captcha
 
 router = APIRouter(prefix="/api/v1/labeler", tags=["labeler"])
+
+
+class CaptchaAnswer(BaseModel):
+    """The characters read from the captcha's picture."""
+
+    answer: str = Field(default="", max_length=100)
 
 
 class SubmitBody(BaseModel):
@@ -116,3 +124,29 @@ def skip(session: SessionDep, user: ApiLabeler, assignment_id: int) -> JSONRespo
     """Give an active suite back."""
     row = skip_assignment(session, labeler=user, assignment_id=assignment_id)
     return JSONResponse({"id": row.id, "pool_id": row.pool_id, "status": row.status})
+
+
+@router.post("/pools/{pool_id}/captcha", name="api:labeler:captcha")
+def captcha(request: Request, session: SessionDep, user: ApiLabeler, pool_id: int) -> JSONResponse:
+    """The captcha the pool asks for now (409 when none is due): its id and picture URL."""
+    row = open_captcha(session, labeler=user, pool_id=pool_id)
+    image = request.url_for("api:labeler:captcha_image", captcha_id=row.id)
+    return JSONResponse({"id": row.id, "pool_id": row.pool_id, "image_url": str(image)})
+
+
+@router.get("/captchas/{captcha_id}/image", name="api:labeler:captcha_image")
+def captcha_picture(session: SessionDep, user: ApiLabeler, captcha_id: int) -> Response:
+    """The captcha's PNG, until it is answered."""
+    png = captcha_image(session, labeler=user, captcha_id=captcha_id)
+    return Response(png, media_type="image/png", headers={"Cache-Control": "no-store"})
+
+
+@router.post("/captchas/{captcha_id}/answer", name="api:labeler:captcha_answer")
+def captcha_answer(
+    session: SessionDep, user: ApiLabeler, captcha_id: int, body: CaptchaAnswer
+) -> JSONResponse:
+    """Answer once; right or wrong, it counts toward the pool's captcha rules."""
+    result = answer_captcha(session, labeler=user, captcha_id=captcha_id, answer=body.answer)
+    return JSONResponse(
+        {"id": result.captcha_id, "pool_id": result.pool_id, "solved": result.solved}
+    )

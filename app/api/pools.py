@@ -96,6 +96,7 @@ def pool_json(pool: Pool) -> dict[str, Any]:
         "quality_control": {
             **(extra.get("quality_control") or {}),
             "configs": pool.quality_rules,
+            **({"captcha_frequency": pool.captcha_frequency} if pool.captcha_frequency else {}),
         },
         "auto_accept_solutions": pool.auto_accept,
         "auto_accept_period_day": pool.review_period_days,
@@ -157,12 +158,16 @@ def _settings(body: PoolBody) -> dict[str, Any]:
                 "Invalid quality control.", errors={"quality_control.configs": "Expected a list."}
             )
         out["quality_rules"] = configs
+        if "captcha_frequency" in body.quality_control:
+            out["captcha_frequency"] = body.quality_control["captcha_frequency"]
     if body.type is not None and body.type.upper() == "TRAINING":
         out["pool_type"] = PoolType.TRAINING
     extra = {key: getattr(body, key) for key in _EXTRA_KEYS if getattr(body, key) is not None}
     if "quality_control" in extra:
         extra["quality_control"] = {
-            k: v for k, v in extra["quality_control"].items() if k != "configs"
+            k: v
+            for k, v in extra["quality_control"].items()
+            if k not in ("configs", "captcha_frequency")
         }
     return {"settings": out, "extra": extra}
 
@@ -209,11 +214,15 @@ def list_pools(
     limit: int | None = Query(None, ge=1, le=300),
     sort: str = "id",
 ) -> dict[str, Any]:
-    """The caller's pools by id, filtered by project and status, paged with ``id_gt``."""
+    """The caller's pools by id, filtered by project and status, paged with ``id_gt``.
+
+    Trainings are listed by ``GET /trainings`` only, as in Toloka (toloka-kit's
+    ``clone_project`` recreates what each list gives it)."""
     size = clamp_limit(limit)
     rows = pools.list_pools(
         session,
         requester=user,
+        pool_type=PoolType.GENERAL,
         project_id=parse_filter_id(project_id, name="project_id"),
         status=status.lower() if status else None,
         id_gt=parse_filter_id(id_gt, name="id_gt"),

@@ -30,6 +30,12 @@ from app.services.labeling.available import (
     list_available_pools,
     list_ban_notices,
 )
+from app.services.labeling.captchas import (
+    CaptchaRequired,
+    answer_captcha,
+    captcha_image,
+    open_captcha,
+)
 from app.services.labeling.drafts import save_draft
 from app.services.money import ledger
 from app.web.lists import ListView, list_params
@@ -109,6 +115,8 @@ def take_suite(request: Request, session: SessionDep, user: CurrentLabeler, pool
         view = assign_next_suite(session, labeler=user, pool_id=pool_id)
     except LabelerBanned as exc:
         return _banned(request, exc)
+    except CaptchaRequired:
+        return RedirectResponse(request.url_for("labeler:captcha", pool_id=pool_id), 303)
     except (NoSuiteAvailable, Forbidden, NotFound) as exc:
         flash(request, exc.message, "error")
         return RedirectResponse(request.url_for("labeler:home"), status_code=303)
@@ -129,6 +137,12 @@ def _next_suite(request: Request, session, user, *, pool_id: int, notice: str):
         view = assign_next_suite(session, labeler=user, pool_id=pool_id)
     except LabelerBanned as exc:
         return _banned(request, exc)
+    except CaptchaRequired:
+        url = str(request.url_for("labeler:captcha", pool_id=pool_id))
+        if not is_htmx(request):
+            flash(request, notice)
+            return RedirectResponse(url, status_code=303)
+        return Response(status_code=200, headers={"HX-Redirect": url})
     except (NoSuiteAvailable, Forbidden, NotFound) as exc:
         return render(
             request,
@@ -212,6 +226,55 @@ def skip_suite(request: Request, session: SessionDep, user: CurrentLabeler, assi
     if is_htmx(request):
         return Response(status_code=200, headers={"HX-Redirect": str(url)})
     return RedirectResponse(url, status_code=303)
+
+
+def _captcha_page(request: Request, challenge, *, status_code=200, **extra):
+    context = {"captcha": challenge, "error": "", **extra}
+    response = render(request, "labeler/captcha.html", context, status_code=status_code)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@router.get("/labeler/pools/{pool_id}/captcha", name="labeler:captcha")
+def captcha_page(request: Request, session: SessionDep, user: CurrentLabeler, pool_id: int):
+    """The captcha that stands between the labeler and the pool's next suite."""
+    try:
+        challenge = open_captcha(session, labeler=user, pool_id=pool_id)
+    except (Conflict, NotFound) as exc:
+        flash(request, exc.message, "error")
+        return RedirectResponse(request.url_for("labeler:home"), status_code=303)
+    return _captcha_page(request, challenge)
+
+
+@router.get("/labeler/captchas/{captcha_id}/image", name="labeler:captcha_image")
+def captcha_picture(session: SessionDep, user: CurrentLabeler, captcha_id: int):
+    """The captcha's picture (only its labeler's, only until it is answered)."""
+    png = captcha_image(session, labeler=user, captcha_id=captcha_id)
+    return Response(png, media_type="image/png", headers={"Cache-Control": "no-store"})
+
+
+@router.post("/labeler/pools/{pool_id}/captcha", name="labeler:captcha_answer")
+def captcha_answer(
+    request: Request, session: SessionDep, user: CurrentLabeler, pool_id: int, fields: FormFields
+):
+    """Check the answer (right or wrong, it counts), then on to the next suite."""
+    try:
+        captcha_id = int(fields.get("captcha_id", ""))
+    except ValueError:
+        return RedirectResponse(request.url_for("labeler:captcha", pool_id=pool_id), 303)
+    try:
+        result = answer_captcha(
+            session, labeler=user, captcha_id=captcha_id, answer=fields.get("answer", "")
+        )
+    except ValidationFailed as exc:
+        session.rollback()
+        challenge = open_captcha(session, labeler=user, pool_id=pool_id)
+        return _captcha_page(request, challenge, status_code=422, error=exc.message)
+    except Conflict as exc:  # answered already (a double submit): go on
+        session.rollback()
+        return _next_suite(request, session, user, pool_id=pool_id, notice=exc.message)
+    notice = "Captcha solved." if result.solved else "That was not the text in the picture."
+    return _next_suite(request, session, user, pool_id=result.pool_id, notice=notice)
 
 
 @router.post("/labeler/assignments/{assignment_id}/check/{position}", name="labeler:check")

@@ -26,6 +26,7 @@ DEFAULT_FORM = {
     "languages": "",
     "min_rating": "",
     "quality_preset": "on",
+    "captcha_frequency": "",
 }
 
 
@@ -45,6 +46,7 @@ def _values_of(pool: Pool) -> dict:
         "review_manually": "" if pool.auto_accept else "on",
         "review_period_days": str(pool.review_period_days),
         "quality_preset": "",
+        "captcha_frequency": pool.captcha_frequency or "",
     }
 
 
@@ -68,6 +70,7 @@ def _parse(form) -> tuple[dict, dict, dict[str, str]]:
         "adult_content": bool(raw["adult_content"]),
         "auto_accept": not raw["review_manually"],
         "filter_languages": [c for c in raw["languages"].replace(";", ",").split(",") if c.strip()],
+        "captcha_frequency": raw["captcha_frequency"] or None,
     }
 
     def take(key: str, parse) -> None:

@@ -1,13 +1,16 @@
-"""Requester console: create, view, edit and archive projects, with a live task preview."""
+"""Requester console: create, view, edit, clone and archive projects, with a live task
+preview."""
 
 from __future__ import annotations
+
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import RedirectResponse
 
 from app.deps import CurrentRequester, SessionDep, verify_csrf
 from app.errors import Conflict, ValidationFailed
-from app.services.projects import lists, pools, projects
+from app.services.projects import lists, pools, project_clone, projects
 from app.services.projects.projects import OptionInput
 from app.web.lists import ListView, list_params
 from app.web.templating import flash, render
@@ -161,6 +164,24 @@ def project_detail(request: Request, session: SessionDep, user: CurrentRequester
             "options_frozen": projects.has_open_pool(session, project=project),
         },
     )
+
+
+@router.post("/requester/projects/{project_id}/clone", name="projects:clone")
+def clone_project(
+    request: Request,
+    session: SessionDep,
+    user: CurrentRequester,
+    project_id: int,
+    with_pools: Annotated[str, Form()] = "",
+):
+    """A copy of the project (options, instructions, rules; pools' settings when asked)."""
+    clone = project_clone.clone_project(
+        session, requester=user, project_id=project_id, with_pools=bool(with_pools)
+    )
+    pools_note = f" with {len(clone.pools)} draft pool(s), no tasks" if with_pools else ""
+    flash(request, f"Cloned into “{clone.project.name}”{pools_note}.", "success")
+    url = request.url_for("projects:detail", project_id=clone.project.id)
+    return RedirectResponse(url, status_code=303)
 
 
 @router.get("/requester/projects/{project_id}/edit", name="projects:edit")

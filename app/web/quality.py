@@ -36,6 +36,7 @@ COLLECTOR_LABELS = {
     "INCOME": "Earnings in 24 h",
     "ACCEPTANCE_RATE": "Review results",
     "USERS_ASSESSMENT": "Banned labeler's tasks",
+    "CAPTCHA": "Captchas",
 }
 ACTION_LABELS = {
     "RESTRICTION_V2": "Ban",
@@ -250,6 +251,10 @@ def _context(session, user, pool, rows, errors=None, **extra) -> dict:
         "operators": OPERATOR_SYMBOLS,
         "scopes": SCOPES,
         "units": DURATION_UNITS,
+        "values": {
+            "captcha_frequency": (pool.captcha_frequency or "") if pool else "",
+            "exclude_banned_answers": bool(pool and pool.exclude_banned_answers),
+        },
         **extra,
     }
 
@@ -292,12 +297,19 @@ async def save_rules(request: Request, session: SessionDep, user: CurrentRequest
             pool_id=pool_id,
             raw=configs,
             exclude_banned_answers=form.get("exclude_banned_answers") == "on",
+            **(
+                {"captcha_frequency": form.get("captcha_frequency") or None}
+                if "captcha_frequency" in form
+                else {}
+            ),
         )
     except ValidationFailed as exc:
+        session.rollback()
         pool, _ = pool_rules.get_pool_rules(session, requester=user, pool_id=pool_id)
-        pool.exclude_banned_answers = form.get("exclude_banned_answers") == "on"
         errors = row_errors(exc.errors, rows, slots)
         ctx = _context(session, user, pool, rows, errors, message=exc.message)
+        ctx["values"]["captcha_frequency"] = form.get("captcha_frequency") or ""
+        ctx["values"]["exclude_banned_answers"] = form.get("exclude_banned_answers") == "on"
         return render(request, "requester/quality/rules.html", ctx, status_code=422)
     flash(request, f"Saved {len(configs)} quality rule(s).", "success")
     return RedirectResponse(request.url_for("quality:rules", pool_id=pool_id), status_code=303)

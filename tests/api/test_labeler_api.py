@@ -146,3 +146,30 @@ def test_take_and_submit_need_a_live_labeler_token(session, requester, labeler, 
     session.add(labeler)
     session.commit()
     assert status(live, take)[0] == 401
+
+
+def test_a_captcha_pool_answers_409_until_the_captcha_is_answered(
+    session, requester, labeler_api, monkeypatch
+):
+    from app.services.labeling import captchas
+
+    monkeypatch.setattr(captchas, "new_text", lambda: "H7KPQ")
+    pool = make_pool(
+        session, requester, general_per_suite=5, control_per_suite=0, captcha_frequency="HIGH"
+    )
+    add_tasks(session, pool, general=20)
+    open_pool(session, requester, pool)
+    suite = labeler_api.post(f"/api/v1/labeler/pools/{pool.id}/suites").json()
+    answers = {str(t["position"]): "cat" for t in suite["tasks"]}
+    labeler_api.post(f"/api/v1/labeler/assignments/{suite['id']}/submit", json={"answers": answers})
+
+    refused = labeler_api.post(f"/api/v1/labeler/pools/{pool.id}/suites")
+    assert refused.status_code == 409 and refused.json()["code"] == "CAPTCHA_REQUIRED"
+    shown = labeler_api.post(f"/api/v1/labeler/pools/{pool.id}/captcha")
+    assert shown.status_code == 200 and "H7KPQ" not in shown.text
+    image = labeler_api.get(shown.json()["image_url"])
+    assert image.headers["content-type"] == "image/png" and b"H7KPQ" not in image.content
+    url = f"/api/v1/labeler/captchas/{shown.json()['id']}/answer"
+    assert labeler_api.post(url, json={"answer": "h7kpq"}).json()["solved"] is True
+    assert labeler_api.post(url, json={"answer": "h7kpq"}).status_code == 409
+    assert labeler_api.post(f"/api/v1/labeler/pools/{pool.id}/suites").status_code == 200

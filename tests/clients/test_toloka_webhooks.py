@@ -82,7 +82,7 @@ def test_events_are_delivered_signed_and_retried(toloka_server, session, funded,
              "pool_id": _pid(pool.id), "secret_key": "s3cret"},
             {"webhook_url": receiver.url, "event_type": Event.POOL_CLOSED,
              "pool_id": _pid(pool.id), "secret_key": "s3cret"},
-            {"webhook_url": receiver.url, "event_type": Event.ASSIGNMENT_CREATED,
+            {"webhook_url": receiver.url, "event_type": Event.DYNAMIC_OVERLAP_COMPLETED,
              "pool_id": _pid(pool.id)},
         ]
     )  # fmt: skip
@@ -119,6 +119,59 @@ def test_events_are_delivered_signed_and_retried(toloka_server, session, funded,
 
     client.delete_webhook_subscription(listed[0].id)
     assert len(list(client.get_webhook_subscriptions(pool_id=_pid(pool.id)))) == 1
+
+
+def test_created_skipped_and_expired_suites_are_delivered(toloka_server, session, funded, receiver):
+    """take → ASSIGNMENT_CREATED, skip → ASSIGNMENT_SKIPPED, time out → ASSIGNMENT_EXPIRED,
+    each for its own assignment; a pool without subscriptions queues nothing."""
+    from datetime import timedelta
+
+    from app.db.models import Assignment
+    from app.db.types import utcnow
+
+    receiver.fail_first = 0
+    requester, token = funded
+    client = toloka.TolokaClient(token, url=toloka_server.url, retries=0)
+    pool = make_pool(session, requester, overlap=1, general_per_suite=1, control_per_suite=0)
+    quiet = make_pool(session, requester, overlap=1, general_per_suite=1, control_per_suite=0)
+    add_tasks(session, pool, general=3)
+    add_tasks(session, quiet, general=1)
+    Event = toloka.webhook_subscription.WebhookSubscription.EventType
+    client.upsert_webhook_subscriptions(
+        [
+            {"webhook_url": receiver.url, "event_type": event, "pool_id": _pid(pool.id)}
+            for event in (Event.ASSIGNMENT_CREATED, Event.ASSIGNMENT_SKIPPED,
+                          Event.ASSIGNMENT_EXPIRED)
+        ]
+    )  # fmt: skip
+    open_pool(session, requester, pool)
+    open_pool(session, requester, quiet)
+    labeler = make_labeler(session)
+    with new_session(write=True) as s:
+        skipped = assignments.assign_next_suite(s, labeler=labeler, pool_id=pool.id)
+        assignments.skip_assignment(s, labeler=labeler, assignment_id=skipped.assignment_id)
+        expired = assignments.assign_next_suite(s, labeler=labeler, pool_id=pool.id)
+        assignments.assign_next_suite(s, labeler=labeler, pool_id=quiet.id)
+        row = s.get(Assignment, expired.assignment_id)
+        row.expires_at = utcnow() - timedelta(seconds=1)
+        s.add(row)
+        s.commit()
+        assert assignments.expire_overdue(s) == 1
+    session.expire_all()
+    events = sorted(
+        (d.event["type"], d.event["assignment_id"], d.status)
+        for d in session.exec(select(WebhookDelivery)).all()
+    )
+    assert events == sorted(
+        [
+            ("ASSIGNMENT_CREATED", _pid(skipped.assignment_id), "delivered"),
+            ("ASSIGNMENT_SKIPPED", _pid(skipped.assignment_id), "delivered"),
+            ("ASSIGNMENT_CREATED", _pid(expired.assignment_id), "delivered"),
+            ("ASSIGNMENT_EXPIRED", _pid(expired.assignment_id), "delivered"),
+        ]
+    )
+    received = sorted(json.loads(body)["events"][0]["type"] for _, body in receiver.requests)
+    assert received == sorted(e[0] for e in events)
 
 
 def test_private_receivers_are_refused_unless_allowed(toloka_server, session, funded):

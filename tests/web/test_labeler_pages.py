@@ -251,3 +251,41 @@ def test_the_site_has_a_favicon(client):
     icon = client.get("/favicon.ico")
     assert icon.status_code == 200 and icon.headers["content-type"] == "image/svg+xml"
     assert 'rel="icon"' in client.get("/login").text
+
+
+def test_a_captcha_page_stands_between_suites_and_never_shows_its_text(
+    session, requester, labeler_client, monkeypatch
+):
+    from app.db.models import CaptchaChallenge
+    from app.services.labeling import captchas
+
+    monkeypatch.setattr(captchas, "new_text", lambda: "M4QZT")
+    pool = _pool(
+        session, requester, general=12, control=(), general_per_suite=5, control_per_suite=0,
+        captcha_frequency="HIGH",
+    )  # fmt: skip
+    assignment_id = _take(labeler_client, pool)
+    data = {f"a{i}": "cat" for i in range(5)}
+    response = labeler_client.post(
+        f"/labeler/assignments/{assignment_id}/submit", data=data, headers=HTMX
+    )
+    captcha_url = f"http://testserver/labeler/pools/{pool.id}/captcha"
+    assert response.headers["HX-Redirect"] == captcha_url
+    taken = labeler_client.post(f"/labeler/pools/{pool.id}/take", follow_redirects=False)
+    assert taken.headers["location"] == captcha_url  # no suite without the captcha
+
+    page = labeler_client.get(captcha_url)
+    assert page.status_code == 200 and "M4QZT" not in page.text
+    (image_url,) = re.findall(r'src="([^"]+/image)"', page.text)
+    assert labeler_client.get(image_url).headers["content-type"] == "image/png"
+    captcha_id = int(re.search(r'name="captcha_id" value="(\d+)"', page.text).group(1))
+    stored = session.get(CaptchaChallenge, captcha_id)
+    assert "M4QZT" not in (stored.answer_hash + stored.salt)
+
+    empty = labeler_client.post(captcha_url, data={"captcha_id": captcha_id, "answer": ""})
+    assert empty.status_code == 422 and "Type the characters" in empty.text
+    wrong = labeler_client.post(captcha_url, data={"captcha_id": captcha_id, "answer": "AAAAA"})
+    assert "That was not the text in the picture." in wrong.text
+    assert len(_tasks_html(wrong.text)) == 5  # and the next suite follows
+    session.expire_all()
+    assert session.get(CaptchaChallenge, captcha_id).solved is False

@@ -270,3 +270,48 @@ def test_bulk_ban_file_page(session, requester, requester_client):
         files={"file": ("ids.tsv", f"worker_id\n{a.id}\n{b.id}\n".encode(), "text/plain")},
     )
     assert ok.status_code == 200 and "Banned 2 labeler" in ok.text
+
+
+def test_captcha_frequency_and_a_captcha_rule_are_set_on_the_rules_page(
+    session, requester, requester_client
+):
+    pool, _ = _pool(session, requester)
+    page = requester_client.get(f"/requester/pools/{pool.id}/quality")
+    assert 'name="captcha_frequency"' in page.text and "Captchas" in page.text
+    form = {
+        "r-cap1-collector": "CAPTCHA",
+        "r-cap1-history_size": "5",
+        "r-cap1-c0_key": "stored_results_count",
+        "r-cap1-c0_op": "GTE",
+        "r-cap1-c0_value": "3",
+        "r-cap1-c1_key": "success_rate",
+        "r-cap1-c1_op": "LT",
+        "r-cap1-c1_value": "65",
+        "r-cap1-action": "RESTRICTION_V2",
+        "r-cap1-scope": "PROJECT",
+        "r-cap1-duration": "10",
+        "r-cap1-duration_unit": "DAYS",
+        "r-cap1-private_comment": "fails captchas",
+        "captcha_frequency": "",
+    }
+    refused = requester_client.post(f"/requester/pools/{pool.id}/quality", data=form)
+    assert refused.status_code == 422
+    assert "set the pool&#39;s captcha frequency" in refused.text
+    assert 'value="fails captchas"' in refused.text  # the row is kept
+    session.expire_all()
+    assert session.get(Pool, pool.id).quality_rules == []
+
+    form["captcha_frequency"] = "MEDIUM"
+    saved = requester_client.post(
+        f"/requester/pools/{pool.id}/quality", data=form, follow_redirects=False
+    )
+    assert saved.status_code == 303
+    session.expire_all()
+    stored = session.get(Pool, pool.id)
+    assert stored.captcha_frequency == "MEDIUM"
+    assert stored.quality_rules[0]["collector_config"] == {
+        "type": "CAPTCHA",
+        "parameters": {"history_size": 5},
+    }
+    again = requester_client.get(f"/requester/pools/{pool.id}/quality").text
+    assert '<option value="MEDIUM" selected>' in again

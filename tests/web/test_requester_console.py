@@ -95,11 +95,12 @@ def test_create_pool_with_preset_and_errors(requester_client, session, requester
     assert "Two decimals at most." in bad.text and "At least 1." in bad.text
     assert 'value="Batch 1"' in bad.text
     form.update(price="0.05", overlap="3", languages="en, de", min_rating="40")
+    form.update(captcha_frequency="LOW")
     ok = requester_client.post(f"/requester/projects/{project.id}/pools", data=form)
-    assert ok.status_code == 200 and "Batch 1" in ok.text
+    assert ok.status_code == 200 and "Batch 1" in ok.text and "one per 20 tasks" in ok.text
     pool = session.exec(select(Pool)).one()
     assert (pool.reward_cents, pool.overlap, pool.filter_languages) == (5, 3, ["EN", "DE"])
-    assert pool.min_rating == 40 and pool.auto_accept
+    assert pool.min_rating == 40 and pool.auto_accept and pool.captcha_frequency == "LOW"
     assert [c["collector_config"]["type"] for c in pool.quality_rules] == [
         "ASSIGNMENT_SUBMIT_TIME",
         "MAJORITY_VOTE",
@@ -233,3 +234,24 @@ def test_another_requesters_pages_are_not_found(requester_client, session):
     ):
         assert requester_client.get(path).status_code == 404, path
     assert requester_client.post(f"/requester/pools/{pool.id}/launch").status_code == 404
+
+
+def test_clone_project_from_its_page(requester_client, session, requester):
+    project = make_project(session, requester, name="Pets", instructions="Be quick.")
+    make_pool(session, requester, project, name="Batch A", captcha_frequency="LOW")
+    page = requester_client.get(f"/requester/projects/{project.id}")
+    assert "Clone project" in page.text
+    response = requester_client.post(
+        f"/requester/projects/{project.id}/clone", data={"with_pools": "on"}
+    )
+    assert response.status_code == 200
+    assert "Cloned into “Pets (copy)” with 1 draft pool(s), no tasks." in response.text
+    clone = session.exec(select(Project).where(Project.name == "Pets (copy)")).one()
+    assert clone.instructions == "Be quick." and str(clone.id) in str(response.url)
+    (pool,) = session.exec(select(Pool).where(Pool.project_id == clone.id)).all()
+    assert (pool.name, pool.captcha_frequency, pool.status) == ("Batch A", "LOW", "draft")
+    bare = requester_client.post(f"/requester/projects/{project.id}/clone", data={})
+    assert "Cloned into “Pets (copy)”." in bare.text
+    other = make_requester(session)
+    foreign = make_project(session, other)
+    assert requester_client.post(f"/requester/projects/{foreign.id}/clone").status_code == 404

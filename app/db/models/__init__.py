@@ -3,6 +3,7 @@
 from app.db.models.aggregation import AggregatedLabel, AggregationRun, WorkerQuality
 from app.db.models.assignment import Answer, Assignment, AssignmentStatus, AssignmentTask
 from app.db.models.ban import Ban, BanScope
+from app.db.models.captcha import CaptchaChallenge
 from app.db.models.collection import Collection, CollectionItem
 from app.db.models.job import Job, JobStatus
 from app.db.models.ledger import (
@@ -34,6 +35,7 @@ __all__ = [
     "AssignmentTask",
     "Ban",
     "BanScope",
+    "CaptchaChallenge",
     "Collection",
     "CollectionItem",
     "Job",

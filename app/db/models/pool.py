@@ -90,6 +90,8 @@ class Pool(SQLModel, table=True):
     training_level_required: int | None = Field(default=None)
 
     quality_rules: list = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    # Toloka's quality_control.captcha_frequency: LOW, MEDIUM or HIGH (None: no captchas).
+    captcha_frequency: str | None = Field(default=None, sa_column=Column(String(8), nullable=True))
     exclude_banned_answers: bool = Field(default=True)
     auto_accept: bool = Field(default=True)
     review_period_days: int = Field(default=7)

@@ -27,6 +27,7 @@ from app.errors import Conflict, InsufficientFunds, NotFound
 from app.services.accounts.users import TokenLabeler
 from app.services.labeling import sql
 from app.services.labeling.available import PoolTerms, check_labeler_fits
+from app.services.labeling.captchas import require_captcha
 from app.services.labeling.locks import end_assignment, lock_own, on_pg, release_slots
 from app.services.labeling.sql import pick
 from app.services.labeling.submissions import (  # noqa: F401  (the engine's public surface)
@@ -45,6 +46,7 @@ from app.services.labeling.views import (
 )
 from app.services.money import ledger
 from app.services.quality import apply_rules_after_skip
+from app.services.webhooks import events as webhooks
 
 
 class NoSuiteAvailable(Conflict):
@@ -160,6 +162,14 @@ def assign_next_suite(session: Session, *, labeler: User | TokenLabeler, pool_id
             session.commit()
             return view
         end_assignment(session, assignment, AssignmentStatus.EXPIRED)
+    if pool.captcha_frequency:
+        try:
+            require_captcha(
+                session, pool_id=pool.id, frequency=pool.captcha_frequency, labeler_id=labeler.id
+            )
+        except Conflict:
+            session.commit()  # keeps the expiry above
+            raise
 
     picked = _pick_tasks(conn, labeler_id=labeler.id, pool=pool, pg=pg)
     general = [row for row in picked if row[2] == TaskKind.GENERAL]
@@ -224,6 +234,9 @@ def assign_next_suite(session: Session, *, labeler: User | TokenLabeler, pool_id
             "This pool's budget is used up for now: no new suites until the requester "
             "tops up. Try another pool."
         ) from None
+    webhooks.emit(  # one indexed look-up; a delivery only for a subscribed pool
+        session, pool_id=pool.id, event_type="ASSIGNMENT_CREATED", assignment_id=assignment_id
+    )
     session.commit()
     return view
 
@@ -291,6 +304,15 @@ def expire_overdue(session: Session, *, batch: int = 500) -> int:
                 .values(status=AssignmentStatus.EXPIRED)
             )
             release_slots(session, ids)
+            for pool_id, assignment_id in webhooks.subscribed_assignments(
+                session, ids, event_type="ASSIGNMENT_EXPIRED"
+            ):
+                webhooks.emit(
+                    session,
+                    pool_id=pool_id,
+                    event_type="ASSIGNMENT_EXPIRED",
+                    assignment_id=assignment_id,
+                )
         session.commit()
         total += len(ids)
         if len(ids) < batch:

@@ -86,6 +86,7 @@ class PoolTerms:
     training_level_required: int | None
     extra: dict
     fixed_suites: bool
+    captcha_frequency: str | None = None
 
 
 @dataclass

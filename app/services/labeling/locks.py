@@ -15,6 +15,13 @@ from app.db.models import Assignment, AssignmentStatus, AssignmentTask, Task, Ta
 from app.errors import NotFound
 from app.services.accounts.users import TokenLabeler
 from app.services.labeling import sql
+from app.services.webhooks import events as webhooks
+
+# The webhook event of each way a suite ends before it is submitted.
+END_EVENTS = {
+    AssignmentStatus.EXPIRED: "ASSIGNMENT_EXPIRED",
+    AssignmentStatus.SKIPPED: "ASSIGNMENT_SKIPPED",
+}
 
 
 def on_pg(session: Session) -> bool:
@@ -48,10 +55,18 @@ def release_slots(session: Session, assignment_ids: list[int]) -> None:
 
 
 def end_assignment(session: Session, assignment: Assignment, status: AssignmentStatus) -> None:
+    """Expire or skip an active suite: free its slots, tell the pool's subscribers (flush)."""
     assignment.status = status
     session.add(assignment)
     session.flush()
     release_slots(session, [assignment.id])
+    if status in END_EVENTS:
+        webhooks.emit(
+            session,
+            pool_id=assignment.pool_id,
+            event_type=END_EVENTS[status],
+            assignment_id=assignment.id,
+        )
 
 
 def lock_own(session: Session, *, labeler: User | TokenLabeler, assignment_id: int) -> Assignment:

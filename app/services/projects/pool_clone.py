@@ -11,6 +11,8 @@ from app.services.projects.pools import POOL_FIELDS, create_pool, get_pool
 
 # Settings copied besides ``POOL_FIELDS``: filters by skill and the training requirement.
 _ALSO_COPIED = ("skill_filters", "training_pool_id", "training_level_required")
+# Everything a clone of a pool takes over (a project's clone copies its pools with these).
+COPIED_SETTINGS = tuple(sorted(POOL_FIELDS)) + _ALSO_COPIED
 
 
 def clone_pool(session: Session, *, requester: User, pool_id: int) -> Pool:

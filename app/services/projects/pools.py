@@ -30,7 +30,12 @@ from app.services.projects.pool_state import mark_closed
 from app.services.projects.projects import get_project
 from app.services.projects.tally import TaskTally, count_tally, recent_tally
 from app.services.quality.presets import image_classification_preset
-from app.services.quality.rules import dump_configs, parse_configs
+from app.services.quality.rules import (
+    check_captcha_rules,
+    dump_configs,
+    parse_captcha_frequency,
+    parse_configs,
+)
 from app.services.text import control_problem
 from app.settings import get_settings
 
@@ -56,6 +61,7 @@ EDITABLE_WHILE_OPEN = {
     "priority",
     "keep_task_order",
     "exclude_banned_answers",
+    "captcha_frequency",
     "extra",
 }
 POOL_FIELDS = EDITABLE_WHILE_OPEN | {
@@ -130,6 +136,11 @@ def _validate(values: dict) -> dict:
             except ValidationFailed as exc:
                 errors.update({f"quality_rules.{k}": v for k, v in exc.errors.items()})
                 errors.setdefault("quality_rules", exc.message)
+    if "captcha_frequency" in values:
+        try:
+            values["captcha_frequency"] = parse_captcha_frequency(values["captcha_frequency"])
+        except ValidationFailed as exc:
+            errors.update(exc.errors)
     if errors:
         raise ValidationFailed("Please fix the highlighted fields.", errors=errors)
     return values
@@ -171,6 +182,7 @@ def create_pool(
     if use_quality_preset:
         values["quality_rules"] = image_classification_preset()
     values = _validate(values)
+    check_captcha_rules(values.get("quality_rules"), values.get("captcha_frequency"))
     pool = Pool(project_id=project.id, owner_id=requester.id, **values)
     session.add(pool)
     session.commit()
@@ -194,9 +206,12 @@ def list_pools(
     status: str | None = None,
     id_gt: int | None = None,
     limit: int | None = None,
+    pool_type: str | None = None,
 ) -> list[Pool]:
-    """The requester's pools (optionally of one project / in one state), by id."""
+    """The requester's pools (optionally of one project / in one state / of one type), by id."""
     query = select(Pool).where(Pool.owner_id == requester.id)
+    if pool_type is not None:
+        query = query.where(Pool.pool_type == pool_type)
     if project_id is not None:
         query = query.where(Pool.project_id == project_id)
     if status is not None:
@@ -246,6 +261,10 @@ def update_pool(
         **changes,
     }
     values = _validate(merged)
+    check_captcha_rules(
+        values.get("quality_rules", pool.quality_rules),
+        values.get("captcha_frequency", pool.captcha_frequency),
+    )
     for key, value in values.items():
         setattr(pool, key, value)
     session.add(pool)

@@ -74,3 +74,8 @@ def apply_rules_after_submit(
 def apply_rules_after_skip(session: Session, *, assignment: Assignment) -> None:
     """Run the skipped-in-a-row rules after a labeler skipped a suite (flush only)."""
     engine.run_after_skip(session, assignment=assignment)
+
+
+def apply_rules_after_captcha(session: Session, *, pool: Pool, labeler_id: int) -> None:
+    """Run the pool's captcha rules after the labeler answered a captcha (flush only)."""
+    engine.run_captcha_rules(session, pool=pool, labeler_id=labeler_id)

@@ -18,6 +18,7 @@ from app.db.models import (
     Answer,
     Assignment,
     AssignmentStatus,
+    CaptchaChallenge,
     LedgerAccount,
     LedgerEntry,
     LedgerKind,
@@ -262,6 +263,30 @@ def acceptance_rate(
     }
 
 
+def captcha(session: Session, *, pool: Pool, labeler_id: int, since, history: int | None) -> dict:
+    """Answered captchas: how many, and the share solved / failed (0-100)."""
+    query = (
+        select(CaptchaChallenge.solved)
+        .where(
+            CaptchaChallenge.pool_id == pool.id,
+            CaptchaChallenge.labeler_id == labeler_id,
+            CaptchaChallenge.solved.is_not(None),
+        )
+        .order_by(CaptchaChallenge.id.desc())
+    )
+    query = _after(query, CaptchaChallenge.answered_at, since)
+    if history:
+        query = query.limit(history)
+    solved = [bool(flag) for flag in session.exec(query).all()]
+    total = len(solved)
+    rate = 100.0 * sum(solved) / total if total else 0.0
+    return {
+        "stored_results_count": total,
+        "success_rate": rate,
+        "fail_rate": 100.0 - rate if total else 0.0,
+    }
+
+
 def collect(
     session: Session,
     collector: CollectorConfig,
@@ -294,6 +319,8 @@ def collect(
         return income(session, **common)
     if kind == "ACCEPTANCE_RATE":
         return acceptance_rate(session, **common, history=history)
+    if kind == "CAPTCHA":
+        return captcha(session, **common, history=history)
     if kind == "USERS_ASSESSMENT":
         return {"pool_access_revoked_reason": (context or {}).get("revoked_reason", "")}
     return {}

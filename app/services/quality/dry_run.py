@@ -12,7 +12,15 @@ from datetime import datetime, timedelta
 
 from sqlmodel import Session, select
 
-from app.db.models import Answer, Assignment, AssignmentStatus, Task, TaskKind, User
+from app.db.models import (
+    Answer,
+    Assignment,
+    AssignmentStatus,
+    CaptchaChallenge,
+    Task,
+    TaskKind,
+    User,
+)
 from app.services.quality import overlap
 from app.services.quality.collectors import (
     COUNTED_STATUSES,
@@ -48,6 +56,7 @@ class _PoolData:
     answers: list[Answer]
     tasks: dict[int, Task]
     default_overlap: int
+    captchas: list[tuple[int, datetime, bool]] = field(default_factory=list)
 
 
 def _load(session: Session, pool_id: int, default_overlap: int) -> _PoolData:
@@ -60,7 +69,12 @@ def _load(session: Session, pool_id: int, default_overlap: int) -> _PoolData:
         session.exec(select(Answer).where(Answer.pool_id == pool_id).order_by(Answer.id))
     )
     tasks = {t.id: t for t in session.exec(select(Task).where(Task.pool_id == pool_id))}
-    return _PoolData(assignments, answers, tasks, default_overlap)
+    captchas = session.exec(
+        select(CaptchaChallenge.labeler_id, CaptchaChallenge.answered_at, CaptchaChallenge.solved)
+        .where(CaptchaChallenge.pool_id == pool_id, CaptchaChallenge.solved.is_not(None))
+        .order_by(CaptchaChallenge.id)
+    ).all()
+    return _PoolData(assignments, answers, tasks, default_overlap, list(captchas))
 
 
 def _window(items: list, history: int | None) -> list:
@@ -143,6 +157,19 @@ def _first_hit(config: QualityConfig, rule: Rule, data: _PoolData, labeler_id: i
             }
             if conditions_hold(rule, figures):
                 return assignment.reviewed_at
+        return None
+    if kind == "CAPTCHA":
+        mine = [(at, solved) for who, at, solved in data.captchas if who == labeler_id]
+        for i, (at, _) in enumerate(mine):
+            window = _window(mine[: i + 1], history)
+            rate = 100.0 * sum(1 for _, solved in window if solved) / len(window)
+            figures = {
+                "stored_results_count": len(window),
+                "success_rate": rate,
+                "fail_rate": 100.0 - rate,
+            }
+            if conditions_hold(rule, figures):
+                return at
         return None
     if kind == "SKIPPED_IN_ROW_ASSIGNMENTS":
         mine = [a for a in data.assignments if a.labeler_id == labeler_id]

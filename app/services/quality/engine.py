@@ -215,6 +215,12 @@ def run_review_rules(session: Session, *, pool: Pool, labeler_id: int) -> list[s
     return run_rules(session, pool=pool, labeler_id=labeler_id, rules=rules)
 
 
+def run_captcha_rules(session: Session, *, pool: Pool, labeler_id: int) -> list[str]:
+    """Run the captcha rules after the labeler answered a captcha."""
+    rules = pool_rules(session, pool, {"CAPTCHA"})
+    return run_rules(session, pool=pool, labeler_id=labeler_id, rules=rules)
+
+
 def run_ban_rules(session: Session, *, pool: Pool, labeler_id: int) -> list[str]:
     """Run the "banned labeler's tasks" rules (USERS_ASSESSMENT) after a ban."""
     rules = pool_rules(session, pool, {"USERS_ASSESSMENT"})

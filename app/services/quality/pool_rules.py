@@ -9,7 +9,16 @@ from sqlmodel import Session, select
 from app.db.models import Pool, Skill, User
 from app.errors import ValidationFailed
 from app.services.quality import overlap
-from app.services.quality.rules import QualityConfig, dump_configs, load_configs, parse_configs
+from app.services.quality.rules import (
+    QualityConfig,
+    check_captcha_rules,
+    dump_configs,
+    load_configs,
+    parse_captcha_frequency,
+    parse_configs,
+)
+
+_KEEP = object()
 
 
 def get_pool_rules(session: Session, *, requester: User, pool_id: int) -> tuple[Pool, list[dict]]:
@@ -40,11 +49,21 @@ def save_pool_rules(
     pool_id: int,
     raw: Any,
     exclude_banned_answers: bool | None = None,
+    captcha_frequency: Any = _KEEP,
 ) -> list[dict]:
-    """Replace the pool's rules (allowed on open pools too); returns them as Toloka JSON."""
+    """Replace the pool's rules (allowed on open pools too), and its captcha frequency when
+    given; returns the rules as Toloka JSON."""
     pool = overlap.owned_pool(session, requester_id=requester.id, pool_id=pool_id)
     configs = validate_rules(session, requester=requester, raw=raw)
-    pool.quality_rules = dump_configs(configs)
+    frequency = (
+        pool.captcha_frequency
+        if captcha_frequency is _KEEP
+        else parse_captcha_frequency(captcha_frequency)
+    )
+    rules = dump_configs(configs)
+    check_captcha_rules(rules, frequency)
+    pool.quality_rules = rules
+    pool.captcha_frequency = frequency
     if exclude_banned_answers is not None:
         pool.exclude_banned_answers = exclude_banned_answers
     session.add(pool)

@@ -30,6 +30,7 @@ class CollectorType(StrEnum):
     INCOME = "INCOME"
     ACCEPTANCE_RATE = "ACCEPTANCE_RATE"
     USERS_ASSESSMENT = "USERS_ASSESSMENT"
+    CAPTCHA = "CAPTCHA"
 
 
 class ActionType(StrEnum):
@@ -81,6 +82,7 @@ COLLECTOR_KEYS: dict[str, tuple[str, ...]] = {
         "rejected_assignments_rate",
     ),
     "USERS_ASSESSMENT": ("pool_access_revoked_reason",),
+    "CAPTCHA": ("stored_results_count", "success_rate", "fail_rate"),
 }
 WINDOWED_COUNT_KEYS = {
     "total_submitted_count",
@@ -88,6 +90,7 @@ WINDOWED_COUNT_KEYS = {
     "total_answers_count",
     "golden_set_answers_count",
     "total_assignments_count",
+    "stored_results_count",
 }
 # Which count condition makes a rate meaningful.
 RATE_COUNTS = {
@@ -97,12 +100,24 @@ RATE_COUNTS = {
     "golden_set_incorrect_answers_rate": ("golden_set_answers_count", "total_answers_count"),
     "accepted_assignments_rate": ("total_assignments_count",),
     "rejected_assignments_rate": ("total_assignments_count",),
+    "success_rate": ("stored_results_count",),
+    "fail_rate": ("stored_results_count",),
 }
 SKILL_SOURCE_FIELDS = ("correct_answers_rate", "incorrect_answers_rate")
 DURATION_UNITS = ("MINUTES", "HOURS", "DAYS", "PERMANENT")
 SCOPES = ("POOL", "PROJECT", "ALL_PROJECTS")
 # Collectors that use history_size.
-WINDOWED_COLLECTORS = {"ASSIGNMENT_SUBMIT_TIME", "MAJORITY_VOTE", "GOLDEN_SET", "ACCEPTANCE_RATE"}
+WINDOWED_COLLECTORS = {
+    "ASSIGNMENT_SUBMIT_TIME",
+    "MAJORITY_VOTE",
+    "GOLDEN_SET",
+    "ACCEPTANCE_RATE",
+    "CAPTCHA",
+}
+# Toloka's pool ``quality_control.captcha_frequency``: one captcha per this many tasks.
+# Toloka documents LOW as 1 per 20 tasks and both MEDIUM and HIGH as 1 per 10; Crowdlab
+# makes HIGH 1 per 5 so that the three levels differ.
+CAPTCHA_EVERY = {"LOW": 20, "MEDIUM": 10, "HIGH": 5}
 
 
 class _Model(BaseModel):
@@ -332,6 +347,29 @@ def parse_configs(raw: Any) -> list[QualityConfig]:
         first = next(iter(errors.values()))
         raise ValidationFailed(f"Check the quality rules: {first}", errors=errors)
     return configs
+
+
+def parse_captcha_frequency(value: Any) -> str | None:
+    """LOW, MEDIUM or HIGH (any case), or None for no captchas; else ValidationFailed."""
+    frequency = str(value or "").strip().upper() or None
+    if frequency is not None and frequency not in CAPTCHA_EVERY:
+        message = "Captcha frequency is LOW, MEDIUM or HIGH (or none)."
+        raise ValidationFailed(message, errors={"captcha_frequency": message})
+    return frequency
+
+
+def check_captcha_rules(configs: list | None, frequency: str | None) -> None:
+    """A captcha rule on a pool that shows no captchas could never fire: refuse it."""
+    if frequency:
+        return
+    if any(
+        (config.get("collector_config") or {}).get("type") == "CAPTCHA" for config in configs or []
+    ):
+        message = (
+            "A captcha rule needs captchas: set the pool's captcha frequency "
+            "(LOW, MEDIUM or HIGH) or remove the rule."
+        )
+        raise ValidationFailed(message, errors={"captcha_frequency": message})
 
 
 def load_configs(raw: Any) -> list[QualityConfig]:

@@ -6,7 +6,7 @@ from sqlalchemy import event as sa_event
 from sqlalchemy.orm import Session as OrmSession
 from sqlmodel import Session, select
 
-from app.db.models import WebhookDelivery, WebhookSubscription
+from app.db.models import Assignment, WebhookDelivery, WebhookSubscription
 from app.db.types import utcnow
 from app.services.jobs.records import create_job, dispatch
 
@@ -45,6 +45,27 @@ def emit(session: Session, *, pool_id: int, event_type: str, **fields: object) -
 
 
 _PENDING = "webhook_jobs"
+
+
+def subscribed_assignments(
+    session: Session, assignment_ids: list[int], *, event_type: str
+) -> list[tuple[int, int]]:
+    """(pool id, assignment id) of those assignments whose pool subscribes to the event:
+    one query for a batch (a bulk expiry), so unsubscribed pools cost nothing more."""
+    if not assignment_ids:
+        return []
+    subscribed = (
+        select(WebhookSubscription.pool_id)
+        .where(WebhookSubscription.event_type == event_type)
+        .distinct()
+    )
+    return list(
+        session.exec(
+            select(Assignment.pool_id, Assignment.id)
+            .where(Assignment.id.in_(assignment_ids), Assignment.pool_id.in_(subscribed))
+            .order_by(Assignment.id)
+        ).all()
+    )
 
 
 @sa_event.listens_for(OrmSession, "after_commit")

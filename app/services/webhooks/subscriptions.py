@@ -14,14 +14,17 @@ from app.db.models import Pool, User, WebhookSubscription
 from app.errors import NotFound, ValidationFailed
 from app.settings import get_settings
 
-EVENT_TYPES = ("POOL_CLOSED", "ASSIGNMENT_SUBMITTED", "ASSIGNMENT_APPROVED", "ASSIGNMENT_REJECTED")
-# Toloka's other event types; Crowdlab does not send them, so it refuses them.
-NOT_SENT = (
+EVENT_TYPES = (
+    "POOL_CLOSED",
     "ASSIGNMENT_CREATED",
+    "ASSIGNMENT_SUBMITTED",
     "ASSIGNMENT_SKIPPED",
     "ASSIGNMENT_EXPIRED",
-    "DYNAMIC_OVERLAP_COMPLETED",
+    "ASSIGNMENT_APPROVED",
+    "ASSIGNMENT_REJECTED",
 )
+# Toloka's other event types; Crowdlab does not send them, so it refuses them.
+NOT_SENT = ("DYNAMIC_OVERLAP_COMPLETED",)
 
 
 @dataclass
