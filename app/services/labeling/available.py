@@ -79,6 +79,7 @@ class PoolTerms:
     training_level_required: int | None
     extra: dict
     fixed_suites: bool
+    max_overlap: int | None = None  # dynamic overlap is on when set
 
 
 @dataclass

@@ -10,7 +10,7 @@ import math
 import re
 from dataclasses import dataclass, field
 
-from sqlalchemy import func
+from sqlalchemy import case, func
 from sqlmodel import Session, select
 
 from app.db.models import (
@@ -23,7 +23,9 @@ from app.db.models import (
     TaskSuite,
     User,
 )
+from app.db.models.ml import ModelStatus, TrainedModel
 from app.db.models.pool import PoolType
+from app.db.models.quality import Skill
 from app.db.types import utcnow
 from app.errors import Conflict, InsufficientFunds, NotFound, ValidationFailed
 from app.services.money import ledger
@@ -60,6 +62,10 @@ EDITABLE_WHILE_OPEN = {
 }
 POOL_FIELDS = EDITABLE_WHILE_OPEN | {
     "overlap",
+    "max_overlap",
+    "min_confidence",
+    "answer_weight_skill_id",
+    "model_id",
     "reward_cents",
     "general_per_suite",
     "control_per_suite",
@@ -88,6 +94,7 @@ def _validate(values: dict) -> dict:
     if "overlap" in values and not 1 <= int(values["overlap"]) <= MAX_OVERLAP:
         errors["overlap"] = f"Overlap is between 1 and {MAX_OVERLAP}."
     training = values.get("pool_type") == PoolType.TRAINING
+    _validate_dynamic(values, errors, training=training)
     if "reward_cents" in values:
         minimum = 0 if training else settings.min_reward_cents
         if int(values["reward_cents"]) < minimum:
@@ -135,6 +142,52 @@ def _validate(values: dict) -> dict:
     return values
 
 
+def _validate_dynamic(values: dict, errors: dict[str, str], *, training: bool) -> None:
+    """Dynamic overlap: a maximum overlap at least the overlap, a confidence in 0..1."""
+    if values.get("max_overlap") is None:
+        values["max_overlap"] = None
+        if values.get("min_confidence") is not None and "max_overlap" in values:
+            errors["max_overlap"] = "Dynamic overlap needs a maximum overlap."
+        return
+    max_overlap = int(values["max_overlap"])
+    overlap = int(values.get("overlap") or 1)
+    if training:
+        errors["max_overlap"] = "Training pools have no overlap to grow: dynamic overlap is off."
+    elif not 1 <= max_overlap <= MAX_OVERLAP:
+        errors["max_overlap"] = f"The maximum overlap is between 1 and {MAX_OVERLAP}."
+    elif max_overlap < overlap:
+        errors["max_overlap"] = (
+            f"The maximum overlap ({max_overlap}) is at least the overlap ({overlap}), which is "
+            "where every task starts."
+        )
+    confidence = values.get("min_confidence")
+    if confidence is None:
+        errors["min_confidence"] = "Dynamic overlap needs a minimum confidence (0 to 1)."
+    elif not 0 <= float(confidence) <= 1:
+        errors["min_confidence"] = "The minimum confidence is between 0 and 1 (e.g. 0.8)."
+    else:
+        values["min_confidence"] = float(confidence)
+
+
+def _check_references(session: Session, *, requester: User, values: dict) -> None:
+    """The answer-weight skill and the model must be the requester's own."""
+    errors: dict[str, str] = {}
+    skill_id = values.get("answer_weight_skill_id")
+    if skill_id is not None:
+        skill = session.get(Skill, int(skill_id))
+        if skill is None or skill.owner_id != requester.id:
+            errors["answer_weight_skill_id"] = "No such skill among yours."
+    model_id = values.get("model_id")
+    if model_id is not None:
+        model = session.get(TrainedModel, int(model_id))
+        if model is None or model.owner_id != requester.id:
+            errors["model_id"] = "No such model among yours."
+        elif model.published_at is None or model.status != ModelStatus.COMPLETED:
+            errors["model_id"] = "Publish the model before a pool uses it."
+    if errors:
+        raise ValidationFailed("Please fix the highlighted fields.", errors=errors)
+
+
 def create_pool(
     session: Session,
     *,
@@ -171,6 +224,7 @@ def create_pool(
     if use_quality_preset:
         values["quality_rules"] = image_classification_preset()
     values = _validate(values)
+    _check_references(session, requester=requester, values=values)
     pool = Pool(project_id=project.id, owner_id=requester.id, **values)
     session.add(pool)
     session.commit()
@@ -245,7 +299,17 @@ def update_pool(
         "pool_type": pool.pool_type,
         **changes,
     }
+    if {"overlap", "max_overlap", "min_confidence"} & changes.keys():
+        for key in ("overlap", "max_overlap", "min_confidence"):
+            merged.setdefault(key, getattr(pool, key))
     values = _validate(merged)
+    _check_references(session, requester=requester, values=values)
+    if pool.fixed_suites and values.get("max_overlap") is not None:
+        raise ValidationFailed(
+            "This pool hands out your own task suites a fixed number of times; dynamic "
+            "overlap works on tasks mixed into suites.",
+            errors={"max_overlap": "NOT_SUPPORTED"},
+        )
     for key, value in values.items():
         setattr(pool, key, value)
     session.add(pool)
@@ -297,8 +361,11 @@ def _fee_per_suite(price_cents: int, fee_percent: float) -> int:
 
 def _review(session: Session, pool: Pool, fee_percent: float) -> BudgetReview:
     counts = task_counts(session, pool=pool)
+    per_task = func.coalesce(Task.overlap, pool.overlap)
+    if pool.max_overlap is not None:  # dynamic overlap: the worst case is reserved
+        per_task = case((per_task > pool.max_overlap, per_task), else_=pool.max_overlap)
     answers = session.exec(
-        select(func.coalesce(func.sum(func.coalesce(Task.overlap, pool.overlap)), 0)).where(
+        select(func.coalesce(func.sum(per_task), 0)).where(
             Task.pool_id == pool.id, Task.kind == TaskKind.GENERAL
         )
     ).one()

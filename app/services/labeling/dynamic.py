@@ -1,0 +1,206 @@
+"""Dynamic overlap (Toloka's ``dynamic_overlap_config``, type BASIC): after each submit, a
+general task whose answers leave its aggregated confidence below the pool's
+``min_confidence`` gets one more slot, up to ``max_overlap``.
+
+The confidence is Toloka's aggregation by skill, kept incrementally: a voter right with
+probability ``q`` on ``K`` options adds ``log((K - 1) q / (1 - q))`` to the score of the
+value it chose, and the confidence is the largest of ``softmax(scores)`` (uniform prior;
+this equals ``P(z) = Π q_i or (1 - q_i) / (K - 1)`` normalised). ``q`` of a labeler is
+``(0.5 + right) / (1 + answered)`` over their control tasks in the requester's pools, or
+the value / 100 of ``answer_weight_skill_id`` when the pool names a skill. Preliminary
+answers (a task's ``baseline_solutions``, the pool's model) add their weight the same way;
+a voter no better than chance weighs nothing, so a model wrong on every control task
+cannot close a task.
+
+Decided inside the submit transaction, on task rows the submit has locked already (in id
+order, as every counter change is), so two submits never both add a slot nor lose one:
+a slot is added only when every slot of the task has been answered (``submitted_count``
+equals the overlap, so no suite is still out on it), which also bounds the answers by
+``max_overlap``. A task that is confident, or at ``max_overlap``, is done and closes.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from sqlalchemy import JSON, Float, Integer, bindparam, text
+
+from app.db.models import TaskKind
+from app.db.raw import pick, rows
+
+SMOOTHING = 0.5  # Toloka's K in q = (K + right) / (2K + answered)
+MAX_ACCURACY = 0.99  # no single voter is ever certain
+CONTROL_SKILL = "Control accuracy"
+
+_VOTES = "SELECT id, votes, baseline_solutions, model_answer FROM task WHERE id "
+_TASK_VOTES = (  # (SQLite, PostgreSQL)
+    text(_VOTES + "IN :ids ORDER BY id")
+    .bindparams(bindparam("ids", expanding=True))
+    .columns(id=Integer, votes=JSON, baseline_solutions=JSON),
+    text(_VOTES + "= ANY(CAST(:ids AS integer[])) ORDER BY id"),
+)
+_SETTLE = text(
+    "UPDATE task SET votes = :votes, confidence = :confidence, overlap = :overlap WHERE id = :id"
+).bindparams(bindparam("votes", type_=JSON), bindparam("confidence", type_=Float))
+_CONTROL_TALLY = text(
+    "SELECT us.control_answers, us.control_correct FROM user_skill us "
+    "JOIN skill s ON s.id = us.skill_id "
+    "WHERE s.owner_id = :owner_id AND s.name = :name AND us.user_id = :labeler_id"
+)
+_SKILL_VALUE = text(
+    "SELECT value FROM user_skill WHERE skill_id = :skill_id AND user_id = :labeler_id"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class DynamicTerms:
+    """A pool's dynamic overlap settings, as the submit reads them."""
+
+    max_overlap: int
+    min_confidence: float
+    answer_weight_skill_id: int | None = None
+    model_id: int | None = None
+    model_control_answers: int = 0
+    model_control_correct: int = 0
+
+
+def accuracy(right: int, answered: int) -> float:
+    """Toloka's smoothed share of right answers: ``(0.5 + right) / (1 + answered)``."""
+    return (SMOOTHING + right) / (2 * SMOOTHING + answered)
+
+
+def answer_weight(q: float, n_options: int) -> float:
+    """The log-odds weight of a voter right with probability ``q`` among ``n_options``;
+    0 for a voter no better than chance (or an unknown one)."""
+    if n_options < 2 or q is None:
+        return 0.0
+    q = min(max(float(q), 0.0), MAX_ACCURACY)
+    if q <= 1.0 / n_options:
+        return 0.0
+    return math.log((n_options - 1) * q / (1 - q))
+
+
+def posterior(scores: Mapping[str, float], values: list[str]) -> dict[str, float]:
+    """Each option's probability given the summed weights (uniform prior)."""
+    if not values:
+        return {}
+    top = max([0.0, *(scores.get(v, 0.0) for v in values)])
+    exp = {v: math.exp(scores.get(v, 0.0) - top) for v in values}
+    total = sum(exp.values())
+    return {v: e / total for v, e in exp.items()}
+
+
+def confidence(scores: Mapping[str, float], values: list[str]) -> float:
+    """The aggregated answer's confidence: the largest posterior probability."""
+    return max(posterior(scores, values).values(), default=0.0)
+
+
+def model_weight(terms: DynamicTerms | None, n_options: int) -> float:
+    """The pool model's weight, from its accuracy on control tasks (0 with none measured)."""
+    if terms is None or terms.model_id is None or not terms.model_control_answers:
+        return 0.0
+    q = accuracy(terms.model_control_correct, terms.model_control_answers)
+    return answer_weight(q, n_options)
+
+
+def preliminary_scores(
+    baseline_solutions: list | None,
+    model_answer: str | None,
+    *,
+    model_weight_: float,
+    values: list[str],
+) -> dict[str, float]:
+    """The weights of a task's preliminary answers: each baseline solution counts as a voter
+    right with probability ``confidence_weight``; the pool model's answer with its weight."""
+    scores: dict[str, float] = {}
+    for solution in baseline_solutions or []:
+        value = baseline_value(solution)
+        if value in values:
+            weight = answer_weight(solution.get("confidence_weight", 1.0), len(values))
+            scores[value] = scores.get(value, 0.0) + weight
+    if model_answer in values and model_weight_ > 0:
+        scores[model_answer] = scores.get(model_answer, 0.0) + model_weight_
+    return scores
+
+
+def baseline_value(solution: Mapping) -> str | None:
+    """The answer of one baseline solution (``output_values.result``)."""
+    output = solution.get("output_values") if isinstance(solution, Mapping) else None
+    if not isinstance(output, Mapping) or output.get("result") is None:
+        return None
+    return str(output["result"])
+
+
+def combined(votes: Mapping[str, float] | None, prior: Mapping[str, float]) -> dict[str, float]:
+    out = dict(prior)
+    for value, weight in (votes or {}).items():
+        out[value] = out.get(value, 0.0) + float(weight)
+    return out
+
+
+def labeler_weight(conn, *, terms: DynamicTerms, owner_id: int, labeler_id: int, n: int) -> float:
+    """A labeler's weight: the chosen skill's value, else their control accuracy."""
+    if terms.answer_weight_skill_id is not None:
+        found = rows(
+            conn,
+            _SKILL_VALUE,
+            {"skill_id": terms.answer_weight_skill_id, "labeler_id": labeler_id},
+        )
+        q = float(found[0][0]) / 100 if found else accuracy(0, 0)
+    else:
+        found = rows(
+            conn,
+            _CONTROL_TALLY,
+            {"owner_id": owner_id, "name": CONTROL_SKILL, "labeler_id": labeler_id},
+        )
+        answered, right = found[0] if found else (0, 0)
+        q = accuracy(int(right), int(answered))
+    return answer_weight(q, n)
+
+
+def settle_tasks(
+    conn,
+    *,
+    terms: DynamicTerms,
+    pool_overlap: int,
+    owner_id: int,
+    labeler_id: int,
+    given: Mapping[int, str],
+    bumped: Iterable[tuple],
+    values: list[str],
+) -> list[tuple]:
+    """Add the labeler's answers to their tasks' votes and give a slot to each task that is
+    fully answered yet below ``min_confidence`` (flush only; the task rows are locked by
+    the caller). Takes and returns (id, kind, submitted count, overlap) per task."""
+    bumped = list(bumped)
+    general = [tid for tid, kind, *_ in bumped if kind == TaskKind.GENERAL and tid in given]
+    if not general:
+        return bumped
+    n = len(values)
+    weight = labeler_weight(conn, terms=terms, owner_id=owner_id, labeler_id=labeler_id, n=n)
+    weight_of_model = model_weight(terms, n)
+    pg = conn.dialect.name == "postgresql"
+    stored = {row[0]: row[1:] for row in rows(conn, pick(_TASK_VOTES, pg), {"ids": general})}
+    settled: list[tuple] = []
+    updates: list[dict] = []
+    for tid, kind, submitted, overlap in bumped:
+        if tid not in stored:
+            settled.append((tid, kind, submitted, overlap))
+            continue
+        votes, baseline, model_answer = stored[tid]
+        votes = dict(votes or {})
+        value = given[tid]
+        votes[value] = votes.get(value, 0.0) + weight
+        prior = preliminary_scores(
+            baseline, model_answer, model_weight_=weight_of_model, values=values
+        )
+        conf = confidence(combined(votes, prior), values)
+        current = overlap or pool_overlap
+        if submitted >= current and conf < terms.min_confidence and current < terms.max_overlap:
+            current += 1
+        updates.append({"id": tid, "votes": votes, "confidence": conf, "overlap": current})
+        settled.append((tid, kind, submitted, current))
+    conn.execute(_SETTLE, updates)
+    return settled
