@@ -23,12 +23,11 @@ from app.db.models import (
     TaskSuite,
     User,
 )
-from app.db.models.ml import ModelStatus, TrainedModel
 from app.db.models.pool import PoolType
-from app.db.models.quality import Skill
 from app.db.types import utcnow
 from app.errors import Conflict, InsufficientFunds, NotFound, ValidationFailed
 from app.services.money import ledger
+from app.services.projects.pool_dynamic import check_references, validate_dynamic
 from app.services.projects.pool_state import mark_closed
 from app.services.projects.projects import get_project
 from app.services.quality.presets import image_classification_preset
@@ -94,7 +93,7 @@ def _validate(values: dict) -> dict:
     if "overlap" in values and not 1 <= int(values["overlap"]) <= MAX_OVERLAP:
         errors["overlap"] = f"Overlap is between 1 and {MAX_OVERLAP}."
     training = values.get("pool_type") == PoolType.TRAINING
-    _validate_dynamic(values, errors, training=training)
+    validate_dynamic(values, errors, training=training, limit=MAX_OVERLAP)
     if "reward_cents" in values:
         minimum = 0 if training else settings.min_reward_cents
         if int(values["reward_cents"]) < minimum:
@@ -142,52 +141,6 @@ def _validate(values: dict) -> dict:
     return values
 
 
-def _validate_dynamic(values: dict, errors: dict[str, str], *, training: bool) -> None:
-    """Dynamic overlap: a maximum overlap at least the overlap, a confidence in 0..1."""
-    if values.get("max_overlap") is None:
-        values["max_overlap"] = None
-        if values.get("min_confidence") is not None and "max_overlap" in values:
-            errors["max_overlap"] = "Dynamic overlap needs a maximum overlap."
-        return
-    max_overlap = int(values["max_overlap"])
-    overlap = int(values.get("overlap") or 1)
-    if training:
-        errors["max_overlap"] = "Training pools have no overlap to grow: dynamic overlap is off."
-    elif not 1 <= max_overlap <= MAX_OVERLAP:
-        errors["max_overlap"] = f"The maximum overlap is between 1 and {MAX_OVERLAP}."
-    elif max_overlap < overlap:
-        errors["max_overlap"] = (
-            f"The maximum overlap ({max_overlap}) is at least the overlap ({overlap}), which is "
-            "where every task starts."
-        )
-    confidence = values.get("min_confidence")
-    if confidence is None:
-        errors["min_confidence"] = "Dynamic overlap needs a minimum confidence (0 to 1)."
-    elif not 0 <= float(confidence) <= 1:
-        errors["min_confidence"] = "The minimum confidence is between 0 and 1 (e.g. 0.8)."
-    else:
-        values["min_confidence"] = float(confidence)
-
-
-def _check_references(session: Session, *, requester: User, values: dict) -> None:
-    """The answer-weight skill and the model must be the requester's own."""
-    errors: dict[str, str] = {}
-    skill_id = values.get("answer_weight_skill_id")
-    if skill_id is not None:
-        skill = session.get(Skill, int(skill_id))
-        if skill is None or skill.owner_id != requester.id:
-            errors["answer_weight_skill_id"] = "No such skill among yours."
-    model_id = values.get("model_id")
-    if model_id is not None:
-        model = session.get(TrainedModel, int(model_id))
-        if model is None or model.owner_id != requester.id:
-            errors["model_id"] = "No such model among yours."
-        elif model.published_at is None or model.status != ModelStatus.COMPLETED:
-            errors["model_id"] = "Publish the model before a pool uses it."
-    if errors:
-        raise ValidationFailed("Please fix the highlighted fields.", errors=errors)
-
-
 def create_pool(
     session: Session,
     *,
@@ -224,7 +177,7 @@ def create_pool(
     if use_quality_preset:
         values["quality_rules"] = image_classification_preset()
     values = _validate(values)
-    _check_references(session, requester=requester, values=values)
+    check_references(session, requester=requester, values=values)
     pool = Pool(project_id=project.id, owner_id=requester.id, **values)
     session.add(pool)
     session.commit()
@@ -303,7 +256,7 @@ def update_pool(
         for key in ("overlap", "max_overlap", "min_confidence"):
             merged.setdefault(key, getattr(pool, key))
     values = _validate(merged)
-    _check_references(session, requester=requester, values=values)
+    check_references(session, requester=requester, values=values)
     if pool.fixed_suites and values.get("max_overlap") is not None:
         raise ValidationFailed(
             "This pool hands out your own task suites a fixed number of times; dynamic "
@@ -347,6 +300,7 @@ class BudgetReview:
     to_reserve_cents: int
     balance_cents: int
     warnings: list[str] = field(default_factory=list)
+    max_overlap: int | None = None  # dynamic overlap: ``answers`` is the worst case
 
     @property
     def shortfall_cents(self) -> int:
@@ -399,6 +353,13 @@ def _review(session: Session, pool: Pool, fee_percent: float) -> BudgetReview:
                 f"A labeler sees each control task once, so {counts[TaskKind.CONTROL]} control "
                 f"tasks cap every labeler at {cap} suites."
             )
+    if pool.max_overlap is not None:
+        warnings.append(
+            f"Dynamic overlap: every task starts at {pool.overlap} answer(s) and gets more, up "
+            f"to {pool.max_overlap}, only while it is below {pool.min_confidence:.0%} "
+            "confidence. The worst case is reserved; what is not spent goes back to your "
+            "balance when the pool closes."
+        )
     if suites and pool.overlap > 1 and pool.general_per_suite > 1:
         warnings.append(
             "The last suites of a pool can hold fewer tasks than "
@@ -423,6 +384,7 @@ def _review(session: Session, pool: Pool, fee_percent: float) -> BudgetReview:
         to_reserve_cents=max(0, total - spent - reserved),
         balance_cents=ledger.get_balance(session, user=pool.owner_id),
         warnings=warnings,
+        max_overlap=pool.max_overlap,
     )
 
 
