@@ -16,9 +16,16 @@ with warnings.catch_warnings():  # toloka-kit imports pkg_resources
     from toloka.client import exceptions
     from toloka.client.pool.dynamic_overlap_config import DynamicOverlapConfig
 
-from app.db.models import Pool
+from app.db.models import Pool, Task
+from app.errors import CrowdlabError
+from app.services.labeling.assignments import assign_next_suite, submit_assignment
 from app.services.quality.skills import create_skill
 from tests.builders.pools import make_project
+from tests.builders.users import make_labeler
+
+
+def _v(value):
+    return getattr(value, "value", value)
 
 
 def _pid(number: int) -> str:
@@ -128,3 +135,64 @@ def test_pool_settings_crowdlab_does_not_honour_are_refused(
     assert field in str(details["payload"])
     assert "NOT_SUPPORTED" in str(details["payload"])
     assert session.exec(select(Pool).where(Pool.project_id == project.id)).all() == []
+
+
+def test_baseline_solutions_are_stored_returned_and_weigh_in(toloka_server, session, funded):
+    """A requester's own model answers first through ``baseline_solutions``: a confident
+    baseline plus one agreeing labeler closes the task; a task without one gets a slot."""
+    requester, token = funded
+    client = toloka.TolokaClient(token, url=toloka_server.url, retries=0)
+    project = make_project(session, requester)
+    draft = _draft(
+        project.id,
+        dynamic_overlap_config=DynamicOverlapConfig(
+            type="BASIC", max_overlap=3, min_confidence=0.8
+        ),
+    )
+    draft.set_mixer_config(real_tasks_count=1)
+    pool = client.create_pool(draft)
+    baseline = [
+        toloka.Task.BaselineSolution(output_values={"result": "cat"}, confidence_weight=0.9)
+    ]
+    with_model = client.create_task(
+        toloka.Task(pool_id=pool.id, input_values={"image": "https://img.example/a.png"},
+                    baseline_solutions=baseline),
+        allow_defaults=True,
+    )  # fmt: skip
+    plain = client.create_task(
+        toloka.Task(pool_id=pool.id, input_values={"image": "https://img.example/b.png"}),
+        allow_defaults=True,
+    )
+    read = client.get_task(with_model.id)
+    assert [(b.output_values, b.confidence_weight) for b in read.baseline_solutions] == [
+        ({"result": "cat"}, 0.9)
+    ]
+    assert client.get_task(plain.id).baseline_solutions is None
+
+    bad = toloka.Task(
+        pool_id=pool.id,
+        input_values={"image": "https://img.example/c.png"},
+        baseline_solutions=[
+            toloka.Task.BaselineSolution(output_values={"result": "zebra"}, confidence_weight=1)
+        ],
+    )
+    with pytest.raises(exceptions.ValidationApiError) as exc:
+        client.create_task(bad, allow_defaults=True)
+    assert "baseline_solutions.0.output_values.result" in exc.value.payload
+
+    client.open_pool(pool.id)
+    # labelers with no control history, all answering "cat"; the least certain task first
+    for _ in range(10):
+        labeler = make_labeler(session)
+        try:
+            view = assign_next_suite(session, labeler=labeler, pool_id=int(pool.id))
+        except CrowdlabError:
+            break
+        submit_assignment(
+            session, labeler=labeler, assignment_id=view.assignment_id,
+            answers={t.position: "cat" for t in view.tasks}, by_position=True,
+        )  # fmt: skip
+    session.expire_all()
+    assert session.get(Task, int(with_model.id)).submitted_count == 1  # baseline + 1: 0.95
+    assert session.get(Task, int(plain.id)).submitted_count == 3  # 0.5, 0.67, then 0.8
+    assert _v(client.get_pool(pool.id).status) == "CLOSED"

@@ -14,7 +14,7 @@ from app.services.labeling.assignments import (
     assign_next_suite,
     submit_assignment,
 )
-from app.services.labeling.dynamic import accuracy, answer_weight, confidence
+from aggregation.incremental import accuracy, answer_weight, confidence
 from app.services.money import ledger
 from app.services.projects import pools
 from app.services.quality.skills import create_skill, set_skill_value

@@ -21,17 +21,21 @@ equals the overlap, so no suite is still out on it), which also bounds the answe
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from sqlalchemy import JSON, Float, Integer, bindparam, text
 
+from aggregation.incremental import (
+    accuracy,
+    answer_weight,
+    combined,
+    confidence,
+    preliminary_scores,
+)
 from app.db.models import TaskKind
 from app.db.raw import pick, rows
 
-SMOOTHING = 0.5  # Toloka's K in q = (K + right) / (2K + answered)
-MAX_ACCURACY = 0.99  # no single voter is ever certain
 CONTROL_SKILL = "Control accuracy"
 
 _VOTES = "SELECT id, votes, baseline_solutions, model_answer FROM task WHERE id "
@@ -66,78 +70,12 @@ class DynamicTerms:
     model_control_correct: int = 0
 
 
-def accuracy(right: int, answered: int) -> float:
-    """Toloka's smoothed share of right answers: ``(0.5 + right) / (1 + answered)``."""
-    return (SMOOTHING + right) / (2 * SMOOTHING + answered)
-
-
-def answer_weight(q: float, n_options: int) -> float:
-    """The log-odds weight of a voter right with probability ``q`` among ``n_options``;
-    0 for a voter no better than chance (or an unknown one)."""
-    if n_options < 2 or q is None:
-        return 0.0
-    q = min(max(float(q), 0.0), MAX_ACCURACY)
-    if q <= 1.0 / n_options:
-        return 0.0
-    return math.log((n_options - 1) * q / (1 - q))
-
-
-def posterior(scores: Mapping[str, float], values: list[str]) -> dict[str, float]:
-    """Each option's probability given the summed weights (uniform prior)."""
-    if not values:
-        return {}
-    top = max([0.0, *(scores.get(v, 0.0) for v in values)])
-    exp = {v: math.exp(scores.get(v, 0.0) - top) for v in values}
-    total = sum(exp.values())
-    return {v: e / total for v, e in exp.items()}
-
-
-def confidence(scores: Mapping[str, float], values: list[str]) -> float:
-    """The aggregated answer's confidence: the largest posterior probability."""
-    return max(posterior(scores, values).values(), default=0.0)
-
-
 def model_weight(terms: DynamicTerms | None, n_options: int) -> float:
     """The pool model's weight, from its accuracy on control tasks (0 with none measured)."""
     if terms is None or terms.model_id is None or not terms.model_control_answers:
         return 0.0
     q = accuracy(terms.model_control_correct, terms.model_control_answers)
     return answer_weight(q, n_options)
-
-
-def preliminary_scores(
-    baseline_solutions: list | None,
-    model_answer: str | None,
-    *,
-    model_weight_: float,
-    values: list[str],
-) -> dict[str, float]:
-    """The weights of a task's preliminary answers: each baseline solution counts as a voter
-    right with probability ``confidence_weight``; the pool model's answer with its weight."""
-    scores: dict[str, float] = {}
-    for solution in baseline_solutions or []:
-        value = baseline_value(solution)
-        if value in values:
-            weight = answer_weight(solution.get("confidence_weight", 1.0), len(values))
-            scores[value] = scores.get(value, 0.0) + weight
-    if model_answer in values and model_weight_ > 0:
-        scores[model_answer] = scores.get(model_answer, 0.0) + model_weight_
-    return scores
-
-
-def baseline_value(solution: Mapping) -> str | None:
-    """The answer of one baseline solution (``output_values.result``)."""
-    output = solution.get("output_values") if isinstance(solution, Mapping) else None
-    if not isinstance(output, Mapping) or output.get("result") is None:
-        return None
-    return str(output["result"])
-
-
-def combined(votes: Mapping[str, float] | None, prior: Mapping[str, float]) -> dict[str, float]:
-    out = dict(prior)
-    for value, weight in (votes or {}).items():
-        out[value] = out.get(value, 0.0) + float(weight)
-    return out
 
 
 def labeler_weight(conn, *, terms: DynamicTerms, owner_id: int, labeler_id: int, n: int) -> float:

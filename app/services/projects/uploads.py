@@ -22,6 +22,7 @@ from typing import BinaryIO
 from sqlalchemy import func
 from sqlmodel import Session, select
 
+from aggregation.incremental import confidence, preliminary_scores
 from app.db.engine import refresh_statistics
 from app.db.models import Job, MediaFile, Pool, PoolStatus, Project, Task, TaskKind, User
 from app.db.models.pool import PoolType
@@ -260,6 +261,7 @@ def _write(
     ).one()
     created: dict[str, int] = {kind.value: 0 for kind in TaskKind}
     tasks: list[Task] = []
+    values: list[str] | None = None
     for item, blob_index in prepared.tasks:
         media_id, image = item.media_id, item.image
         if blob_index is not None:
@@ -278,6 +280,15 @@ def _write(
             position=position,
             suite_id=item.suite_id,
         )
+        if item.baseline_solutions and kind == TaskKind.GENERAL:
+            if values is None:
+                project = session.get(Project, pool.project_id)
+                values = [o.value for o in list_options(session, project=project)]
+            task.baseline_solutions = item.baseline_solutions
+            prior = preliminary_scores(
+                item.baseline_solutions, None, model_weight_=0, values=values
+            )
+            task.confidence = confidence(prior, values)
         session.add(task)
         tasks.append(task)
         created[kind] += 1
