@@ -12,9 +12,8 @@ from app.errors import ValidationFailed
 
 def validate_dynamic(values: dict, errors: dict[str, str], *, training: bool, limit: int) -> None:
     """Dynamic overlap: a maximum overlap at least the overlap, a confidence in 0..1."""
-    if values.get("max_overlap") is None:
-        values["max_overlap"] = None
-        if values.get("min_confidence") is not None and "max_overlap" in values:
+    if values.get("max_overlap") is None:  # off (or not being changed)
+        if values.get("min_confidence") is not None:
             errors["max_overlap"] = "Dynamic overlap needs a maximum overlap."
         return
     max_overlap = int(values["max_overlap"])

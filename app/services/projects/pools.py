@@ -28,6 +28,7 @@ from app.db.types import utcnow
 from app.errors import Conflict, InsufficientFunds, NotFound, ValidationFailed
 from app.services.money import ledger
 from app.services.projects.pool_dynamic import check_references, validate_dynamic
+from app.services.projects.pool_model import forget_model_answers, queue_model_predictions
 from app.services.projects.pool_state import mark_closed
 from app.services.projects.projects import get_project
 from app.services.quality.presets import image_classification_preset
@@ -185,6 +186,14 @@ def create_pool(
     return pool
 
 
+def _model_changed(session: Session, pool: Pool, values: dict) -> bool:
+    """Forget the old model's answers when the pool's model changes (flush only)."""
+    if "model_id" not in values or values["model_id"] == pool.model_id:
+        return False
+    forget_model_answers(session, pool=pool)
+    return values["model_id"] is not None
+
+
 def get_pool(session: Session, *, requester: User, pool_id: int) -> Pool:
     """One of the requester's pools (someone else's id → ``NotFound``)."""
     pool = session.get(Pool, pool_id)
@@ -263,11 +272,15 @@ def update_pool(
             "overlap works on tasks mixed into suites.",
             errors={"max_overlap": "NOT_SUPPORTED"},
         )
+    changed_model = _model_changed(session, pool, values)
     for key, value in values.items():
         setattr(pool, key, value)
     session.add(pool)
     session.commit()
     session.refresh(pool)
+    if changed_model:  # the new model answers the pool's tasks, in the background
+        queue_model_predictions(session, pool=pool)
+        session.refresh(pool)
     return pool
 
 

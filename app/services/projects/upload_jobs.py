@@ -15,6 +15,7 @@ from sqlmodel import Session
 from app.db.engine import refresh_statistics, session_scope
 from app.db.models import Job, Pool, TaskKind, User
 from app.services.projects import upload_batches
+from app.services.projects.pool_model import queue_model_predictions
 from app.services.projects.uploads import (
     Progress,
     UploadResult,
@@ -69,6 +70,7 @@ def _run_tsv_job(payload: dict, progress: Progress) -> dict:
         counts = upload_batches.move_staged(session, upload_key=key, pool=pool)
         session.commit()
         refresh_statistics(session, table="task", rows=rows)
+        queue_model_predictions(session, pool=pool)
     created = {kind.value: counts.get(kind.value, 0) for kind in TaskKind}
     return UploadResult(created=created).as_dict()
 
@@ -103,6 +105,7 @@ def _run_files_job(payload: dict, progress: Progress) -> dict:
             result, _ = _write(session, requester=requester, pool=pool, prepared=prepared)
             session.commit()
             refresh_statistics(session, table="task", rows=result.total)
+            queue_model_predictions(session, pool=pool)
     finally:
         if zip_file is not None:
             zip_file.close()

@@ -30,6 +30,7 @@ from app.errors import Conflict, UploadRejected, ValidationFailed
 from app.services.jobs import records as jobs
 from app.services.media import store as media
 from app.services.projects import archive
+from app.services.projects.pool_model import queue_model_predictions
 from app.services.projects.pools import get_pool
 from app.services.projects.projects import add_options, has_open_pool, list_options
 from app.services.projects.upload_formats import TaskInput, TsvContext, is_url, parse_task_tsv
@@ -326,6 +327,7 @@ def add_tasks(
     )
     session.commit()
     refresh_statistics(session, table="task", rows=len(tasks))
+    queue_model_predictions(session, pool=pool)
     for task in tasks:
         session.refresh(task)
     return tasks
@@ -439,4 +441,5 @@ def submit_upload(
     result, _ = _write(session, requester=requester, pool=pool, prepared=prepared)
     session.commit()
     refresh_statistics(session, table="task", rows=result.total)
+    queue_model_predictions(session, pool=pool)
     return UploadOutcome(result=result)
