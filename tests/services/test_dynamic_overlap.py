@@ -7,6 +7,7 @@ import pytest
 from sqlalchemy import func
 from sqlmodel import select
 
+from aggregation.incremental import accuracy, answer_weight, confidence
 from app.db.models import Answer, Pool, PoolStatus, Task, TaskKind
 from app.errors import ValidationFailed
 from app.services.labeling.assignments import (
@@ -14,7 +15,6 @@ from app.services.labeling.assignments import (
     assign_next_suite,
     submit_assignment,
 )
-from aggregation.incremental import accuracy, answer_weight, confidence
 from app.services.money import ledger
 from app.services.projects import pools
 from app.services.quality.skills import create_skill, set_skill_value
