@@ -9,7 +9,14 @@ from app.db.models import Pool
 from app.deps import CurrentRequester, SessionDep, verify_csrf
 from app.errors import Conflict, InsufficientFunds, ValidationFailed
 from app.services.ml import trained_models
-from app.services.projects import control_tasks, overlap_savings, pools, progress, projects
+from app.services.projects import (
+    control_tasks,
+    overlap_savings,
+    pool_model,
+    pools,
+    progress,
+    projects,
+)
 from app.services.quality import skills
 from app.settings import get_settings
 from app.web.forms import parse_int, parse_money_cents
@@ -326,6 +333,24 @@ def launch(request: Request, session: SessionDep, user: CurrentRequester, pool_i
         )
     flash(request, f"Pool “{pool.name}” is open: labelers can start.", "success")
     return RedirectResponse(request.url_for("pools:detail", pool_id=pool.id), status_code=303)
+
+
+@router.post("/requester/pools/{pool_id}/preselect", name="pools:preselect")
+async def preselect(request: Request, session: SessionDep, user: CurrentRequester, pool_id: int):
+    """Turn "pre-select the model's answer" on or off for the pool's project."""
+    pool = pools.get_pool(session, requester=user, pool_id=pool_id)
+    on = bool((await request.form()).get("on"))
+    pool_model.set_preselect_model_answer(
+        session, requester=user, project_id=pool.project_id, on=on
+    )
+    flash(
+        request,
+        "Labelers now see the model's answer pre-selected; the raw results say so."
+        if on
+        else "Labelers no longer see the model's answer.",
+        "success",
+    )
+    return RedirectResponse(request.url_for("pools:detail", pool_id=pool_id), status_code=303)
 
 
 @router.post("/requester/pools/{pool_id}/close", name="pools:close")

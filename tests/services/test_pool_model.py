@@ -9,7 +9,7 @@ from sqlmodel import select
 from app.db.models import Pool, PoolStatus, Task, TaskKind
 from app.services.labeling.assignments import assign_next_suite, submit_assignment
 from app.services.ml.inference import predictor_for
-from app.services.projects import control_tasks, pools, uploads
+from app.services.projects import control_tasks, pool_model, pools, progress, uploads
 from tests.builders.models import digit_pngs, make_trained_model
 from tests.builders.pools import make_pool, make_project, open_pool
 from tests.builders.users import make_labeler
@@ -88,3 +88,27 @@ def test_a_model_wrong_on_every_control_task_closes_no_task(session, requester):
     counts = _crowd_agrees_with_the_model(session, pool)
     # the model weighs nothing: one labeler alone is 50 % sure, two 90 %: every task needs two
     assert sorted(counts.values()) == [2, 2, 2]
+
+
+def test_labelers_see_the_models_guess_only_when_the_project_preselects_it(session, requester):
+    model = _published_model(session, requester)
+    pool = _pool_with_model(session, requester, model, controls_right=True)
+    first = assign_next_suite(session, labeler=make_labeler(session), pool_id=pool.id)
+    assert first.draft == {}  # off by default: no anchoring
+    pool_model.set_preselect_model_answer(
+        session, requester=requester, project_id=pool.project_id, on=True
+    )
+    labeler = make_labeler(session)
+    view = assign_next_suite(session, labeler=labeler, pool_id=pool.id)
+    [task] = view.tasks
+    guess = session.get(Task, task.task_id).model_answer
+    assert view.draft == {task.position: guess}
+    submit_assignment(
+        session, labeler=labeler, assignment_id=view.assignment_id,
+        answers=view.draft, by_position=True,
+    )  # fmt: skip
+    header, *lines = progress.export_raw_answers(
+        session, requester=requester, pool_id=pool.id
+    ).splitlines()
+    assert header.split("\t")[-1] == "MODEL:preselected"
+    assert lines[0].split("\t")[-1] == guess

@@ -80,6 +80,7 @@ class PoolTerms:
     extra: dict
     fixed_suites: bool
     max_overlap: int | None = None  # dynamic overlap is on when set
+    model_id: int | None = None  # the pool's model (its guesses may be pre-selected)
 
 
 @dataclass

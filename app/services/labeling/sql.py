@@ -47,7 +47,7 @@ POOL_TERMS = (
     "id", "project_id", "owner_id", "status", "overlap", "reward_cents", "general_per_suite",
     "control_per_suite", "training_per_suite", "time_limit_seconds", "keep_task_order",
     "adult_content", "filter_languages", "min_rating", "skill_filters", "training_pool_id",
-    "training_level_required", "extra", "fixed_suites", "max_overlap",
+    "training_level_required", "extra", "fixed_suites", "max_overlap", "model_id",
 )  # fmt: skip
 _TERM_TYPES = {"keep_task_order": Boolean, "adult_content": Boolean, "filter_languages": JSON,
                "skill_filters": JSON, "extra": JSON, "fixed_suites": Boolean}  # fmt: skip

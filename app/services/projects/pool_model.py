@@ -17,7 +17,7 @@ from aggregation.incremental import (
 )
 from app.db.models import Job, MediaFile, Pool, Project, Task, TaskKind, User
 from app.services.jobs.records import submit_job
-from app.services.projects.projects import list_options
+from app.services.projects.projects import get_project, list_options
 
 MODEL_JOB_KIND = "pool_model_predictions"
 
@@ -117,3 +117,16 @@ def record_predictions(
         )
     if rows:
         session.connection().execute(_RECORD, rows)
+
+
+def set_preselect_model_answer(
+    session: Session, *, requester: User, project_id: int, on: bool
+) -> Project:
+    """Turn "pre-select the model's answer" on or off for a project (commits). Off by
+    default: labelers then never see a model's guess (no anchoring)."""
+    project = get_project(session, requester=requester, project_id=project_id)
+    project.preselect_model_answer = bool(on)
+    session.add(project)
+    session.commit()
+    session.refresh(project)
+    return project

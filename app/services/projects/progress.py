@@ -18,6 +18,7 @@ from app.db.models import (
     Ban,
     BanScope,
     Pool,
+    Project,
     Task,
     TaskKind,
     User,
@@ -208,7 +209,10 @@ def export_raw_answers(session: Session, *, requester: User, pool_id: int) -> st
     ).all()
     out = io.StringIO()
     writer = csv.writer(out, delimiter="\t", lineterminator="\n")
-    writer.writerow(RAW_COLUMNS)
+    # labelers saw the model's guess pre-selected: the results say so, with the guess
+    project = session.get(Project, pool.project_id)
+    preselected = pool.model_id is not None and project.preselect_model_answer
+    writer.writerow([*RAW_COLUMNS, *(["MODEL:preselected"] if preselected else [])])
     for answer, task, assignment in rows:
         image = f"{base}{task.image}" if task.image.startswith("/") else task.image
         row = [
@@ -222,5 +226,7 @@ def export_raw_answers(session: Session, *, requester: User, pool_id: int) -> st
             _stamp(assignment.created_at),
             _stamp(assignment.submitted_at),
         ]
+        if preselected:
+            row.append((task.model_answer or "") if task.kind == TaskKind.GENERAL else "")
         writer.writerow([spreadsheet_safe(cell) for cell in row])
     return out.getvalue()
