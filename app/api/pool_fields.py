@@ -132,3 +132,16 @@ def dynamic_overlap_json(pool: Pool) -> dict[str, Any] | None:
     if pool.answer_weight_skill_id is not None:
         out["answer_weight_skill_id"] = public_id(pool.answer_weight_skill_id)
     return out
+
+
+def savings_json(savings) -> dict[str, Any]:
+    """What dynamic overlap saved (``OverlapSavings``), money in dollars."""
+    return {
+        "max_overlap": savings.max_overlap,
+        "tasks_done": savings.done_tasks,
+        "answers_bought": savings.done_answers,
+        "answers_at_fixed_overlap": savings.fixed_answers,
+        "saved": round(savings.saved_cents / 100, 2),
+        "answers_per_task": {label.split()[0]: n for label, n in savings.histogram},
+        "model_control_accuracy": savings.model_accuracy,
+    }

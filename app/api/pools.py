@@ -14,6 +14,7 @@ from app.api.pool_fields import (
     dynamic_overlap_settings,
     model_settings,
     refuse_unsupported,
+    savings_json,
 )
 from app.api.schemas.common import (
     cents_of,
@@ -31,7 +32,7 @@ from app.db.models.pool import PoolType
 from app.deps import ApiRequester, SessionDep
 from app.errors import ValidationFailed
 from app.services.jobs.operations import record_operation
-from app.services.projects import pools, progress, uploads
+from app.services.projects import overlap_savings, pools, progress, uploads
 from app.services.projects.trainings import apply_training_requirement
 
 router = APIRouter(prefix="/api/v1", tags=["pools"])
@@ -338,7 +339,9 @@ def pool_progress(session: SessionDep, user: ApiRequester, pool_id: str) -> dict
     """Live figures and the per-labeler table."""
     pool = _pool(session, user, pool_id)
     p = progress.get_pool_progress(session, requester=user, pool_id=pool.id)
+    savings = overlap_savings.get_overlap_savings(session, requester=user, pool_id=pool.id)
     return {
+        **({"dynamic_overlap": savings_json(savings)} if savings else {}),
         "pool_id": public_id(pool.id),
         "tasks_total": p.tasks_total,
         "tasks_done": p.tasks_done,

@@ -199,3 +199,36 @@ def test_no_task_exceeds_max_overlap_under_concurrent_submits(session, requester
         assert row.kind == TaskKind.GENERAL
         assert row.submitted_count == row.taken_count == row.overlap == 3
     assert session.get(Pool, pool.id).status == PoolStatus.CLOSED
+
+
+def test_suites_start_with_the_least_certain_tasks(session, requester, skill):
+    """Uncertainty sampling: a task no one (and no model) has answered comes first, then
+    the least confident; a near-certain preliminary answer goes last."""
+    from app.services.projects import uploads
+    from app.services.projects.upload_formats import TaskInput
+
+    pool = make_pool(
+        session, requester, overlap=1, max_overlap=3, min_confidence=0.99,
+        general_per_suite=1, control_per_suite=0, answer_weight_skill_id=skill.id,
+    )  # fmt: skip
+
+    def baseline(weight):
+        return [{"output_values": {"result": "cat"}, "confidence_weight": weight}]
+
+    sure, unsure, unknown = uploads.add_tasks(
+        session, requester=requester, pool_id=pool.id,
+        items=[
+            TaskInput(image="https://img.example/sure.png", baseline_solutions=baseline(0.95)),
+            TaskInput(image="https://img.example/unsure.png", baseline_solutions=baseline(0.5)),
+            TaskInput(image="https://img.example/unknown.png"),
+        ],
+    )  # fmt: skip
+    pool = open_pool(session, requester, pool)
+    order = []
+    for _ in range(3):
+        view = _answer(session, _skilled(session, skill, 90), pool, "cat")
+        order += [t.task_id for t in view.tasks]
+    # after one answer each: unknown 0.90, unsure 0.95 (with its baseline), sure 0.95 untouched
+    assert order == [unknown.id, unsure.id, unknown.id]
+    session.expire_all()
+    assert session.get(Task, sure.id).submitted_count == 0
