@@ -123,6 +123,7 @@ def run_variant(
 
     fresh_database(folder, name)
     rng = np.random.default_rng(seed)
+    settled = pool_settings.get("min_confidence") or 0.9  # the labels a model learns from
     session = new_session(write=True)
     requester = create_user(
         session, role=Role.REQUESTER, email="bench@example.com", password="bench password 1"
@@ -182,7 +183,7 @@ def run_variant(
         truth_of = _truth_lookup(session, truth)
         label_until_done(session, pool.id, labelers, crowd, rng, truth_of=truth_of)
         if model_rounds and number + 1 < len(rounds):
-            model = train_model(session, pool.id, pixels_of, min_confidence=0.9)
+            model = train_model(session, pool.id, pixels_of, min_confidence=settled)
     session.expire_all()
     tasks = session.exec(
         select(Task).where(Task.pool_id == pool.id, Task.kind == TaskKind.GENERAL)
@@ -196,7 +197,7 @@ def run_variant(
     pool = session.get(type(pool), pool.id)
     cost = ledger.get_pool_spent(session, pool=pool)
     if model_rounds and test_set is not None:
-        model = train_model(session, pool.id, pixels_of, min_confidence=0.9)
+        model = train_model(session, pool.id, pixels_of, min_confidence=settled)
         model_accuracy = float((model.predict(test_set[0]) == test_set[1].astype(str)).mean())
     n_answers = len(session.exec(select(Answer.id)).all())
     session.close()
@@ -312,8 +313,8 @@ def main() -> None:
     parser.add_argument("--tasks", type=int, default=450)
     parser.add_argument("--controls", type=int, default=40)
     parser.add_argument("--labelers", type=int, default=40)
-    parser.add_argument("--min-confidence", type=float, default=0.95)
-    parser.add_argument("--rounds", type=int, default=3, help="model rounds (retrain between)")
+    parser.add_argument("--min-confidence", type=float, default=0.7)
+    parser.add_argument("--rounds", type=int, default=4, help="model rounds (retrain between)")
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args()
 

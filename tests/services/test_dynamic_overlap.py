@@ -232,3 +232,22 @@ def test_suites_start_with_the_least_certain_tasks(session, requester, skill):
     assert order == [unknown.id, unsure.id, unknown.id]
     session.expire_all()
     assert session.get(Task, sure.id).submitted_count == 0
+
+
+def test_an_excluded_answer_no_longer_weighs(session, requester, skill):
+    """A banned or rejected labeler's answer gives its slot back and leaves the votes."""
+    from app.services.quality.overlap import give_back
+
+    pool, task = _dynamic_pool(session, requester, skill)
+    _answer(session, _skilled(session, skill, 60), pool, "dog")  # 0.6: one more slot
+    spammer = _skilled(session, skill, 95)
+    _answer(session, spammer, pool, "cat")
+    session.expire_all()
+    assert set(session.get(Task, task.id).votes) == {"dog", "cat"}
+    [answer] = session.exec(select(Answer).where(Answer.labeler_id == spammer.id)).all()
+    give_back(session, [answer])
+    session.commit()
+    session.expire_all()
+    row = session.get(Task, task.id)
+    assert set(row.votes) == {"dog"} and row.confidence == pytest.approx(0.6)
+    assert row.submitted_count == 1 and row.taken_count == 1 and row.overlap == 2

@@ -35,8 +35,7 @@ from aggregation.incremental import (
 )
 from app.db.models import TaskKind
 from app.db.raw import pick, rows
-
-CONTROL_SKILL = "Control accuracy"
+from app.services.quality.answer_weights import labeler_weight
 
 _VOTES = "SELECT id, votes, baseline_solutions, model_answer FROM task WHERE id "
 _TASK_VOTES = (  # (SQLite, PostgreSQL)
@@ -48,14 +47,6 @@ _TASK_VOTES = (  # (SQLite, PostgreSQL)
 _SETTLE = text(
     "UPDATE task SET votes = :votes, confidence = :confidence, overlap = :overlap WHERE id = :id"
 ).bindparams(bindparam("votes", type_=JSON), bindparam("confidence", type_=Float))
-_CONTROL_TALLY = text(
-    "SELECT us.control_answers, us.control_correct FROM user_skill us "
-    "JOIN skill s ON s.id = us.skill_id "
-    "WHERE s.owner_id = :owner_id AND s.name = :name AND us.user_id = :labeler_id"
-)
-_SKILL_VALUE = text(
-    "SELECT value FROM user_skill WHERE skill_id = :skill_id AND user_id = :labeler_id"
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,26 +69,6 @@ def model_weight(terms: DynamicTerms | None, n_options: int) -> float:
     return answer_weight(q, n_options)
 
 
-def labeler_weight(conn, *, terms: DynamicTerms, owner_id: int, labeler_id: int, n: int) -> float:
-    """A labeler's weight: the chosen skill's value, else their control accuracy."""
-    if terms.answer_weight_skill_id is not None:
-        found = rows(
-            conn,
-            _SKILL_VALUE,
-            {"skill_id": terms.answer_weight_skill_id, "labeler_id": labeler_id},
-        )
-        q = float(found[0][0]) / 100 if found else accuracy(0, 0)
-    else:
-        found = rows(
-            conn,
-            _CONTROL_TALLY,
-            {"owner_id": owner_id, "name": CONTROL_SKILL, "labeler_id": labeler_id},
-        )
-        answered, right = found[0] if found else (0, 0)
-        q = accuracy(int(right), int(answered))
-    return answer_weight(q, n)
-
-
 def settle_tasks(
     conn,
     *,
@@ -117,7 +88,13 @@ def settle_tasks(
     if not general:
         return bumped
     n = len(values)
-    weight = labeler_weight(conn, terms=terms, owner_id=owner_id, labeler_id=labeler_id, n=n)
+    weight = labeler_weight(
+        conn,
+        skill_id=terms.answer_weight_skill_id,
+        owner_id=owner_id,
+        labeler_id=labeler_id,
+        n=n,
+    )
     weight_of_model = model_weight(terms, n)
     pg = conn.dialect.name == "postgresql"
     stored = {row[0]: row[1:] for row in rows(conn, pick(_TASK_VOTES, pg), {"ids": general})}
