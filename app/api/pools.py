@@ -9,6 +9,13 @@ from fastapi import APIRouter, Form, Query, UploadFile
 from fastapi.responses import JSONResponse, Response
 
 from app.api.operations import operation_json
+from app.api.pool_fields import (
+    dynamic_overlap_json,
+    dynamic_overlap_settings,
+    model_settings,
+    refuse_unsupported,
+    savings_json,
+)
 from app.api.schemas.common import (
     cents_of,
     clamp_limit,
@@ -25,12 +32,14 @@ from app.db.models.pool import PoolType
 from app.deps import ApiRequester, SessionDep
 from app.errors import ValidationFailed
 from app.services.jobs.operations import record_operation
-from app.services.projects import pools, progress, uploads
+from app.services.projects import overlap_savings, pools, progress, uploads
 from app.services.projects.trainings import apply_training_requirement
 
 router = APIRouter(prefix="/api/v1", tags=["pools"])
 
 _EXTRA_KEYS = ("defaults", "mixer_config", "filter", "quality_control", "speed_quality_balance")
+# kept and returned as sent (the requester's tags; composed suites go out in creation order)
+_ECHOED_KEYS = ("metadata", "assignments_issuing_config")
 
 
 def _languages(filter_: dict | None) -> list[str]:
@@ -108,13 +117,17 @@ def pool_json(pool: Pool) -> dict[str, Any]:
         "last_stopped": iso(pool.closed_at),
         "type": "TRAINING" if pool.pool_type == PoolType.TRAINING else "REGULAR",
         "fee_percent": pool.fee_percent,
+        **({"dynamic_overlap_config": dynamic} if (dynamic := dynamic_overlap_json(pool)) else {}),
+        **({"model_id": public_id(pool.model_id)} if pool.model_id is not None else {}),
+        **{key: extra[key] for key in _ECHOED_KEYS if extra.get(key) is not None},
     }
 
 
 def _settings(body: PoolBody) -> dict[str, Any]:
     """Toloka pool fields → service settings (only those the body carries)."""
+    refuse_unsupported(body)
     sent = body.model_fields_set | set(body.model_extra or {})
-    out: dict[str, Any] = {}
+    out: dict[str, Any] = {**dynamic_overlap_settings(body), **model_settings(body)}
     if body.private_name is not None:
         out["name"] = body.private_name
     for key, target in (
@@ -163,6 +176,7 @@ def _settings(body: PoolBody) -> dict[str, Any]:
     if body.type is not None and body.type.upper() == "TRAINING":
         out["pool_type"] = PoolType.TRAINING
     extra = {key: getattr(body, key) for key in _EXTRA_KEYS if getattr(body, key) is not None}
+    extra |= {k: v for k, v in (body.model_extra or {}).items() if k in _ECHOED_KEYS and v}
     if "quality_control" in extra:
         extra["quality_control"] = {
             k: v
@@ -334,7 +348,9 @@ def pool_progress(session: SessionDep, user: ApiRequester, pool_id: str) -> dict
     """Live figures and the per-labeler table."""
     pool = _pool(session, user, pool_id)
     p = progress.get_pool_progress(session, requester=user, pool_id=pool.id)
+    savings = overlap_savings.get_overlap_savings(session, requester=user, pool_id=pool.id)
     return {
+        **({"dynamic_overlap": savings_json(savings)} if savings else {}),
         "pool_id": public_id(pool.id),
         "tasks_total": p.tasks_total,
         "tasks_done": p.tasks_done,

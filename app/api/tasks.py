@@ -36,6 +36,8 @@ def task_json(task: Task, pool: Pool) -> dict[str, Any]:
         "input_values": values,
         "created": iso(task.created_at),
     }
+    if task.baseline_solutions:
+        out["baseline_solutions"] = task.baseline_solutions
     if task.kind == TaskKind.GENERAL:
         overlap = task.overlap or pool.overlap
         out.update(
@@ -89,6 +91,7 @@ def validate_task(session, user, item: TaskBody, index: int, cache: dict) -> tup
                 f"known_solutions: {known!r} is not an answer option value.",
                 errors={"known_solutions.0.output_values.result": "VALUE_NOT_ALLOWED"},
             )
+    baseline = _baseline_solutions(item, options, control=known is not None)
     if item.overlap is not None and not 1 <= item.overlap <= 1000:
         raise ValidationFailed("overlap is 1..1000.", errors={"overlap": "VALUE_OUT_OF_RANGE"})
     kind = TaskKind.GENERAL
@@ -109,7 +112,37 @@ def validate_task(session, user, item: TaskBody, index: int, cache: dict) -> tup
         overlap=None if known is not None else item.overlap,
         kind=kind,
         input_values=dict(item.input_values),
+        baseline_solutions=baseline,
     )
+
+
+def _baseline_solutions(item: TaskBody, options: set[str], *, control: bool) -> list | None:
+    """``baseline_solutions`` checked: a known option value, a weight in 0..1."""
+    if not item.baseline_solutions:
+        return None
+    if control:
+        raise ValidationFailed(
+            "baseline_solutions are preliminary answers of general tasks; a control task has "
+            "known_solutions.",
+            errors={"baseline_solutions": "NOT_SUPPORTED"},
+        )
+    out = []
+    for i, solution in enumerate(item.baseline_solutions):
+        value = solution.output_values.get("result")
+        if set(solution.output_values) != {"result"} or value not in options:
+            raise ValidationFailed(
+                f"baseline_solutions: {value!r} is not an answer option value.",
+                errors={f"baseline_solutions.{i}.output_values.result": "VALUE_NOT_ALLOWED"},
+            )
+        if not 0 <= solution.confidence_weight <= 1:
+            raise ValidationFailed(
+                "baseline_solutions: confidence_weight is between 0 and 1.",
+                errors={f"baseline_solutions.{i}.confidence_weight": "VALUE_OUT_OF_RANGE"},
+            )
+        out.append(
+            {"output_values": {"result": value}, "confidence_weight": solution.confidence_weight}
+        )
+    return out
 
 
 @router.post("/tasks", name="api:tasks_create", response_model=None)

@@ -8,7 +8,16 @@ from fastapi.responses import RedirectResponse, Response
 from app.db.models import Pool
 from app.deps import CurrentRequester, SessionDep, verify_csrf
 from app.errors import Conflict, InsufficientFunds, ValidationFailed
-from app.services.projects import control_tasks, pools, progress, projects
+from app.services.ml import trained_models
+from app.services.projects import (
+    control_tasks,
+    overlap_savings,
+    pool_model,
+    pools,
+    progress,
+    projects,
+)
+from app.services.quality import skills
 from app.settings import get_settings
 from app.web.forms import parse_int, parse_money_cents
 from app.web.templating import flash, render
@@ -27,6 +36,10 @@ DEFAULT_FORM = {
     "min_rating": "",
     "quality_preset": "on",
     "captcha_frequency": "",
+    "max_overlap": "",
+    "min_confidence": "0.8",
+    "answer_weight_skill_id": "",
+    "model_id": "",
 }
 
 
@@ -47,6 +60,10 @@ def _values_of(pool: Pool) -> dict:
         "review_period_days": str(pool.review_period_days),
         "quality_preset": "",
         "captcha_frequency": pool.captcha_frequency or "",
+        "max_overlap": "" if pool.max_overlap is None else str(pool.max_overlap),
+        "min_confidence": "0.8" if pool.min_confidence is None else f"{pool.min_confidence:g}",
+        "answer_weight_skill_id": str(pool.answer_weight_skill_id or ""),
+        "model_id": str(pool.model_id or ""),
     }
 
 
@@ -104,9 +121,35 @@ def _parse(form) -> tuple[dict, dict, dict[str, str]]:
         )
     else:
         settings["min_rating"] = None
+    _parse_dynamic(raw, settings, errors)
     if "reward_cents" in errors:
         errors["price"] = errors.pop("reward_cents")
     return raw, settings, errors
+
+
+def _parse_dynamic(raw: dict, settings: dict, errors: dict[str, str]) -> None:
+    """Dynamic overlap: an empty maximum overlap turns it off; the pool's model."""
+    if raw["max_overlap"].strip():
+        try:
+            settings["max_overlap"] = parse_int(
+                raw["max_overlap"], field="max_overlap", minimum=1, maximum=pools.MAX_OVERLAP
+            )
+        except ValidationFailed as exc:
+            errors.update(exc.errors)
+        text = raw["min_confidence"].strip().rstrip("%")
+        try:
+            value = float(text)
+            settings["min_confidence"] = value / 100 if value > 1 else value
+        except ValueError:
+            errors["min_confidence"] = "A confidence such as 0.8 (or 80 %)."
+    else:
+        settings["max_overlap"] = None
+        settings["min_confidence"] = None
+    for key in ("answer_weight_skill_id", "model_id"):
+        value = raw[key].strip()
+        if value and not value.isdigit():
+            errors[key] = "Choose one from the list."
+        settings[key] = int(value) if value.isdigit() else None
 
 
 def _service_errors(exc: ValidationFailed) -> dict[str, str]:
@@ -118,7 +161,7 @@ def _service_errors(exc: ValidationFailed) -> dict[str, str]:
     return errors
 
 
-def _form(request, *, project, pool=None, values, errors=None, message=None):
+def _form(request, session, user, *, project, pool=None, values, errors=None, message=None):
     return render(
         request,
         "requester/pools/form.html",
@@ -128,6 +171,8 @@ def _form(request, *, project, pool=None, values, errors=None, message=None):
             "values": values,
             "errors": errors or {},
             "message": message,
+            "skills": skills.list_skills(session, requester=user),
+            "models": trained_models.list_published_models(session, requester=user),
         },
         status_code=422 if (errors or message) else 200,
     )
@@ -138,7 +183,13 @@ def new_pool(request: Request, session: SessionDep, user: CurrentRequester, proj
     """The pool form with Toloka's image-classification defaults."""
     project = projects.get_project(session, requester=user, project_id=project_id)
     count = len(pools.list_pools(session, requester=user, project_id=project.id))
-    return _form(request, project=project, values={**DEFAULT_FORM, "name": f"Pool {count + 1}"})
+    return _form(
+        request,
+        session,
+        user,
+        project=project,
+        values={**DEFAULT_FORM, "name": f"Pool {count + 1}"},
+    )
 
 
 @router.post("/requester/projects/{project_id}/pools", name="pools:create")
@@ -151,6 +202,8 @@ async def create_pool(
     if errors:
         return _form(
             request,
+            session,
+            user,
             project=project,
             values=raw,
             errors=errors,
@@ -166,7 +219,9 @@ async def create_pool(
         )
     except (ValidationFailed, Conflict) as exc:
         errors = _service_errors(exc) if isinstance(exc, ValidationFailed) else {}
-        return _form(request, project=project, values=raw, errors=errors, message=exc.message)
+        return _form(
+            request, session, user, project=project, values=raw, errors=errors, message=exc.message
+        )
     flash(request, f"Pool “{pool.name}” created. Upload images next.", "success")
     return RedirectResponse(request.url_for("pools:detail", pool_id=pool.id), status_code=303)
 
@@ -182,6 +237,7 @@ def _detail_context(session, user, pool: Pool) -> dict:
             session, requester=user, pool_id=pool.id
         ),
         "review": pools.review_budget(session, requester=user, pool_id=pool.id),
+        "savings": overlap_savings.get_overlap_savings(session, requester=user, pool_id=pool.id),
     }
 
 
@@ -200,6 +256,7 @@ def pool_progress(request: Request, session: SessionDep, user: CurrentRequester,
         "pool": pool,
         "counts": pools.task_counts(session, pool=pool, recent=True),
         "progress": progress.get_pool_progress(session, requester=user, pool_id=pool.id),
+        "savings": overlap_savings.get_overlap_savings(session, requester=user, pool_id=pool.id),
     }
     return render(request, "requester/pools/_progress.html", ctx)
 
@@ -209,7 +266,7 @@ def edit_pool(request: Request, session: SessionDep, user: CurrentRequester, poo
     """The pool form, filled in."""
     pool = pools.get_pool(session, requester=user, pool_id=pool_id)
     project = projects.get_project(session, requester=user, project_id=pool.project_id)
-    return _form(request, project=project, pool=pool, values=_values_of(pool))
+    return _form(request, session, user, project=project, pool=pool, values=_values_of(pool))
 
 
 @router.post("/requester/pools/{pool_id}/edit", name="pools:update")
@@ -221,6 +278,8 @@ async def update_pool(request: Request, session: SessionDep, user: CurrentReques
     if errors:
         return _form(
             request,
+            session,
+            user,
             project=project,
             pool=pool,
             values=raw,
@@ -239,7 +298,14 @@ async def update_pool(request: Request, session: SessionDep, user: CurrentReques
         session.rollback()
         errors = _service_errors(exc) if isinstance(exc, ValidationFailed) else {}
         return _form(
-            request, project=project, pool=pool, values=raw, errors=errors, message=exc.message
+            request,
+            session,
+            user,
+            project=project,
+            pool=pool,
+            values=raw,
+            errors=errors,
+            message=exc.message,
         )
     flash(request, "Pool saved.", "success")
     return RedirectResponse(request.url_for("pools:detail", pool_id=pool.id), status_code=303)
@@ -270,6 +336,24 @@ def launch(request: Request, session: SessionDep, user: CurrentRequester, pool_i
         )
     flash(request, f"Pool “{pool.name}” is open: labelers can start.", "success")
     return RedirectResponse(request.url_for("pools:detail", pool_id=pool.id), status_code=303)
+
+
+@router.post("/requester/pools/{pool_id}/preselect", name="pools:preselect")
+async def preselect(request: Request, session: SessionDep, user: CurrentRequester, pool_id: int):
+    """Turn "pre-select the model's answer" on or off for the pool's project."""
+    pool = pools.get_pool(session, requester=user, pool_id=pool_id)
+    on = bool((await request.form()).get("on"))
+    pool_model.set_preselect_model_answer(
+        session, requester=user, project_id=pool.project_id, on=on
+    )
+    flash(
+        request,
+        "Labelers now see the model's answer pre-selected; the raw results say so."
+        if on
+        else "Labelers no longer see the model's answer.",
+        "success",
+    )
+    return RedirectResponse(request.url_for("pools:detail", pool_id=pool_id), status_code=303)
 
 
 @router.post("/requester/pools/{pool_id}/close", name="pools:close")

@@ -16,6 +16,15 @@ class KnownSolution(BaseModel):
     correctness_weight: float = 1.0
 
 
+class BaselineSolution(BaseModel):
+    """A preliminary answer (e.g. a model's) weighed into dynamic overlap's confidence."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    output_values: dict[str, Any]
+    confidence_weight: float = 1.0
+
+
 class TaskBody(BaseModel):
     """One task of ``POST /tasks``; extra keys (``__item_idx``) are kept and echoed in the log."""
 
@@ -24,6 +33,7 @@ class TaskBody(BaseModel):
     pool_id: str | int | None = None
     input_values: dict[str, Any] = {}
     known_solutions: list[KnownSolution] | None = None
+    baseline_solutions: list[BaselineSolution] | None = None
     message_on_unknown_solution: str | None = None
     overlap: int | None = None
     infinite_overlap: bool | None = None

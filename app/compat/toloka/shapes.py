@@ -54,6 +54,9 @@ _TOLOKA_FIELDS = {
     "filter_languages": "filter",
     "adult_content": "may_contain_adult_content",
     "review_period_days": "auto_accept_period_day",
+    "max_overlap": "dynamic_overlap_config.max_overlap",
+    "min_confidence": "dynamic_overlap_config.min_confidence",
+    "answer_weight_skill_id": "dynamic_overlap_config.answer_weight_skill_id",
 }
 
 

@@ -43,6 +43,13 @@ class Pool(SQLModel, table=True):
         CheckConstraint("general_per_suite >= 0", name="ck_pool_general_per_suite"),
         CheckConstraint("control_per_suite >= 0", name="ck_pool_control_per_suite"),
         CheckConstraint("time_limit_seconds >= 10", name="ck_pool_time_limit"),
+        CheckConstraint(
+            "max_overlap IS NULL OR max_overlap >= overlap", name="ck_pool_max_overlap"
+        ),
+        CheckConstraint(
+            "min_confidence IS NULL OR (min_confidence >= 0 AND min_confidence <= 1)",
+            name="ck_pool_min_confidence",
+        ),
         Index("ix_pool_status", "status"),
     )
 
@@ -101,6 +108,39 @@ class Pool(SQLModel, table=True):
     # transaction as each entry, so paying a suite need not add up the pool's history.
     reserved_cents: int = Field(
         default=0, sa_column=Column(BigInteger, nullable=False, server_default="0")
+    )
+    # Dynamic overlap (Toloka's ``dynamic_overlap_config``, type BASIC): on when
+    # ``max_overlap`` is set. Every general task starts at ``overlap``; a task whose answers
+    # leave its aggregated confidence below ``min_confidence`` gets one more slot, up to
+    # ``max_overlap`` (app/services/labeling/dynamic.py). Answers are weighted by the
+    # labeler's control accuracy, or by ``answer_weight_skill_id`` when it is set.
+    max_overlap: int | None = Field(default=None)
+    min_confidence: float | None = Field(default=None)
+    answer_weight_skill_id: int | None = Field(
+        default=None,
+        sa_column=Column(
+            Integer,
+            ForeignKey("skill.id", ondelete="SET NULL", name="fk_pool_answer_weight_skill"),
+            nullable=True,
+        ),
+    )
+    # A published model whose predictions are one more (weighted) preliminary answer per
+    # task; its weight comes from its accuracy on the pool's control tasks.
+    model_id: int | None = Field(
+        default=None,
+        sa_column=Column(
+            Integer,
+            ForeignKey(
+                "trained_model.id", ondelete="SET NULL", name="fk_pool_model", use_alter=True
+            ),
+            nullable=True,
+        ),
+    )
+    model_control_answers: int = Field(
+        default=0, sa_column=Column(Integer, nullable=False, server_default="0")
+    )
+    model_control_correct: int = Field(
+        default=0, sa_column=Column(Integer, nullable=False, server_default="0")
     )
     # Toloka fields we keep for round-trips but do not act on (mixer details, defaults, ...).
     extra: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))

@@ -5,7 +5,17 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import JSON, CheckConstraint, Column, ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    CheckConstraint,
+    Column,
+    ForeignKey,
+    Integer,
+    String,
+    UniqueConstraint,
+)
+from sqlalchemy import false as sa_false
 from sqlmodel import Field, SQLModel
 
 from app.db.types import UTCDateTime, utcnow
@@ -34,6 +44,10 @@ class Project(SQLModel, table=True):
     # Toloka task spec / view spec as a client sent them (kept for API round-trips).
     task_spec: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     quality_rules: list = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    # Pre-select the pool model's answer for labelers (off: they never see the guess).
+    preselect_model_answer: bool = Field(
+        default=False, sa_column=Column(Boolean, nullable=False, server_default=sa_false())
+    )
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
 
 

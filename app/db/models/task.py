@@ -54,6 +54,19 @@ class Task(SQLModel, table=True):
             nullable=True,
         ),
     )
+    # Dynamic overlap: the weighted votes of the answers so far ({value: summed log-odds
+    # weight}) and the aggregated confidence they give with the preliminary answers below.
+    votes: dict | None = Field(
+        default=None, sa_column=Column(JSON(none_as_null=True), nullable=True)
+    )
+    confidence: float | None = Field(default=None)
+    # Toloka's preliminary answers: [{"output_values": {...}, "confidence_weight": w}].
+    baseline_solutions: list | None = Field(
+        default=None, sa_column=Column(JSON(none_as_null=True), nullable=True)
+    )
+    # The pool's model's answer for this task and its probability (a background job).
+    model_answer: str | None = Field(default=None, max_length=200)
+    model_probability: float | None = Field(default=None)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
 
     @property

@@ -93,7 +93,8 @@ def _pick_tasks(conn, *, labeler_id: int, pool: PoolTerms, pg: bool) -> list[tup
         "n_control": pool.control_per_suite,
         "n_training": pool.training_per_suite,
     }
-    picked = sql.rows(conn, pick(sql.PICK_SUITE[bool(pool.keep_task_order)], pg), params)
+    order = bool(pool.keep_task_order) or ("uncertain" if pool.max_overlap else False)
+    picked = sql.rows(conn, pick(sql.PICK_SUITE[order], pg), params)
     reuse = pool.general_per_suite > 0  # seen ones again only alongside general tasks
     for kind, count in (
         (TaskKind.CONTROL, pool.control_per_suite),

@@ -87,6 +87,8 @@ class PoolTerms:
     extra: dict
     fixed_suites: bool
     captcha_frequency: str | None = None
+    max_overlap: int | None = None  # dynamic overlap is on when set
+    model_id: int | None = None  # the pool's model (its guesses may be pre-selected)
 
 
 @dataclass

@@ -47,7 +47,8 @@ POOL_TERMS = (
     "id", "project_id", "owner_id", "status", "overlap", "reward_cents", "general_per_suite",
     "control_per_suite", "training_per_suite", "time_limit_seconds", "keep_task_order",
     "adult_content", "filter_languages", "min_rating", "skill_filters", "training_pool_id",
-    "training_level_required", "extra", "fixed_suites", "captcha_frequency",
+    "training_level_required", "extra", "fixed_suites", "captcha_frequency", "max_overlap",
+    "model_id",
 )  # fmt: skip
 _TERM_TYPES = {"keep_task_order": Boolean, "adult_content": Boolean, "filter_languages": JSON,
                "skill_filters": JSON, "extra": JSON, "fixed_suites": Boolean}  # fmt: skip
@@ -89,6 +90,13 @@ _GENERAL_ORDER = {  # keep_task_order → (SQLite, PostgreSQL)
            "ORDER BY t.position, t.id LIMIT :n FOR NO KEY UPDATE OF t SKIP LOCKED"),
     False: ("ORDER BY t.taken_count, t.id LIMIT :n",
             "ORDER BY t.taken_count LIMIT :n FOR NO KEY UPDATE OF t SKIP LOCKED"),
+    # dynamic overlap (uncertainty sampling): the least certain tasks first, a task
+    # nobody has answered and no model has guessed counting as wholly uncertain
+    "uncertain": (
+        "ORDER BY COALESCE(t.confidence, 0), t.taken_count, t.id LIMIT :n",
+        "ORDER BY COALESCE(t.confidence, 0), t.taken_count, t.id LIMIT :n "
+        "FOR NO KEY UPDATE OF t SKIP LOCKED",
+    ),
 }  # fmt: skip
 
 
@@ -106,7 +114,7 @@ def _unseen(kind: str, limit: str) -> str:
 # once): :n general tasks with a free slot (PostgreSQL walks
 # ix_task_pool_kind_taken in order and skips rows other labelers are taking right now
 # instead of waiting for them), :n_control control and :n_training training tasks.
-# keep_task_order → (SQLite, PostgreSQL)
+# keep_task_order (or "uncertain") → (SQLite, PostgreSQL)
 PICK_SUITE = {
     keep: tuple(
         text(
@@ -212,6 +220,8 @@ _SUBMIT_CONTEXT = f"""
 SELECT a.id, a.pool_id, a.labeler_id, a.status, a.reward_cents, a.created_at, a.expires_at,
   p.owner_id, p.overlap, p.auto_accept, p.fee_percent,
   CAST(p.quality_rules AS TEXT) <> '[]' OR CAST(pr.quality_rules AS TEXT) <> '[]' AS rules,
+  p.max_overlap, p.min_confidence, p.answer_weight_skill_id, p.model_id,
+  p.model_control_answers, p.model_control_correct,
   {{values}} AS option_values, {_SUITE_TASK}
 FROM assignment a JOIN pool p ON p.id = a.pool_id JOIN project pr ON pr.id = p.project_id
 LEFT JOIN assignment_task at ON at.assignment_id = a.id
@@ -230,7 +240,11 @@ SUBMIT_CONTEXT = tuple(
         column("status", String), column("reward_cents", Integer),
         column("created_at", UTCDateTime), column("expires_at", UTCDateTime),
         column("owner_id", Integer), column("overlap", Integer), column("auto_accept", Boolean),
-        column("fee_percent", Float), column("rules", Boolean), column("option_values", JSON),
+        column("fee_percent", Float), column("rules", Boolean),
+        column("max_overlap", Integer), column("min_confidence", Float),
+        column("answer_weight_skill_id", Integer), column("model_id", Integer),
+        column("model_control_answers", Integer), column("model_control_correct", Integer),
+        column("option_values", JSON),
         *(column(name) for name in ("position", "id", "kind", "known_answer", "hint", "image",
                                     "sha256", "content_type")),
     )

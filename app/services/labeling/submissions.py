@@ -26,6 +26,7 @@ from app.db.types import utcnow
 from app.errors import Conflict, NotFound, ValidationFailed
 from app.services.accounts.users import TokenLabeler
 from app.services.labeling import sql
+from app.services.labeling.dynamic import DynamicTerms, settle_tasks
 from app.services.labeling.locks import bump_tasks, end_assignment, on_pg
 from app.services.labeling.views import load_suite_tasks, suite_tasks
 from app.services.money import ledger
@@ -125,6 +126,7 @@ class SubmitPool:
     auto_accept: bool
     fee_percent: float
     has_rules: bool  # the pool or its project has quality rules
+    dynamic: DynamicTerms | None = None  # dynamic overlap, when the pool has it
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,11 +154,17 @@ def _lock_suite(session: Session, *, labeler_id: int, assignment_id: int) -> Loc
     if not rows:
         raise NotFound("No such suite.")
     first = rows[0]
+    max_overlap, min_confidence, *model = first[12:18]
+    dynamic = (
+        DynamicTerms(max_overlap, min_confidence if min_confidence is not None else 1.0, *model)
+        if max_overlap is not None
+        else None
+    )
     return LockedSuite(
         *first[:7],
-        pool=SubmitPool(first[1], *first[7:12]),
-        values=list(first[12] or []),
-        tasks=suite_tasks(row[13:] for row in rows if row[14] is not None),
+        pool=SubmitPool(first[1], *first[7:12], dynamic=dynamic),
+        values=list(first[18] or []),
+        tasks=suite_tasks(row[19:] for row in rows if row[20] is not None),
     )
 
 
@@ -225,6 +233,17 @@ def submit_assignment(
     )
     if pool.has_rules:  # a rule may have rejected (or accepted) the suite just now
         status = session.get(Assignment, suite.id).status
+    if pool.dynamic is not None:  # after the rules: the control accuracy is up to date
+        bumped = settle_tasks(
+            session.connection(),
+            terms=pool.dynamic,
+            pool_overlap=pool.overlap,
+            owner_id=pool.owner_id,
+            labeler_id=labeler.id,
+            given=given,
+            bumped=bumped,
+            values=suite.values,
+        )
     # paid last: the payment moves the pool's reservation total (a row every submit in the
     # pool writes), so its row lock is held only from here to the commit
     paid = False

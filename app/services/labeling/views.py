@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, NamedTuple
 
+from sqlalchemy import text
 from sqlmodel import Session, select
 
 from app.db.models import AnswerOption, Assignment, Pool, TaskKind
@@ -177,8 +178,27 @@ def build_view(
         instructions=instructions,
         options=options,
         tasks=suite_tasks,
-        draft=_draft_of(assignment, options),
+        draft={**_preselected(session, assignment, pool), **_draft_of(assignment, options)},
     )
+
+
+# the pool model's answers of a suite's general tasks, when its project pre-selects them
+_PRESELECTED = text(
+    "SELECT at.position, t.model_answer FROM assignment_task at "
+    "JOIN task t ON t.id = at.task_id JOIN pool p ON p.id = t.pool_id "
+    "JOIN project pr ON pr.id = p.project_id "
+    "WHERE at.assignment_id = :assignment_id AND pr.preselect_model_answer "
+    "AND t.kind = 'general' AND t.model_answer IS NOT NULL"
+)
+
+
+def _preselected(session: Session, assignment, pool) -> dict[int, str]:
+    """The model's guesses, pre-selected, only where the pool has a model and the project
+    asked for it (labelers otherwise never see a guess)."""
+    if getattr(pool, "model_id", None) is None or assignment.status != "active":
+        return {}
+    found = sql.rows(session.connection(), _PRESELECTED, {"assignment_id": assignment.id})
+    return {int(position): str(answer) for position, answer in found}
 
 
 def _draft_of(assignment, options: list[OptionView]) -> dict[int, str]:

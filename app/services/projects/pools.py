@@ -10,7 +10,7 @@ import math
 import re
 from dataclasses import dataclass, field
 
-from sqlalchemy import func
+from sqlalchemy import case, func
 from sqlmodel import Session, select
 
 from app.db.models import (
@@ -18,6 +18,7 @@ from app.db.models import (
     PoolStatus,
     Project,
     ProjectStatus,
+    Task,
     TaskKind,
     TaskSuite,
     User,
@@ -26,6 +27,8 @@ from app.db.models.pool import PoolType
 from app.db.types import utcnow
 from app.errors import Conflict, InsufficientFunds, NotFound, ValidationFailed
 from app.services.money import ledger
+from app.services.projects.pool_dynamic import check_references, validate_dynamic
+from app.services.projects.pool_model import forget_model_answers, queue_model_predictions
 from app.services.projects.pool_state import mark_closed
 from app.services.projects.projects import get_project
 from app.services.projects.tally import TaskTally, count_tally, recent_tally
@@ -66,6 +69,10 @@ EDITABLE_WHILE_OPEN = {
 }
 POOL_FIELDS = EDITABLE_WHILE_OPEN | {
     "overlap",
+    "max_overlap",
+    "min_confidence",
+    "answer_weight_skill_id",
+    "model_id",
     "reward_cents",
     "general_per_suite",
     "control_per_suite",
@@ -94,6 +101,7 @@ def _validate(values: dict) -> dict:
     if "overlap" in values and not 1 <= int(values["overlap"]) <= MAX_OVERLAP:
         errors["overlap"] = f"Overlap is between 1 and {MAX_OVERLAP}."
     training = values.get("pool_type") == PoolType.TRAINING
+    validate_dynamic(values, errors, training=training, limit=MAX_OVERLAP)
     if "reward_cents" in values:
         minimum = 0 if training else settings.min_reward_cents
         if int(values["reward_cents"]) < minimum:
@@ -183,11 +191,20 @@ def create_pool(
         values["quality_rules"] = image_classification_preset()
     values = _validate(values)
     check_captcha_rules(values.get("quality_rules"), values.get("captcha_frequency"))
+    check_references(session, requester=requester, values=values)
     pool = Pool(project_id=project.id, owner_id=requester.id, **values)
     session.add(pool)
     session.commit()
     session.refresh(pool)
     return pool
+
+
+def _model_changed(session: Session, pool: Pool, values: dict) -> bool:
+    """Forget the old model's answers when the pool's model changes (flush only)."""
+    if "model_id" not in values or values["model_id"] == pool.model_id:
+        return False
+    forget_model_answers(session, pool=pool)
+    return values["model_id"] is not None
 
 
 def get_pool(session: Session, *, requester: User, pool_id: int) -> Pool:
@@ -260,16 +277,30 @@ def update_pool(
         "pool_type": pool.pool_type,
         **changes,
     }
+    if {"overlap", "max_overlap", "min_confidence"} & changes.keys():
+        for key in ("overlap", "max_overlap", "min_confidence"):
+            merged.setdefault(key, getattr(pool, key))
     values = _validate(merged)
     check_captcha_rules(
         values.get("quality_rules", pool.quality_rules),
         values.get("captcha_frequency", pool.captcha_frequency),
     )
+    check_references(session, requester=requester, values=values)
+    if pool.fixed_suites and values.get("max_overlap") is not None:
+        raise ValidationFailed(
+            "This pool hands out your own task suites a fixed number of times; dynamic "
+            "overlap works on tasks mixed into suites.",
+            errors={"max_overlap": "NOT_SUPPORTED"},
+        )
+    changed_model = _model_changed(session, pool, values)
     for key, value in values.items():
         setattr(pool, key, value)
     session.add(pool)
     session.commit()
     session.refresh(pool)
+    if changed_model:  # the new model answers the pool's tasks, in the background
+        queue_model_predictions(session, pool=pool)
+        session.refresh(pool)
     return pool
 
 
@@ -298,6 +329,7 @@ class BudgetReview:
     to_reserve_cents: int
     balance_cents: int
     warnings: list[str] = field(default_factory=list)
+    max_overlap: int | None = None  # dynamic overlap: ``answers`` is the worst case
 
     @property
     def shortfall_cents(self) -> int:
@@ -313,6 +345,16 @@ def _fee_per_suite(price_cents: int, fee_percent: float) -> int:
 def _review(session: Session, pool: Pool, fee_percent: float, tally: TaskTally) -> BudgetReview:
     counts = tally.counts
     answers = tally.general_slots
+    if pool.max_overlap is not None:  # dynamic overlap: the worst case is reserved
+        per_task = func.coalesce(Task.overlap, pool.overlap)
+        per_task = case((per_task > pool.max_overlap, per_task), else_=pool.max_overlap)
+        answers = int(
+            session.exec(
+                select(func.coalesce(func.sum(per_task), 0)).where(
+                    Task.pool_id == pool.id, Task.kind == TaskKind.GENERAL
+                )
+            ).one()
+        )
     suites = math.ceil(answers / pool.general_per_suite) if pool.general_per_suite else 0
     if pool.fixed_suites:  # the requester's own suites: each goes out its overlap times
         suites = int(
@@ -342,6 +384,13 @@ def _review(session: Session, pool: Pool, fee_percent: float, tally: TaskTally) 
                 f"A labeler sees each control task once, so {counts[TaskKind.CONTROL]} control "
                 f"tasks cap every labeler at {cap} suites."
             )
+    if pool.max_overlap is not None:
+        warnings.append(
+            f"Dynamic overlap: every task starts at {pool.overlap} answer(s) and gets more, up "
+            f"to {pool.max_overlap}, only while it is below {pool.min_confidence:.0%} "
+            "confidence. The worst case is reserved; what is not spent goes back to your "
+            "balance when the pool closes."
+        )
     if suites and pool.overlap > 1 and pool.general_per_suite > 1:
         warnings.append(
             "The last suites of a pool can hold fewer tasks than "
@@ -366,6 +415,7 @@ def _review(session: Session, pool: Pool, fee_percent: float, tally: TaskTally) 
         to_reserve_cents=max(0, total - spent - reserved),
         balance_cents=ledger.get_balance(session, user=pool.owner_id),
         warnings=warnings,
+        max_overlap=pool.max_overlap,
     )
 
 

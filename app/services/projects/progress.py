@@ -19,6 +19,7 @@ from app.db.models import (
     BanScope,
     MediaFile,
     Pool,
+    Project,
     Task,
     TaskKind,
     User,
@@ -221,7 +222,16 @@ def export_raw_answers(session: Session, *, requester: User, pool_id: int) -> st
     with_media = any(task.image.startswith("/") for _, task, _, _ in rows)
     out = io.StringIO()
     writer = csv.writer(out, delimiter="\t", lineterminator="\n")
-    writer.writerow([*RAW_COLUMNS, "MEDIA:url"] if with_media else RAW_COLUMNS)
+    # labelers saw the model's guess pre-selected: the results say so, with the guess
+    project = session.get(Project, pool.project_id)
+    preselected = pool.model_id is not None and project.preselect_model_answer
+    writer.writerow(
+        [
+            *RAW_COLUMNS,
+            *(["MEDIA:url"] if with_media else []),
+            *(["MODEL:preselected"] if preselected else []),
+        ]
+    )
     for answer, task, assignment, original_name in rows:
         image = requester_image(task.input_values, task.image, original_name, base=base)
         stored = f"{base}{task.image}" if task.image.startswith("/") else ""
@@ -238,5 +248,7 @@ def export_raw_answers(session: Session, *, requester: User, pool_id: int) -> st
         ]
         if with_media:
             row.append(stored)
+        if preselected:
+            row.append((task.model_answer or "") if task.kind == TaskKind.GENERAL else "")
         writer.writerow([spreadsheet_safe(cell) for cell in row])
     return out.getvalue()

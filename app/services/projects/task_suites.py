@@ -54,6 +54,11 @@ def create_task_suites(
     pool: Pool = get_pool(session, requester=requester, pool_id=pool_id)
     for index, suite in enumerate(suites):
         _check(suite, index)
+    if pool.max_overlap is not None:
+        raise Conflict(
+            "This pool has dynamic overlap, which grows the overlap of single tasks; composed "
+            "task suites go out a fixed number of times. Turn dynamic overlap off first."
+        )
     if not pool.fixed_suites:
         loose = session.exec(
             select(func.count()).select_from(Task).where(Task.pool_id == pool.id)

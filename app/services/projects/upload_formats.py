@@ -33,6 +33,9 @@ class TaskInput:
     kind: str | None = None
     input_values: dict | None = None
     suite_id: int | None = None  # a task suite the requester composed
+    # Toloka's preliminary answers (e.g. a model's): [{"output_values": {"result": v},
+    # "confidence_weight": 0..1}], weighed into dynamic overlap's confidence
+    baseline_solutions: list | None = None
 
 
 @dataclass

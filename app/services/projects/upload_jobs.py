@@ -21,6 +21,7 @@ from app.db.models import Job, Pool, TaskKind, User
 from app.services.jobs.records import JobCancelled
 from app.services.media.urls import check_image_urls
 from app.services.projects import upload_batches
+from app.services.projects.pool_model import queue_model_predictions
 from app.services.projects.upload_formats import Skipped, failure, reject
 from app.services.projects.uploads import (
     Progress,
@@ -110,6 +111,8 @@ def _run_tsv_job(payload: dict, progress: Progress) -> dict:
             upload_batches.begin_publish(session, upload_key=key, staged=staged)
             session.commit()
         _publish(key, staged, progress)
+        with session_scope() as session:
+            queue_model_predictions(session, pool=session.get(Pool, staged.pool_id))
         return _created(staged.counts, skipped)
     with session_scope() as session:  # PostgreSQL: one transaction, the upload appears whole
         pool = session.get(Pool, payload["pool_id"])
@@ -124,6 +127,7 @@ def _run_tsv_job(payload: dict, progress: Progress) -> dict:
         upload_batches.move_staged(session, upload_key=key, pool_id=pool.id, start=staged.start)
         session.commit()
         refresh_statistics(session, table="task", rows=rows)
+        queue_model_predictions(session, pool=pool)
     return _created(staged.counts, skipped)
 
 
@@ -221,6 +225,7 @@ def _run_files_job(payload: dict, progress: Progress) -> dict:
             result, _ = _write(session, requester=requester, pool=pool, prepared=prepared)
             session.commit()
             refresh_statistics(session, table="task", rows=result.total)
+            queue_model_predictions(session, pool=pool)
     finally:
         if zip_file is not None:
             zip_file.close()

@@ -27,6 +27,7 @@ from typing import BinaryIO
 from sqlalchemy import func
 from sqlmodel import Session, select
 
+from aggregation.incremental import confidence, preliminary_scores
 from app.db.engine import refresh_statistics
 from app.db.models import Job, MediaFile, Pool, PoolStatus, Project, Task, TaskKind, User
 from app.db.models.pool import PoolType
@@ -34,6 +35,7 @@ from app.errors import Conflict, NotFound, UploadRejected, ValidationFailed
 from app.services.jobs import records as jobs
 from app.services.media import store as media
 from app.services.projects import archive
+from app.services.projects.pool_model import queue_model_predictions
 from app.services.projects.pools import get_pool
 from app.services.projects.projects import add_options, has_open_pool, list_options
 from app.services.projects.upload_formats import (
@@ -314,6 +316,7 @@ def _write(
     ).one()
     created: dict[str, int] = {kind.value: 0 for kind in TaskKind}
     tasks: list[Task] = []
+    values: list[str] | None = None
     for item, blob_index in prepared.tasks:
         media_id, image, given = item.media_id, item.image, item.input_values
         if blob_index is not None:
@@ -336,6 +339,15 @@ def _write(
             position=position,
             suite_id=item.suite_id,
         )
+        if item.baseline_solutions and kind == TaskKind.GENERAL:
+            if values is None:
+                project = session.get(Project, pool.project_id)
+                values = [o.value for o in list_options(session, project=project)]
+            task.baseline_solutions = item.baseline_solutions
+            prior = preliminary_scores(
+                item.baseline_solutions, None, model_weight_=0, values=values
+            )
+            task.confidence = confidence(prior, values)
         session.add(task)
         tasks.append(task)
         created[kind] += 1
@@ -381,6 +393,7 @@ def add_tasks(
     )
     session.commit()
     refresh_statistics(session, table="task", rows=len(tasks))
+    queue_model_predictions(session, pool=pool)
     for task in tasks:
         session.refresh(task)
     return tasks
@@ -516,6 +529,7 @@ def submit_upload(
     result, _ = _write(session, requester=requester, pool=pool, prepared=prepared)
     session.commit()
     refresh_statistics(session, table="task", rows=result.total)
+    queue_model_predictions(session, pool=pool)
     return UploadOutcome(result=result)
 
 

@@ -16,6 +16,7 @@ from sqlmodel import Session, select
 from app.db.models import Answer, Pool, PoolStatus, Task, TaskKind
 from app.errors import InsufficientFunds, NotFound
 from app.services.money import ledger
+from app.services.quality.answer_weights import recount_votes
 
 
 def owned_pool(session: Session, *, requester_id: int, pool_id: int) -> Pool:
@@ -67,6 +68,7 @@ def give_back(session: Session, answers: list[Answer]) -> int:
     )
     counts = Counter(a.task_id for a in todo if kinds.get(a.task_id) == TaskKind.GENERAL)
     _bump_general(session, counts, -1)
+    recount_votes(session, counts)  # dynamic overlap: excluded answers no longer weigh
     return sum(counts.values())
 
 
@@ -101,6 +103,7 @@ def retake(session: Session, *, pool: Pool, answers: list[Answer]) -> None:
             session.add(answer)
     _expire_tasks(session, {a.task_id for a in answers})
     session.flush()
+    recount_votes(session, {a.task_id for a in answers})
 
 
 def reissue_cost(pool: Pool, slots: int) -> int:
