@@ -9,6 +9,7 @@ from starlette.routing import NoMatchFound
 from app.deps import CurrentRequester, SessionDep, verify_csrf
 from app.errors import ValidationFailed
 from app.services.aggregations import runs as svc
+from app.web.pool_nav import pool_nav
 from app.web.templating import flash, render
 
 router = APIRouter(dependencies=[Depends(verify_csrf)], include_in_schema=False)
@@ -24,12 +25,20 @@ def _pool_url(request: Request, pool_id: int) -> str | None:
         return None
 
 
+def _nav(request: Request, session, user, pool) -> dict:
+    """The pool's breadcrumbs and tabs, where the console serves the pool's pages."""
+    if _pool_url(request, pool.id) is None:
+        return {}
+    return pool_nav(session, user, pool, "aggregations")
+
+
 def _list_page(
     request: Request, session, user, pool_id: int, *, form=None, errors=None, status=200
 ):
     pool = svc.get_pool_for_aggregation(session, requester=user, pool_id=pool_id)
     runs = svc.list_runs(session, requester=user, pool_id=pool.id)
     context = {
+        **_nav(request, session, user, pool),
         "pool": pool,
         "pool_url": _pool_url(request, pool.id),
         "runs": runs,
@@ -86,6 +95,7 @@ def aggregation_detail(
             unanswered.append(row)
     job = svc.get_run_job(session, run=run)
     context = {
+        **_nav(request, session, user, pool),
         "pool": pool,
         "pool_url": _pool_url(request, pool.id),
         "run": run,
