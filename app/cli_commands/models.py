@@ -140,7 +140,7 @@ def _print_metrics(model) -> None:
 def _train(args: argparse.Namespace) -> int:
     from app.db.engine import session_scope
     from app.db.models import TrainedModel
-    from app.services.ml import collections, trained_models
+    from app.services.ml import collections, train_defaults, trained_models
 
     settings = {
         "arch": args.arch,
@@ -159,6 +159,14 @@ def _train(args: argparse.Namespace) -> int:
             collection = collections.get_collection_by_name(
                 session, requester=owner, name=args.collection
             )
+            counts = collections.class_counts(session, collection_ids=[collection.id])
+            images = sum(c["train"] for c in counts.get(collection.id, {}).values())
+            suggested = train_defaults.suggest_settings(
+                images=images, cuda=train_defaults.cuda_available()
+            )
+            for key in ("arch", "epochs", "image_size"):  # what is not given suits the machine
+                if settings[key] is None:
+                    settings[key] = suggested[key]
             model = trained_models.start_training(
                 session,
                 requester=owner,
@@ -171,7 +179,8 @@ def _train(args: argparse.Namespace) -> int:
         model_id, job_id, owner_id = model.id, model.job_id, owner.id
     print(
         f"Training iteration {model.iteration} of {args.collection!r} "
-        f"({args.arch}, model id {model_id})",
+        f"({settings['arch']}, {settings['epochs']} epochs at {settings['image_size']} px, "
+        f"model id {model_id})",
         file=sys.stderr,
     )
     _run_with_progress(job_id)
@@ -292,7 +301,7 @@ def register(sub) -> None:
         "model.ddp_train` on an exported items file (see model/ddp_train.py).",
     )
     train.add_argument("--collection", required=True, metavar="NAME")
-    train.add_argument("--arch", default="resnet18")
+    train.add_argument("--arch", help="default: chosen for this machine and the collection's size")
     train.add_argument("--epochs", type=int)
     train.add_argument("--image-size", type=int)
     train.add_argument("--batch-size", type=int)
