@@ -60,6 +60,11 @@ def test_train_form_hides_test_networks_and_suits_a_cpu(page, session):
     page.fill("#f-epochs", "100")
     heavier = page.inner_text("#train-estimate")
     assert _minutes(heavier) > _minutes(first)
+    # choosing the collection again keeps what the user set
+    page.select_option("#f-collection_id", "")
+    page.select_option("#f-collection_id", str(collection.id))
+    assert page.input_value("#f-arch") == "resnet50"
+    assert page.input_value("#f-epochs") == "100"
 
     # A test network posted by name is still accepted by the service (API, tests).
     from app.services.ml import trained_models
