@@ -151,6 +151,7 @@ def _answer_and_submit(page, truth: dict[str, str] | None) -> str:
 
 def test_requester_and_labelers_go_through_the_whole_loop(new_page, tmp_path):
     quiet_torch_threads()
+    import model.factory  # noqa: F401  (timm loads once, not while the Train page waits)
     zip_data, truth = _dataset()
     requester = new_page()
     pool_url = _set_up_pool(requester, zip_data, truth)
