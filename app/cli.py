@@ -11,12 +11,9 @@ import sys
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from app.db.migrate import upgrade
     from app.settings import get_settings
 
-    settings = get_settings()
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    upgrade()
+    settings = get_settings()  # main() made the data directory and migrated
     from app.cli_commands.serve import process_count, serve_many
 
     processes = 1 if args.reload else process_count(args.processes or settings.web_processes)
@@ -61,6 +58,7 @@ def _db(args: argparse.Namespace) -> int:
     from app.db.migrate import upgrade
     from app.settings import get_settings
 
+    get_settings().data_dir.mkdir(parents=True, exist_ok=True)
     upgrade(revision=args.revision)
     print(f"Database upgraded to {args.revision}: {get_settings().resolved_database_url}")
     return 0
@@ -68,12 +66,10 @@ def _db(args: argparse.Namespace) -> int:
 
 def _create_user(args: argparse.Namespace) -> int:
     from app.db.engine import session_scope
-    from app.db.migrate import upgrade
     from app.errors import ValidationFailed
     from app.services.accounts.users import create_user
     from app.settings import get_settings
 
-    upgrade()
     if args.languages is not None:
         languages = [c for c in args.languages.replace(";", ",").split(",") if c.strip()]
     elif args.role == "labeler":
@@ -159,7 +155,19 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if _uses_database(args):
+        from app.cli_commands.instance import prepare_instance
+
+        prepare_instance()
     return int(args.func(args) or 0)
+
+
+def _uses_database(args: argparse.Namespace) -> bool:
+    """Whether the command reads or writes the database (then the data directory is made
+    and the schema migrated first). ``db upgrade`` migrates to its own revision."""
+    if getattr(args, "offline", False) or args.command == "db":
+        return False
+    return not getattr(args, "onnx", None)  # ``predict --onnx`` needs only the file
 
 
 if __name__ == "__main__":

@@ -90,6 +90,10 @@ class Settings(BaseSettings):
     webhook_max_attempts: int = 8
     webhook_backoff_seconds: float = 30.0
 
+    # The Train page lists timm's tiny test networks (test_resnet, …) only when this is on
+    # (tests and smoke runs); they are accepted by name either way.
+    show_test_architectures: bool = False
+
     # Money
     platform_fee_percent: float = Field(default=0.0, ge=0, le=100)
     min_reward_cents: int = 1

@@ -88,6 +88,7 @@ def settings(database_template, tmp_path, monkeypatch):
         "CROWDLAB_DATA_DIR": str(data_dir),
         "CROWDLAB_DATABASE_URL": url,
         "CROWDLAB_JOBS_IMMEDIATE": "true",
+        "CROWDLAB_SHOW_TEST_ARCHITECTURES": "true",
         "CROWDLAB_JOBS_IN_PROCESS": "false",
         "CROWDLAB_SECRET_KEY": "test-secret-key",
         "CROWDLAB_ARGON2_TIME_COST": "1",

@@ -57,15 +57,12 @@ def describe(result, *, base_url: str) -> list[str]:
 def _run(args: argparse.Namespace) -> int:
     from app.cli_commands.aggregate import ProgressBar
     from app.db.engine import session_scope
-    from app.db.migrate import upgrade
     from app.services.demo.scenario import run_demo
     from app.settings import get_settings
 
     if not args.verbose:  # log lines would tear the progress bar apart
         logging.getLogger().setLevel(logging.WARNING)
-    settings = get_settings()
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    upgrade()
+    settings = get_settings()  # main() made the data directory and migrated
     bar = ProgressBar(sys.stderr, enabled=not args.quiet)
     with session_scope() as session:
         try:

@@ -10,25 +10,10 @@ from app.errors import CrowdlabError
 
 
 def _owner(session, email: str | None):
-    """The requester named by ``--owner``, or the only requester there is."""
-    from sqlmodel import select
+    """The requester named by ``--owner``, the only requester, or a new local one."""
+    from app.cli_commands.instance import resolve_owner
 
-    from app.db.models import Role, User
-
-    if email:
-        user = session.exec(select(User).where(User.email == email.strip().lower())).first()
-        if user is None or user.role not in (Role.REQUESTER, Role.ADMIN):
-            raise CrowdlabError(f"No requester with the email {email!r}.")
-        return user
-    users = session.exec(
-        select(User).where(User.role.in_((Role.REQUESTER, Role.ADMIN)), User.is_active)
-    ).all()
-    if len(users) != 1:
-        raise CrowdlabError(
-            "Pass --owner EMAIL: "
-            + ("there is no requester yet." if not users else f"there are {len(users)} requesters.")
-        )
-    return users[0]
+    return resolve_owner(session, email)
 
 
 def _fail(exc: CrowdlabError) -> int:
@@ -42,10 +27,8 @@ def _fail(exc: CrowdlabError) -> int:
 
 def _collection_import(args: argparse.Namespace) -> int:
     from app.db.engine import session_scope
-    from app.db.migrate import upgrade
     from app.services.ml import collections
 
-    upgrade()
     with session_scope() as session:
         try:
             owner = _owner(session, args.owner)
@@ -156,11 +139,9 @@ def _print_metrics(model) -> None:
 
 def _train(args: argparse.Namespace) -> int:
     from app.db.engine import session_scope
-    from app.db.migrate import upgrade
     from app.db.models import TrainedModel
-    from app.services.ml import collections, trained_models
+    from app.services.ml import collections, train_defaults, trained_models
 
-    upgrade()
     settings = {
         "arch": args.arch,
         "epochs": args.epochs,
@@ -178,6 +159,14 @@ def _train(args: argparse.Namespace) -> int:
             collection = collections.get_collection_by_name(
                 session, requester=owner, name=args.collection
             )
+            counts = collections.class_counts(session, collection_ids=[collection.id])
+            images = sum(c["train"] for c in counts.get(collection.id, {}).values())
+            suggested = train_defaults.suggest_settings(
+                images=images, cuda=train_defaults.cuda_available()
+            )
+            for key in ("arch", "epochs", "image_size"):  # what is not given suits the machine
+                if settings[key] is None:
+                    settings[key] = suggested[key]
             model = trained_models.start_training(
                 session,
                 requester=owner,
@@ -190,7 +179,8 @@ def _train(args: argparse.Namespace) -> int:
         model_id, job_id, owner_id = model.id, model.job_id, owner.id
     print(
         f"Training iteration {model.iteration} of {args.collection!r} "
-        f"({args.arch}, model id {model_id})",
+        f"({settings['arch']}, {settings['epochs']} epochs at {settings['image_size']} px, "
+        f"model id {model_id})",
         file=sys.stderr,
     )
     _run_with_progress(job_id)
@@ -245,7 +235,7 @@ def _predict(args: argparse.Namespace) -> int:
     if args.onnx:
         return _predict_onnx(args)
     status = 0
-    with session_scope(write=False) as session:
+    with session_scope() as session:  # may create the local owner
         try:
             owner = _owner(session, args.owner)
             model = trained_models.get_published_model(session, requester=owner, name=args.model)
@@ -273,7 +263,7 @@ def _export(args: argparse.Namespace) -> int:
     from app.services.ml import trained_models
     from model.export import ExportError, export_checkpoint, sidecar_path
 
-    with session_scope(write=False) as session:
+    with session_scope() as session:  # may create the local owner
         try:
             owner = _owner(session, args.owner)
             model = trained_models.get_published_model(session, requester=owner, name=args.model)
@@ -311,7 +301,7 @@ def register(sub) -> None:
         "model.ddp_train` on an exported items file (see model/ddp_train.py).",
     )
     train.add_argument("--collection", required=True, metavar="NAME")
-    train.add_argument("--arch", default="resnet18")
+    train.add_argument("--arch", help="default: chosen for this machine and the collection's size")
     train.add_argument("--epochs", type=int)
     train.add_argument("--image-size", type=int)
     train.add_argument("--batch-size", type=int)

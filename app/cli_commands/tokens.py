@@ -26,10 +26,8 @@ def _fail(exc: CrowdlabError) -> int:
 
 def _create(args: argparse.Namespace) -> int:
     from app.db.engine import session_scope
-    from app.db.migrate import upgrade
     from app.services.accounts.users import create_api_token
 
-    upgrade()
     with session_scope() as session:
         try:
             user = _user(session, args.email)

@@ -11,6 +11,7 @@ from app.errors import ValidationFailed
 from app.services.aggregations import results
 from app.services.aggregations import runs as svc
 from app.web.lists import ListView, list_params
+from app.web.pool_nav import pool_nav
 from app.web.templating import flash, render
 
 router = APIRouter(dependencies=[Depends(verify_csrf)], include_in_schema=False)
@@ -26,6 +27,13 @@ def _pool_url(request: Request, pool_id: int) -> str | None:
         return None
 
 
+def _nav(request: Request, session, user, pool) -> dict:
+    """The pool's breadcrumbs and tabs, where the console serves the pool's pages."""
+    if _pool_url(request, pool.id) is None:
+        return {}
+    return pool_nav(session, user, pool, "aggregations")
+
+
 def _list_page(
     request: Request, session, user, pool_id: int, *, form=None, errors=None, status=200
 ):
@@ -34,6 +42,7 @@ def _list_page(
     page = svc.page_runs(session, requester=user, pool_id=pool.id, params=params)
     path = request.url_for("aggregations:list", pool_id=pool.id).path
     context = {
+        **_nav(request, session, user, pool),
         "pool": pool,
         "pool_url": _pool_url(request, pool.id),
         "runs": ListView(request, page, target="runs", path=path),
@@ -90,6 +99,7 @@ def aggregation_detail(
             unanswered.append(row)
     job = svc.get_run_job(session, run=run)
     context = {
+        **_nav(request, session, user, pool),
         "pool": pool,
         "pool_url": _pool_url(request, pool.id),
         "run": run,

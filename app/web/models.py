@@ -7,7 +7,7 @@ from fastapi.responses import FileResponse, RedirectResponse
 
 from app.deps import CurrentRequester, SessionDep, verify_csrf
 from app.errors import ValidationFailed
-from app.services.ml import collections, exports, inference, trained_models
+from app.services.ml import collections, exports, inference, train_defaults, trained_models
 from app.services.ml import lists as ml_lists
 from app.web.lists import ListView, list_params
 from app.web.templating import flash, render
@@ -50,22 +50,62 @@ def parse_settings(form: dict) -> dict:
     return values
 
 
-def _train_page(request, session, user, *, values, errors=None, error=None, status=200):
+def _ready_collections(session, user) -> tuple[list, dict[int, int]]:
+    """The collections one can train on, and their training images."""
+    ready = [
+        c for c in collections.list_collections(session, requester=user) if c.status == "ready"
+    ]
+    counts = collections.class_counts(session, collection_ids=[c.id for c in ready])
+    images = {c.id: sum(n["train"] for n in counts.get(c.id, {}).values()) for c in ready}
+    return ready, images
+
+
+def _train_page(request, session, user, *, values, errors=None, error=None, status=200, ready=None):
+    ready, images = ready or _ready_collections(session, user)
+    cuda = train_defaults.cuda_available()
+    rates = train_defaults.throughput(session, requester=user)
+    estimate = None
+    chosen = values.get("collection_id")
+    try:
+        if chosen in images:
+            device = train_defaults.resolved_device(values.get("device"), cuda=cuda)
+            seconds = train_defaults.estimate_seconds(
+                arch=str(values.get("arch")),
+                image_size=int(values.get("image_size")),
+                epochs=int(values.get("epochs")),
+                images=images[chosen],
+                device=device,
+                rates=rates,
+            )
+            estimate = {"text": train_defaults.describe_duration(seconds), "device": device}
+    except (TypeError, ValueError):  # a bad field: its error is shown, not an estimate
+        estimate = None
     return render(
         request,
         "requester/models/train.html",
         {
-            "collections": [
-                c
-                for c in collections.list_collections(session, requester=user)
-                if c.status == "ready"
-            ],
-            "architectures": trained_models.architectures(),
+            "collections": ready,
+            "architectures": train_defaults.form_architectures(),
             "augmentations": AUGMENTATIONS,
             "limits": trained_models.TRAIN_LIMITS,
             "values": values,
             "errors": errors or {},
             "error": error,
+            "cuda": cuda,
+            "estimate": estimate,
+            "estimator": {
+                "gmacs": train_defaults.GMACS_224,
+                "default_gmacs": train_defaults.DEFAULT_GMACS,
+                "step_factor": train_defaults.TRAIN_STEP_FACTOR,
+                "rates": rates.gmacs_per_s,
+                "measured": rates.measured,
+                "cuda": cuda,
+                "images": {str(cid): n for cid, n in images.items()},
+                "suggestions": {
+                    str(cid): train_defaults.suggest_settings(images=n, cuda=cuda)
+                    for cid, n in images.items()
+                },
+            },
         },
         status_code=status,
     )
@@ -85,13 +125,18 @@ def models_list(request: Request, session: SessionDep, user: CurrentRequester):
 def train_form(
     request: Request, session: SessionDep, user: CurrentRequester, collection_id: int | None = None
 ):
-    """The Train a model page with sensible defaults."""
-    values = {
-        **trained_models.DEFAULT_SETTINGS,
-        "collection_id": collection_id,
-        "mode": "classification",
-    }
-    return _train_page(request, session, user, values=values)
+    """The Train a model page, with defaults chosen for this machine (GPU or CPU only) and
+    the collection's size, and an estimated duration."""
+    ready, images = _ready_collections(session, user)
+    if collection_id not in images and len(ready) == 1:
+        collection_id = ready[0].id
+    suggested = trained_models.DEFAULT_SETTINGS
+    if collection_id in images:
+        suggested = train_defaults.suggest_settings(
+            images=images[collection_id], cuda=train_defaults.cuda_available()
+        )
+    values = {**suggested, "collection_id": collection_id, "mode": "classification"}
+    return _train_page(request, session, user, values=values, ready=(ready, images))
 
 
 @router.post("/requester/models/train", name="models:start")

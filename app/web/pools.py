@@ -16,6 +16,7 @@ from app.services.projects import (
     pools,
     progress,
     projects,
+    reservation,
 )
 from app.services.quality import skills
 from app.settings import get_settings
@@ -238,6 +239,7 @@ def _detail_context(session, user, pool: Pool) -> dict:
         ),
         "review": pools.review_budget(session, requester=user, pool_id=pool.id),
         "savings": overlap_savings.get_overlap_savings(session, requester=user, pool_id=pool.id),
+        "reservation": reservation.reservation_state(session, pool=pool),
     }
 
 
@@ -257,6 +259,7 @@ def pool_progress(request: Request, session: SessionDep, user: CurrentRequester,
         "counts": pools.task_counts(session, pool=pool, recent=True),
         "progress": progress.get_pool_progress(session, requester=user, pool_id=pool.id),
         "savings": overlap_savings.get_overlap_savings(session, requester=user, pool_id=pool.id),
+        "reservation": reservation.reservation_state(session, pool=pool),
     }
     return render(request, "requester/pools/_progress.html", ctx)
 
@@ -311,27 +314,58 @@ async def update_pool(request: Request, session: SessionDep, user: CurrentReques
     return RedirectResponse(request.url_for("pools:detail", pool_id=pool.id), status_code=303)
 
 
+def _launch_page(request, session, user, pool, *, margin=None, message=None, status_code=200):
+    """The budget review; a margin that is not a whole percent in range is shown as an
+    error on its field, with the figures of the suggested margin."""
+    errors: dict[str, str] = {}
+    try:
+        budget = pools.review_budget(
+            session, requester=user, pool_id=pool.id, margin_percent=margin
+        )
+    except ValidationFailed as exc:
+        errors = dict(exc.errors)
+        message = message or exc.message
+        status_code = 422
+        budget = pools.review_budget(session, requester=user, pool_id=pool.id)
+    ctx = {
+        "pool": pool,
+        "review": budget,
+        "message": message,
+        "errors": errors,
+        "margin_value": margin,
+    }
+    return render(request, "requester/pools/launch.html", ctx, status_code=status_code)
+
+
+def _margin_of(raw: str | None) -> str | None:
+    return None if raw is None or not raw.strip() else raw.strip()
+
+
 @router.get("/requester/pools/{pool_id}/launch", name="pools:review")
 def review(request: Request, session: SessionDep, user: CurrentRequester, pool_id: int):
-    """The budget review before launch."""
+    """The budget review before launch (``?margin_percent=N`` recalculates the range)."""
     pool = pools.get_pool(session, requester=user, pool_id=pool_id)
-    budget = pools.review_budget(session, requester=user, pool_id=pool.id)
-    return render(request, "requester/pools/launch.html", {"pool": pool, "review": budget})
+    margin = _margin_of(request.query_params.get("margin_percent"))
+    return _launch_page(request, session, user, pool, margin=margin)
 
 
 @router.post("/requester/pools/{pool_id}/launch", name="pools:launch")
-def launch(request: Request, session: SessionDep, user: CurrentRequester, pool_id: int):
-    """Reserve the budget and open the pool; a short balance is shown on the review page."""
+async def launch(request: Request, session: SessionDep, user: CurrentRequester, pool_id: int):
+    """Reserve the budget (estimate + margin) and open the pool; a short balance or a bad
+    margin is shown on the review page."""
     pool = pools.get_pool(session, requester=user, pool_id=pool_id)
+    margin = _margin_of((await request.form()).get("margin_percent"))
     try:
-        pools.launch_pool(session, requester=user, pool_id=pool.id)
-    except (InsufficientFunds, Conflict) as exc:
+        pools.launch_pool(session, requester=user, pool_id=pool.id, margin_percent=margin)
+    except (InsufficientFunds, Conflict, ValidationFailed) as exc:
         session.rollback()
-        budget = pools.review_budget(session, requester=user, pool_id=pool.id)
-        return render(
+        return _launch_page(
             request,
-            "requester/pools/launch.html",
-            {"pool": pool, "review": budget, "message": exc.message},
+            session,
+            user,
+            pool,
+            margin=margin,
+            message=exc.message,
             status_code=exc.status_code,
         )
     flash(request, f"Pool “{pool.name}” is open: labelers can start.", "success")
@@ -354,6 +388,30 @@ async def preselect(request: Request, session: SessionDep, user: CurrentRequeste
         "success",
     )
     return RedirectResponse(request.url_for("pools:detail", pool_id=pool_id), status_code=303)
+
+
+@router.post("/requester/pools/{pool_id}/reservation", name="pools:add_reservation")
+async def add_reservation(
+    request: Request, session: SessionDep, user: CurrentRequester, pool_id: int
+):
+    """Add money from the balance to an open pool's reservation (consent to spend it)."""
+    pool = pools.get_pool(session, requester=user, pool_id=pool_id)
+    form = await request.form()
+    try:
+        amount = parse_money_cents(form.get("amount"), field="amount", minimum_cents=1)
+        reservation.add_to_reservation(
+            session, requester=user, pool_id=pool.id, amount_cents=amount
+        )
+    except (InsufficientFunds, Conflict, ValidationFailed) as exc:
+        session.rollback()
+        flash(request, exc.message, "error")
+        return RedirectResponse(request.url_for("pools:detail", pool_id=pool.id), status_code=303)
+    flash(
+        request,
+        f"Added {amount / 100:,.2f} USD to the reservation: labelers can take suites again.",
+        "success",
+    )
+    return RedirectResponse(request.url_for("pools:detail", pool_id=pool.id), status_code=303)
 
 
 @router.post("/requester/pools/{pool_id}/close", name="pools:close")

@@ -22,6 +22,7 @@ from app.services.quality.rules import (
     ActionType,
     CollectorType,
 )
+from app.web.pool_nav import pool_nav
 from app.web.templating import flash, render
 
 router = APIRouter(dependencies=[Depends(verify_csrf)], include_in_schema=False)
@@ -241,6 +242,7 @@ def row_errors(errors: dict[str, str], rows: list[dict], slots: list[list[int]])
 
 def _context(session, user, pool, rows, errors=None, **extra) -> dict:
     return {
+        **(pool_nav(session, user, pool, "quality") if pool is not None else {}),
         "pool": pool,
         "rows": rows,
         "errors": errors or {},

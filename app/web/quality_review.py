@@ -11,6 +11,7 @@ from starlette.datastructures import UploadFile
 from app.deps import CurrentRequester, SessionDep, verify_csrf
 from app.errors import UploadRejected, ValidationFailed
 from app.services.quality import overlap, review
+from app.web.pool_nav import pool_nav
 from app.web.templating import flash, is_htmx, render
 
 router = APIRouter(dependencies=[Depends(verify_csrf)], include_in_schema=False)
@@ -48,6 +49,8 @@ def review_page(
         per_page=PER_PAGE,
     )
     ctx = {
+        **pool_nav(session, user, pool, "review"),
+        "names": review.labeler_names(session, [a.labeler_id for a in rows]),
         "pool": pool,
         "assignments": rows,
         "answers": review.suite_answers(session, [a.id for a in rows]),
@@ -63,6 +66,7 @@ def review_page(
 
 def _row(request: Request, session, assignment, pool, error: str | None = None, status_code=200):
     ctx = {
+        "names": review.labeler_names(session, [assignment.labeler_id]),
         "pool": pool,
         "a": assignment,
         "answers": review.suite_answers(session, [assignment.id]),
@@ -137,6 +141,8 @@ async def upload_review(
             session, requester=user, pool_id=pool_id, per_page=PER_PAGE
         )
         ctx = {
+            **pool_nav(session, user, pool, "review"),
+            "names": review.labeler_names(session, [a.labeler_id for a in rows]),
             "pool": pool,
             "assignments": rows,
             "answers": review.suite_answers(session, [a.id for a in rows]),

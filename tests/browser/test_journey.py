@@ -151,6 +151,8 @@ def _answer_and_submit(page, truth: dict[str, str] | None) -> str:
 
 def test_requester_and_labelers_go_through_the_whole_loop(new_page, tmp_path):
     quiet_torch_threads()
+    import model.factory  # noqa: F401  (timm loads once, not while the Train page waits)
+
     zip_data, truth = _dataset()
     requester = new_page()
     pool_url = _set_up_pool(requester, zip_data, truth)
@@ -180,6 +182,23 @@ def test_requester_and_labelers_go_through_the_whole_loop(new_page, tmp_path):
                 del opened[n]
             else:
                 opened[n] = time.monotonic()
+    # The fast labeler's four paid suites were re-issued: the pool needs more than the
+    # reservation (11 suites + 30 % margin for the rules' re-issues), stops handing out
+    # suites, and asks the requester, who adds what finishes the work.
+    requester.goto(pool_url)
+    notice = requester.inner_text("#reservation-used-up")
+    assert "More money needed: labelers get no new suites" in notice
+    requester.click("#add-reservation")
+    assert "to the reservation: labelers can take suites again" in requester.content()
+    for page in careful:
+        page.goto("/labeler")
+        if not page.locator("button:has-text('Start labeling')").count():
+            continue
+        page.click("button:has-text('Start labeling')")
+        page.wait_for_selector("#task-0:focus, .empty")
+        while page.locator(".suite-task").count():
+            suites[careful.index(page)] += 1
+            _answer_and_submit(page, truth)
     assert sum(suites.values()) == 12  # 11 general tasks × 3 / 3 per suite (+ one short)
 
     # The requester watches the pool complete.

@@ -73,13 +73,15 @@ def test_requester_creates_project_pool_uploads_marks_tops_up_and_launches(page)
     assert chart.count() == 3
     assert "3" in chart.nth(1).inner_text()  # dog: 2 from the ZIP + 1 marked
 
-    # Launch: 2 general left × overlap 3 / 3 per suite = 2 suites × $0.10 = $0.20; balance $0.
+    # Launch: 2 general left × overlap 3 / 3 per suite = 2 suites × $0.10 = $0.20, plus the
+    # preset's 30 % margin for re-issued tasks (1 suite) = $0.30 reserved; balance $0.
     page.goto(page.url.split("/tasks")[0])
     page.click("text=Launch…")
     assert "2 × $0.10 = $0.20" in page.locator("#budget").inner_text()
+    assert "$0.20 and $0.30" in page.inner_text("#budget-range")
     page.click("button:has-text('Launch pool')")
-    assert "Top up at least $0.20" in page.content()
-    page.click("a:has-text('Top up $0.20')")
+    assert "Top up at least $0.30" in page.content()
+    page.click("a:has-text('Top up $0.30')")
     page.fill("#f-amount", "1.00")
     page.click("button:has-text('Top up')")
     assert "Added $1.00" in page.content()
@@ -87,4 +89,4 @@ def test_requester_creates_project_pool_uploads_marks_tops_up_and_launches(page)
     assert "is open" in page.content()
     assert "open" in page.locator("h1 .badge").inner_text()
     page.goto("/requester/balance")
-    assert "$0.80" in page.locator("#balance").inner_text()
+    assert "$0.70" in page.locator("#balance").inner_text()

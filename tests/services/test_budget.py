@@ -73,12 +73,16 @@ def test_launch_with_short_balance_refuses_with_the_shortfall_and_changes_nothin
 def test_launch_reserves_and_close_releases_what_was_not_spent(session, requester):
     pool = make_pool(session, requester, overlap=2, reward_cents=25, general_per_suite=2)
     add_tasks(session, pool, general=4)  # 4 suites × $0.25
+    review = pools.review_budget(session, requester=requester, pool_id=pool.id)
+    # partial last suites may need more: a 10 % margin, one suite (rounded up)
+    assert (review.total_cents, review.margin_percent, review.margin_suites) == (100, 10, 1)
+    assert review.limit_cents == review.to_reserve_cents == 125
     ledger.top_up(session, user=requester, amount_cents=500)
     pools.launch_pool(session, requester=requester, pool_id=pool.id)
-    assert ledger.get_balance(session, user=requester) == 400
-    assert ledger.get_balance(session, user=requester, account=LedgerAccount.RESERVED) == 100
+    assert ledger.get_balance(session, user=requester) == 375
+    assert ledger.get_balance(session, user=requester, account=LedgerAccount.RESERVED) == 125
     released = pools.close_pool(session, requester=requester, pool_id=pool.id)
-    assert released == 100
+    assert released == 125
     assert ledger.get_balance(session, user=requester) == 500
     assert ledger.get_pool_reserved(session, pool=pool) == 0
 
@@ -106,7 +110,14 @@ def test_review_warns_about_missing_control_tasks(session, requester):
 def test_pool_reservation_total_always_equals_the_ledger(session, requester, monkeypatch):
     """Launch, paid suites with a fee, a reservation that runs short, close: the pool's
     running total matches the sum of its reservation entries at every step."""
-    from app.services.labeling.assignments import assign_next_suite, submit_assignment
+    from app.db.models import Pool
+    from app.services.labeling.assignments import (
+        PoolBudgetUsedUp,
+        assign_next_suite,
+        submit_assignment,
+    )
+    from app.services.projects import reservation
+    from tests.builders.concurrency import in_own_session
     from tests.builders.users import make_labeler
 
     monkeypatch.setenv("CROWDLAB_PLATFORM_FEE_PERCENT", "10")
@@ -145,7 +156,8 @@ def test_pool_reservation_total_always_equals_the_ledger(session, requester, mon
     )
     session.commit()
     check(33)
-    for n, expected in ((1, 0), (2, 0)):
+
+    def do_suite(n: int) -> None:
         labeler = make_labeler(session, email=f"payee{n}@example.com")
         suite = assign_next_suite(session, labeler=labeler, pool_id=pool.id)
         result = submit_assignment(
@@ -157,8 +169,24 @@ def test_pool_reservation_total_always_equals_the_ledger(session, requester, mon
         )
         assert result.paid
         assert ledger.get_balance(session, user=labeler) == 30
-        check(expected)
-    # launch reserved 99, 66 came back by hand, the second suite took 33 more
+
+    do_suite(1)
+    check(0)
+    # the reservation is used up: the next suite waits for the requester's consent (the
+    # take runs in a writing session, as a request's does, so its refusal rolls back)
+    refused_labeler = make_labeler(session, email="refused@example.com")
+    refused = in_own_session(
+        lambda s: assign_next_suite(s, labeler=refused_labeler, pool_id=pool.id)
+    )
+    assert isinstance(refused, PoolBudgetUsedUp)
+    session.expire_all()
+    state = reservation.reservation_state(session, pool=session.get(Pool, pool.id))
+    assert state.used_up and state.suites_left == 2 and state.needed_cents == 66
+    reservation.add_to_reservation(session, requester=requester, pool_id=pool.id, amount_cents=33)
+    check(33)
+    do_suite(3)
+    check(0)
+    # launch reserved 99, 66 came back by hand, the requester added 33 more
     assert ledger.get_balance(session, user=requester) == 1_000 - 99 + 66 - 33
     assert pools.close_pool(session, requester=requester, pool_id=pool.id) == 0
     check(0)

@@ -18,7 +18,7 @@ from app.errors import InsufficientFunds
 from app.services.labeling.assignments import PoolBudgetUsedUp, assign_next_suite, submit_assignment
 from app.services.money import ledger
 from app.services.money.bonuses import grant_bonus
-from app.services.projects import pools
+from app.services.projects import pools, reservation
 from tests.builders.concurrency import in_own_session, run_together
 from tests.builders.pools import add_tasks, make_pool, open_pool
 from tests.builders.users import make_labeler, make_requester
@@ -187,17 +187,20 @@ def test_one_bonus_operation_sent_six_times_at_once_pays_once(session, requester
 
 
 def test_suites_past_the_launch_budget_are_reserved_first_or_not_handed_out(session, requester):
-    """7 tasks × overlap 2 at 5 per suite: launch reserves 3 suites, but two labelers need 4
-    (each one's last suite holds the 2 tasks left). The 4th is handed out only once its pay
-    is reserved: refused while the balance is empty, given after a top-up."""
+    """7 tasks × overlap 2 at 5 per suite, launched with no margin: launch reserves 3 suites,
+    but two labelers need 4 (each one's last suite holds the 2 tasks left). The 4th is handed
+    out only once the requester adds its pay to the reservation: a top-up of the balance
+    alone is not consent to spend it on this pool."""
     pool = make_pool(
         session, requester, overlap=2, reward_cents=50, general_per_suite=5, control_per_suite=0
     )
     add_tasks(session, pool, general=7)
     review = pools.review_budget(session, requester=requester, pool_id=pool.id)
-    assert review.suites == 3 and review.to_reserve_cents == 150
+    assert review.suites == 3 and review.to_reserve_cents == 200  # 10 % margin: 1 suite
+    review = pools.review_budget(session, requester=requester, pool_id=pool.id, margin_percent=0)
+    assert review.to_reserve_cents == 150
     ledger.top_up(session, user=requester, amount_cents=review.to_reserve_cents)
-    pools.launch_pool(session, requester=requester, pool_id=pool.id)
+    pools.launch_pool(session, requester=requester, pool_id=pool.id, margin_percent=0)
     assert ledger.get_balance(session, user=requester) == 0
     a, b = make_labeler(session), make_labeler(session)
 
@@ -210,13 +213,20 @@ def test_suites_past_the_launch_budget_are_reserved_first_or_not_handed_out(sess
         )  # fmt: skip
 
     assert do_suite(a).paid and do_suite(b).paid and do_suite(a).paid  # 5, 5, 2 tasks
-    try:
-        assign_next_suite(session, labeler=b, pool_id=pool.id)
-        raise AssertionError("a suite nobody can pay for was handed out")
-    except PoolBudgetUsedUp as refused:
-        assert "budget is used up" in refused.message
+    # (takes run in a writing session, as a request's does, so a refusal rolls back)
+    refused = in_own_session(lambda s: assign_next_suite(s, labeler=b, pool_id=pool.id))
+    assert isinstance(refused, PoolBudgetUsedUp), "a suite nobody can pay for was handed out"
+    assert "budget is used up" in refused.message
+    session.expire_all()
     _assert_books_balance(session, requester, a, b)
     ledger.top_up(session, user=requester, amount_cents=50)
+    refused = in_own_session(lambda s: assign_next_suite(s, labeler=b, pool_id=pool.id))
+    assert isinstance(refused, PoolBudgetUsedUp)
+    session.expire_all()
+    assert ledger.get_balance(session, user=requester) == 50  # not spent without consent
+    state = reservation.reservation_state(session, pool=pool)
+    assert state.used_up and state.needed_cents == 50
+    reservation.add_to_reservation(session, requester=requester, pool_id=pool.id, amount_cents=50)
     assert do_suite(b).paid
     _assert_books_balance(session, requester, a, b)
     assert ledger.get_balance(session, user=requester) == 0

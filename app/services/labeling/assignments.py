@@ -56,8 +56,8 @@ class NoSuiteAvailable(Conflict):
 
 
 class PoolBudgetUsedUp(NoSuiteAvailable):
-    """The pool has tasks, but neither its reservation nor its owner's balance covers
-    another suite."""
+    """The pool has tasks, but its reservation does not cover another suite (the requester
+    is asked on the pool's page to add to it)."""
 
 
 def _pick_fixed_suite(conn, *, labeler_id: int, pool: PoolTerms, pg: bool) -> list[tuple]:
@@ -226,14 +226,13 @@ def assign_next_suite(session: Session, *, labeler: User | TokenLabeler, pool_id
     # payment locks it) is held only from here to the commit.
     try:
         ledger.ensure_suite_covered(
-            session, pool_id=pool.id, owner_id=pool.owner_id, reward_cents=pool.reward_cents,
-            counted=True,
-        )  # fmt: skip
+            session, pool_id=pool.id, reward_cents=pool.reward_cents, counted=True
+        )
     except InsufficientFunds:
         session.rollback()  # the suite was never handed out
         raise PoolBudgetUsedUp(
             "This pool's budget is used up for now: no new suites until the requester "
-            "tops up. Try another pool."
+            "adds to it. Try another pool."
         ) from None
     webhooks.emit(  # one indexed look-up; a delivery only for a subscribed pool
         session, pool_id=pool.id, event_type="ASSIGNMENT_CREATED", assignment_id=assignment_id

@@ -10,10 +10,11 @@ so concurrent withdrawals, launches and bonuses cannot both pass a check and ove
 on PostgreSQL the second waits for the first's row lock and re-reads the row; on SQLite
 writers are serialised anyway. A refused movement raises ``InsufficientFunds``.
 
-A pool's reservation covers every suite that can still be paid: a suite is handed out
-only when the reservation (topped up from the balance if it must be) covers it and every
-other outstanding suite of the pool (``ensure_suite_covered``); closing a pool releases
-only what no outstanding suite may still need.
+A pool's reservation covers every suite that can still be paid, and is the most the pool
+spends without the requester's consent: a suite is handed out only when the reservation
+covers it and every other outstanding suite of the pool (``ensure_suite_covered``; the
+balance is never dipped into silently, the requester adds to the reservation from the
+pool's page); closing a pool releases only what no outstanding suite may still need.
 """
 
 from __future__ import annotations
@@ -220,15 +221,22 @@ def outstanding_cents(session: Session, *, pool_id: int, fee_percent: float | No
     return sum(n * (reward + fee_cents(reward, fee_percent)) for reward, n in found)
 
 
+class ReservationUsedUp(InsufficientFunds):
+    """The pool's reservation does not cover one more suite (the requester may add to it)."""
+
+    code = "RESERVATION_USED_UP"
+
+
 def ensure_suite_covered(
-    session: Session, *, pool_id: int, owner_id: int, reward_cents: int, counted: bool = False
+    session: Session, *, pool_id: int, reward_cents: int, counted: bool = False
 ) -> None:
     """Before a new suite is handed out: make sure the pool's reservation covers it and every
-    outstanding suite, topping it up from the owner's balance if it must (flush only).
+    outstanding suite. It is never topped up from the owner's balance here: spending more
+    than was reserved needs the requester's consent (they add to the reservation).
 
-    ``InsufficientFunds`` when the balance cannot cover the suite either. On PostgreSQL the
-    pool's row stays locked to the commit, so concurrent takes are counted one after the
-    other; SQLite serialises writers anyway.
+    ``ReservationUsedUp`` when it does not cover them. On PostgreSQL the pool's row stays
+    locked to the commit, so concurrent takes are counted one after the other; SQLite
+    serialises writers anyway.
     """
     if reward_cents <= 0:
         return
@@ -238,11 +246,11 @@ def ensure_suite_covered(
     need = outstanding_cents(session, pool_id=pool_id, fee_percent=fee_percent)
     if not counted:  # (``counted``: the new suite is already written, so counted above)
         need += reward_cents + fee_cents(reward_cents, fee_percent)
-    short = need - int(reserved)
-    if short <= 0:
-        return
-    pool = Pool(id=pool_id, owner_id=owner_id)  # the two fields a reservation entry needs
-    reserve_for_pool(session, pool=pool, amount_cents=short, memo="Top-up of reservation")
+    if need > int(reserved):
+        raise ReservationUsedUp(
+            f"The pool's reservation ({dollars(int(reserved))}) does not cover another suite.",
+            payload={"reserved": int(reserved) / 100, "needed": need / 100},
+        )
 
 
 def release_pool_reservation(

@@ -31,6 +31,12 @@ from app.services.projects.pool_dynamic import check_references, validate_dynami
 from app.services.projects.pool_model import forget_model_answers, queue_model_predictions
 from app.services.projects.pool_state import mark_closed
 from app.services.projects.projects import get_project
+from app.services.projects.reservation import (
+    check_margin,
+    margin_suites,
+    reissue_risks,
+    suggested_margin,
+)
 from app.services.projects.tally import TaskTally, count_tally, recent_tally
 from app.services.quality.presets import image_classification_preset
 from app.services.quality.rules import (
@@ -330,6 +336,18 @@ class BudgetReview:
     balance_cents: int
     warnings: list[str] = field(default_factory=list)
     max_overlap: int | None = None  # dynamic overlap: ``answers`` is the worst case
+    # What the rules can add to the estimate, and the margin reserved for it: the
+    # reservation (total + margin) is the most the pool spends without the requester's
+    # consent (app/services/projects/reservation.py).
+    risks: list[str] = field(default_factory=list)
+    margin_percent: int = 0
+    margin_suites: int = 0
+    margin_cents: int = 0
+
+    @property
+    def limit_cents(self) -> int:
+        """The most the pool may spend: the estimate plus the margin."""
+        return self.total_cents + self.margin_cents
 
     @property
     def shortfall_cents(self) -> int:
@@ -342,7 +360,13 @@ def _fee_per_suite(price_cents: int, fee_percent: float) -> int:
     return round(price_cents * (fee_percent or 0.0) / 100)
 
 
-def _review(session: Session, pool: Pool, fee_percent: float, tally: TaskTally) -> BudgetReview:
+def _review(
+    session: Session,
+    pool: Pool,
+    fee_percent: float,
+    tally: TaskTally,
+    margin_percent: int | None = None,
+) -> BudgetReview:
     counts = tally.counts
     answers = tally.general_slots
     if pool.max_overlap is not None:  # dynamic overlap: the worst case is reserved
@@ -391,14 +415,9 @@ def _review(session: Session, pool: Pool, fee_percent: float, tally: TaskTally) 
             "confidence. The worst case is reserved; what is not spent goes back to your "
             "balance when the pool closes."
         )
-    if suites and pool.overlap > 1 and pool.general_per_suite > 1:
-        warnings.append(
-            "The last suites of a pool can hold fewer tasks than "
-            f"{pool.general_per_suite} (a labeler never gets a task twice), so a few more "
-            "suites than this may be paid. Each suite is reserved before it is handed out: "
-            "from the balance once this reservation is used, and none is handed out that "
-            "the balance cannot cover."
-        )
+    margin = suggested_margin(pool) if margin_percent is None else check_margin(margin_percent)
+    extra_suites = margin_suites(suites, margin)
+    extra = extra_suites * (pool.reward_cents + _fee_per_suite(pool.reward_cents, fee_percent))
     return BudgetReview(
         general_tasks=counts[TaskKind.GENERAL],
         control_tasks=counts[TaskKind.CONTROL],
@@ -412,24 +431,34 @@ def _review(session: Session, pool: Pool, fee_percent: float, tally: TaskTally) 
         total_cents=total,
         reserved_cents=reserved,
         spent_cents=spent,
-        to_reserve_cents=max(0, total - spent - reserved),
+        to_reserve_cents=max(0, total + extra - spent - reserved),
         balance_cents=ledger.get_balance(session, user=pool.owner_id),
         warnings=warnings,
         max_overlap=pool.max_overlap,
+        risks=reissue_risks(pool),
+        margin_percent=margin,
+        margin_suites=extra_suites,
+        margin_cents=extra,
     )
 
 
-def review_budget(session: Session, *, requester: User, pool_id: int) -> BudgetReview:
-    """The budget review shown before launch (fee at today's platform rate)."""
+def review_budget(
+    session: Session, *, requester: User, pool_id: int, margin_percent: int | None = None
+) -> BudgetReview:
+    """The budget review shown before launch (fee at today's platform rate); the margin for
+    what the rules may re-issue is ``margin_percent`` or the one the rules suggest."""
     pool = get_pool(session, requester=requester, pool_id=pool_id)
     fee = (
         pool.fee_percent if pool.status == PoolStatus.OPEN else get_settings().platform_fee_percent
     )
-    return _review(session, pool, fee, recent_tally(session, pool=pool))
+    return _review(session, pool, fee, recent_tally(session, pool=pool), margin_percent)
 
 
-def launch_pool(session: Session, *, requester: User, pool_id: int) -> Pool:
-    """Reserve the pool's budget and open it; ``InsufficientFunds`` names the shortfall."""
+def launch_pool(
+    session: Session, *, requester: User, pool_id: int, margin_percent: int | None = None
+) -> Pool:
+    """Reserve the pool's budget (the estimate plus the margin, by default the one its rules
+    suggest) and open it; ``InsufficientFunds`` names the shortfall."""
     pool = get_pool(session, requester=requester, pool_id=pool_id)
     if pool.status == PoolStatus.OPEN:
         raise Conflict("The pool is already open.")
@@ -439,14 +468,20 @@ def launch_pool(session: Session, *, requester: User, pool_id: int) -> Pool:
     if project is None or project.status == ProjectStatus.ARCHIVED:
         raise Conflict("The project is archived; its pools cannot be opened.")
     fee_percent = get_settings().platform_fee_percent
-    review = _review(session, pool, fee_percent, count_tally(session, pool=pool))
+    review = _review(session, pool, fee_percent, count_tally(session, pool=pool), margin_percent)
     if not (review.general_tasks + review.control_tasks + review.training_tasks):
         raise Conflict("The pool has no tasks. Upload images or a TSV before launching.")
     if review.shortfall_cents:
         short = review.shortfall_cents
         raise InsufficientFunds(
             f"Launching needs ${review.to_reserve_cents / 100:,.2f} ({review.suites} suites × "
-            f"${review.price_cents / 100:,.2f} + ${review.fee_cents / 100:,.2f} fee) but the "
+            f"${review.price_cents / 100:,.2f} + ${review.fee_cents / 100:,.2f} fee"
+            + (
+                f" + ${review.margin_cents / 100:,.2f} margin for re-issued tasks"
+                if review.margin_cents
+                else ""
+            )
+            + ") but the "
             f"balance is ${review.balance_cents / 100:,.2f}. Top up at least ${short / 100:,.2f}.",
             payload={
                 "required": review.to_reserve_cents / 100,

@@ -369,3 +369,11 @@ def auto_accept_due(session: Session, *, now: datetime | None = None, limit: int
             break
     session.commit()
     return accepted
+
+
+def labeler_names(session: Session, labeler_ids: list[int]) -> dict[int, str]:
+    """The display names of these labelers (as the pool page shows them)."""
+    ids = sorted(set(labeler_ids))
+    if not ids:
+        return {}
+    return dict(session.exec(select(User.id, User.name).where(User.id.in_(ids))).all())
