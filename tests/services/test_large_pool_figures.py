@@ -98,7 +98,7 @@ def test_a_large_pools_page_shows_kept_figures_but_launch_counts_afresh(
     add_tasks(session, pool, general=4)  # a change the kept page figures do not see yet
     assert pools.review_budget(session, requester=requester, pool_id=pool.id).answers == 24
     pools.ledger.top_up(session, user=requester, amount_cents=10_000)
-    pools.launch_pool(session, requester=requester, pool_id=pool.id)
+    pools.launch_pool(session, requester=requester, pool_id=pool.id, margin_percent=0)
     # launch counted all 16 tasks: 32 answers in suites of 4 at $0.05, plus the fee
     fee = round(5 * pools.get_settings().platform_fee_percent / 100)
     assert pools.ledger.get_pool_reserved(session, pool=pool) == 8 * (5 + fee)
