@@ -5,7 +5,17 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import JSON, CheckConstraint, Column, ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    CheckConstraint,
+    Column,
+    ForeignKey,
+    Integer,
+    String,
+    UniqueConstraint,
+)
+from sqlalchemy import false as sa_false
 from sqlmodel import Field, SQLModel
 
 from app.db.types import UTCDateTime, utcnow
@@ -34,6 +44,15 @@ class Project(SQLModel, table=True):
     # Toloka task spec / view spec as a client sent them (kept for API round-trips).
     task_spec: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     quality_rules: list = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    # "single": one answer (radio buttons); "multiple": several answers (checkboxes), each
+    # answer a set of option values (``app.services.answer_sets``)
+    answer_type: str = Field(
+        default="single", sa_column=Column(String(16), nullable=False, server_default="single")
+    )
+    # several answers: the labeler may answer "none of these" (the empty set)
+    allow_none: bool = Field(
+        default=False, sa_column=Column(Boolean, nullable=False, server_default=sa_false())
+    )
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
 
 
