@@ -23,6 +23,7 @@ from sqlalchemy import select as sa_select
 from sqlmodel import col, select
 
 from aggregation import get_method, quality_report
+from aggregation.multilabel import encode_set, fit_multilabel, parse_set
 from app.db.engine import session_scope
 from app.db.models import (
     AggregatedLabel,
@@ -33,6 +34,7 @@ from app.db.models import (
     AssignmentStatus,
     JobStatus,
     Pool,
+    Project,
     Task,
     TaskKind,
 )
@@ -73,14 +75,23 @@ def _start(run_id: int, job_id: int) -> tuple[AggregationRun, Pool]:
         return run, pool
 
 
+def _options(pool: Pool) -> tuple[list[str], bool]:
+    """The project's option values in order, and whether it asks for several answers."""
+    with session_scope(write=False) as session:
+        values = session.exec(
+            select(AnswerOption.value)
+            .where(AnswerOption.project_id == pool.project_id)
+            .order_by(col(AnswerOption.position), col(AnswerOption.id))
+        ).all()
+        project = session.get(Project, pool.project_id)
+        return list(values), project is not None and project.answer_type == "multiple"
+
+
 def _load(pool: Pool) -> tuple[pd.DataFrame, pd.Series, list[int]]:
     """Answers (``task, worker, label, kind``), known answers, and the general task ids."""
+    values, multiple = _options(pool)
+    options = set(values)
     with session_scope(write=False) as session:
-        options = set(
-            session.exec(
-                select(AnswerOption.value).where(AnswerOption.project_id == pool.project_id)
-            ).all()
-        )
         query = (
             sa_select(Answer.task_id, Answer.labeler_id, Answer.value, Task.kind)
             .join(Assignment, col(Assignment.id) == Answer.assignment_id)
@@ -113,7 +124,11 @@ def _load(pool: Pool) -> tuple[pd.DataFrame, pd.Series, list[int]]:
     data = list(zip(*rows, strict=True)) if rows else [() for _ in columns]
     answers = pd.DataFrame({name: list(values) for name, values in zip(columns, data, strict=True)})
     known = pd.Series(dict(known_rows), dtype=object, name="label")
-    if options:  # values outside the project's answer options never reach the results
+    if multiple:  # sets: answers that are not a set of the options never count
+        fits = answers["label"].map(lambda v: (s := parse_set(v)) is not None and set(s) <= options)
+        answers = answers[fits.astype(bool)] if len(answers) else answers
+        known = known[known.map(lambda v: parse_set(v) is not None).astype(bool)]
+    elif options:  # values outside the project's answer options never reach the results
         answers = answers[answers["label"].isin(options)]
         known = known[known.isin(options)]
     return answers.reset_index(drop=True), known, general
@@ -161,6 +176,41 @@ def _worker_rows(model: Any, answers: pd.DataFrame, known: pd.Series) -> list[di
     return rows
 
 
+def _multilabel_worker_rows(fitted: Any, answers: pd.DataFrame, known: pd.Series) -> list[dict]:
+    """Several answers: a labeler's accuracy is the mean of the option models' estimates;
+    ``confusion`` holds each option's estimate; control counts exact matches of sets."""
+    per_option = fitted.worker_accuracy()
+    control = answers[answers["task"].isin(known.index)]
+    answered = control.groupby("worker").size()
+    correct = [
+        set(parse_set(given) or []) == set(parse_set(want) or [])
+        for given, want in zip(control["label"], known.reindex(control["task"]), strict=True)
+    ]
+    right = pd.Series(correct, index=control["worker"].to_numpy(), dtype=bool)
+    right = right.groupby(level=0).sum()
+    counts = answers.groupby("worker").size()
+    rows = []
+    for worker, estimates in per_option.iterrows():
+        clean = {o: round(float(np.clip(v, 0, 1)), 4) for o, v in estimates.items() if v == v}
+        rows.append(
+            {
+                "labeler_id": int(worker),
+                "accuracy": float(np.mean(list(clean.values()))) if clean else None,
+                "answer_count": int(counts.get(worker, 0)),
+                "confusion": {
+                    "labels": [],
+                    "matrix": [],
+                    "per_option": clean,
+                    "control": {
+                        "answered": int(answered.get(worker, 0)),
+                        "correct": int(right.get(worker, 0)),
+                    },
+                },
+            }
+        )
+    return rows
+
+
 def _write(run_id: int, labels: list[dict], workers: list[dict], stats: dict) -> None:
     from app.db.models import WorkerQuality
 
@@ -197,9 +247,27 @@ def run_aggregation(job_id: int, payload: dict, progress: ProgressReporter) -> d
         progress(_LOAD + (_FIT - _LOAD) * fraction, message)
 
     result: dict[int, tuple[str, float]] = {}
+    option_confidence: dict[int, dict[str, float]] = {}
     workers: list[dict] = []
     report: dict[str, Any] | None = None
-    if len(answers):
+    values, multiple = _options(pool)
+    if len(answers) and multiple:
+        fitted_sets = fit_multilabel(
+            answers[["task", "worker", "label"]], values, run.method, known=known,
+            on_progress=fitting,
+        )  # fmt: skip
+        frame = fitted_sets.frame()
+        for row in frame.itertuples(index=False):
+            task_id = row[0]
+            result[task_id] = (encode_set(row[1], values), float(row[2]))
+            option_confidence[task_id] = {
+                o: round(float(p), 6) for o, p in zip(values, row[3:], strict=True)
+            }
+        workers = [
+            {"run_id": run.id, **row}
+            for row in _multilabel_worker_rows(fitted_sets, answers, known)
+        ]
+    elif len(answers):
         model = get_method(run.method)()
         model.fit(answers[["task", "worker", "label"]], known=known, on_progress=fitting)
         frame = model.result_frame()
@@ -225,6 +293,7 @@ def run_aggregation(job_id: int, payload: dict, progress: ProgressReporter) -> d
                 "value": value,
                 "confidence": confidence,
                 "answer_count": int(per_task.get(task_id, 0)),
+                "option_confidence": option_confidence.get(task_id),
             }
         )
     stats: dict[str, Any] = {

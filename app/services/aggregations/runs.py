@@ -14,6 +14,7 @@ from sqlalchemy import Select, func
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
+from aggregation.multilabel import write_multilabel_tsv
 from aggregation.tsv import format_confidence, spreadsheet_safe, write_aggregated_tsv
 from app.db.models import (
     AggregatedLabel,
@@ -21,14 +22,17 @@ from app.db.models import (
     Job,
     JobStatus,
     Pool,
+    Project,
     Task,
     TaskKind,
     User,
     WorkerQuality,
 )
 from app.errors import Conflict, NotFound, ValidationFailed
+from app.services import answer_sets
 from app.services.jobs.records import create_job, get_job
 from app.services.projects.progress import public_id
+from app.services.projects.projects import list_options
 from app.settings import get_settings
 
 JOB_KIND = "aggregation"
@@ -202,6 +206,7 @@ class LabelRow:
     value: str | None
     confidence: float | None
     answer_count: int
+    option_confidence: dict | None = None  # several answers: {option value: probability}
 
 
 def _label_rows(run: AggregationRun, *, answered: bool | None) -> Select:
@@ -212,6 +217,7 @@ def _label_rows(run: AggregationRun, *, answered: bool | None) -> Select:
             col(AggregatedLabel.value),
             col(AggregatedLabel.confidence),
             col(AggregatedLabel.answer_count),
+            col(AggregatedLabel.option_confidence),
         )
         .join(Task, col(Task.id) == AggregatedLabel.task_id)
         .where(col(AggregatedLabel.run_id) == run.id)
@@ -258,8 +264,21 @@ def iter_labels(
 
 
 def build_results_tsv(session: Session, *, run: AggregationRun) -> str:
-    """``INPUT:image  OUTPUT:<field>  CONFIDENCE:<field>``: one row per answered general task."""
+    """``INPUT:image  OUTPUT:<field>  CONFIDENCE:<field>``: one row per answered general task.
+
+    Several answers: ``OUTPUT:<field>`` holds the set as a JSON list, then one
+    ``CONFIDENCE:<value>`` column per option (the probability that the option is in the set)."""
     buffer = io.StringIO()
+    pool = session.get(Pool, run.pool_id)
+    project = session.get(Project, pool.project_id) if pool else None
+    if project is not None and project.answer_type == answer_sets.MULTIPLE:
+        options = [o.value for o in list_options(session, project=project)]
+        rows = (
+            (_image_ref(r.image), r.value, r.option_confidence or {})
+            for r in iter_labels(session, run=run)
+        )
+        write_multilabel_tsv(rows, buffer, options, output_field=_field(run))
+        return buffer.getvalue()
     rows = (
         (_image_ref(r.image), r.value, r.confidence or 0.0) for r in iter_labels(session, run=run)
     )
@@ -322,6 +341,7 @@ class WorkerRow:
     control_correct: int
     labels: Sequence[str]
     matrix: Sequence[Sequence[float]]
+    per_option: dict | None = None  # several answers: each option model's accuracy estimate
 
     @property
     def control_accuracy(self) -> float | None:
@@ -351,6 +371,7 @@ def list_worker_quality(session: Session, *, run: AggregationRun) -> list[Worker
                 control_correct=int(control.get("correct", 0)),
                 labels=list(confusion.get("labels", [])),
                 matrix=list(confusion.get("matrix", [])),
+                per_option=confusion.get("per_option"),
             )
         )
     return result
