@@ -208,8 +208,11 @@ def test_control_task_page_marks_a_set(session, requester, requester_client):
     assert page.text.count('type="checkbox" name="answer"') == 3
     saved = requester_client.post(
         f"/requester/pools/{pool.id}/tasks/{task.id}/control",
-        data={"csrf_token": _csrf(page.text), "answer_type": "multiple",
-              "answer": ["bird", "cat"]},  # fmt: skip
+        data={
+            "csrf_token": _csrf(page.text),
+            "answer_type": "multiple",
+            "answer": ["bird", "cat"],
+        },  # fmt: skip
         follow_redirects=False,
     )
     assert saved.status_code == 303
@@ -224,9 +227,15 @@ def test_requester_form_creates_a_checkbox_project(session, requester, requester
     assert 'name="answer_type" value="multiple"' in page.text
     created = requester_client.post(
         "/requester/projects",
-        data={"csrf_token": _csrf(page.text), "name": "Tags", "question": "What is there?",
-              "option_label": ["Cat", "Dog"], "option_value": ["cat", "dog"],
-              "answer_type": "multiple", "allow_none": "1"},  # fmt: skip
+        data={
+            "csrf_token": _csrf(page.text),
+            "name": "Tags",
+            "question": "What is there?",
+            "option_label": ["Cat", "Dog"],
+            "option_value": ["cat", "dog"],
+            "answer_type": "multiple",
+            "allow_none": "1",
+        },  # fmt: skip
         follow_redirects=False,
     )
     assert created.status_code == 303, created.text

@@ -63,9 +63,7 @@ def test_checkbox_pool_aggregates_per_option_with_its_own_confidence(
     first = rows[next(iter(tasks.values())).id]
     line = next(r for r in table[1:] if r[0] == next(iter(tasks.values())).image)
     assert json.loads(line[1]) == json.loads(first.value)
-    assert [float(x) for x in line[2:]] == [
-        round(first.option_confidence[o], 4) for o in OPTIONS
-    ]
+    assert [float(x) for x in line[2:]] == [round(first.option_confidence[o], 4) for o in OPTIONS]
     workers = svc.list_worker_quality(session, run=run)
     assert workers and all(0 <= w.accuracy <= 1 and set(w.per_option) == set(OPTIONS)
                            for w in workers)  # fmt: skip
@@ -89,3 +87,61 @@ def test_aggregated_solutions_api_returns_lists_and_option_confidence(
     assert set(item["option_confidence"]) == set(OPTIONS)
     results = requester_api.get(f"/api/v1/pools/{pool.id}/aggregations").json()
     assert results
+
+
+def test_collection_from_a_checkbox_run_keeps_images_decided_on_every_option(
+    session, requester, requester_client
+):
+    from app.db.models import CollectionItem
+    from app.services.ml import multilabel
+
+    pool, tasks, truth = _crowd_pool(session, requester, spammers=0.0)
+    run = svc.start_aggregation(session, requester=requester, pool_id=pool.id, method="ds")
+    # the tasks need stored images to enter a collection
+    from app.services.media import store as media
+    from tests.multilabel.builders import colour_png
+
+    for i, task in enumerate(tasks.values()):
+        stored = media.store_image(session, owner=requester, data=colour_png(["red"], i),
+                                   name=f"{i}.png")  # fmt: skip
+        task.media_id = stored.id
+        session.add(task)
+    session.commit()
+    labels = {
+        r.task_id: r
+        for r in session.exec(select(AggregatedLabel).where(AggregatedLabel.run_id == run.id))
+    }
+    decided = [
+        t for t in tasks.values()
+        if all(p >= 0.9 or p <= 0.1 for p in labels[t.id].option_confidence.values())
+    ]  # fmt: skip
+    preview = requester_client.get(
+        f"/requester/collections/preview?run_id={run.id}&min_confidence=0.9"
+    )
+    assert preview.status_code == 200 and "cat" in preview.text
+    page = requester_client.get("/requester/collections/from-aggregation")
+    import re
+
+    csrf = re.search(r'name="csrf-token" content="([^"]+)"', page.text).group(1)
+    created = requester_client.post(
+        "/requester/collections/from-aggregation",
+        data={
+            "csrf_token": csrf,
+            "run_id": str(run.id),
+            "name": "Crowd tags",
+            "min_confidence": "0.9",
+            "val_fraction": "0.2",
+            "seed": "0",
+        },  # fmt: skip
+        follow_redirects=False,
+    )
+    assert created.status_code == 303, created.text
+    collection = multilabel.get_collection_named(session, requester=requester, name="Crowd tags")
+    assert collection.classification_type == "multilabel" and collection.classes == OPTIONS
+    items = session.query(CollectionItem).filter_by(collection_id=collection.id).all()
+    assert len(items) == len(decided) < len(tasks)
+    by_task = {item.source_task_id: item for item in items}
+    for task in decided:
+        assert by_task[task.id].labels == sorted(json.loads(labels[task.id].value))
+    detail = requester_client.get(created.headers["location"])
+    assert detail.status_code == 200
