@@ -110,3 +110,42 @@ def test_model_page_shows_per_tag_table_slider_and_co_occurrence(
     assert page.status_code == 200
     html = page.text
     assert "mAP" in html and "Co-occurrence" in html and "data-threshold-slider" in html
+
+
+def test_crowdlab_predict_prints_the_tags_above_threshold(
+    session, requester, trained, tmp_path, capsys
+):
+    from app.cli import main
+
+    _collection, model = trained
+    trained_models.publish_model(session, requester=requester, model_id=model.id, name="colours")
+    both = tmp_path / "both.png"
+    both.write_bytes(colour_png(["red", "blue"], 777))
+    plain = tmp_path / "plain.png"
+    plain.write_bytes(colour_png([], 778))
+    assert main(["predict", "--model", "colours", str(both), str(plain)]) == 0
+    lines = dict(line.split("\t") for line in capsys.readouterr().out.strip().splitlines())
+    expected = inference.predict_bytes(model, data=both.read_bytes(), name="b.png")
+    above = [tag for tag, p in expected if p >= 0.5]
+    assert [part.split(":")[0] for part in lines[str(both)].split()] == above
+    assert {"red", "blue"} <= set(above)
+    assert all(0.5 <= float(part.split(":")[1]) <= 1 for part in lines[str(both)].split())
+    assert lines[str(plain)] in ("-",) or "red" not in lines[str(plain)]
+
+
+def test_inference_page_lists_the_tags_above_threshold(session, trained, requester_client):
+    import re
+
+    _collection, model = trained
+    page = requester_client.get(f"/requester/inference?model_id={model.id}")
+    csrf = re.search(r'name="csrf-token" content="([^"]+)"', page.text).group(1)
+    shown = requester_client.post(
+        "/requester/inference",
+        data={"csrf_token": csrf, "model_id": str(model.id)},
+        files=[("files", ("rb.png", colour_png(["red", "blue"], 31), "image/png"))],
+    )
+    assert shown.status_code == 200, shown.text
+    expected = inference.predict_bytes(model, data=colour_png(["red", "blue"], 31), name="x")
+    tags = [tag for tag, p in expected if p >= 0.5]
+    assert f"<strong>{', '.join(tags)}</strong>" in shown.text and "data-tags" in shown.text
+    assert shown.text.count('class="bar-row"') == 3  # every tag's bar

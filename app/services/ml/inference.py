@@ -101,6 +101,8 @@ def predict_images(
                     "predictions": predictions,
                     "data": data,
                     "content_type": content_type,
+                    # multilabel: the tags count from this probability on (None: one class)
+                    "threshold": threshold_of(model) if is_multilabel(model) else None,
                 }
             )
         except UploadRejected as exc:
