@@ -18,7 +18,12 @@ from tests.clients.test_customvision_sdk import (  # noqa: F401  (fixtures)
 from tests.multilabel.builders import colour_png, tag_sets
 
 
-def test_multilabel_quickstart(jobs_live_server, tiny_training, session):  # noqa: F811
+def test_multilabel_quickstart(jobs_live_server, tiny_training, session, monkeypatch):  # noqa: F811
+    # no DataLoader worker processes: on a busy 2-core machine they starve the job thread
+    monkeypatch.setenv(
+        "CROWDLAB_CV_TRAIN_SETTINGS",
+        '{"augmentation": "none", "lr": 0.01, "batch_size": 8, "num_workers": 0}',
+    )
     requester = make_requester(session)
     trainer, predictor = _clients(jobs_live_server.url, make_token(session, requester))
 

@@ -243,3 +243,28 @@ def test_requester_form_creates_a_checkbox_project(session, requester, requester
     assert "Several answers (checkboxes), with “None of these”" in detail
     options = session.query(AnswerOption).filter_by(value="cat").all()
     assert options
+
+
+def test_uploads_give_control_sets_from_tsv_and_class_folders(session, requester):
+    from app.services.projects import uploads
+    from tests.builders.models import zip_bytes
+    from tests.multilabel.builders import colour_png
+
+    pool = make_pool(session, requester, _project(session, requester, allow_none=True))
+    tsv = (
+        "INPUT:image\tGOLDEN:result\n"
+        'https://img.example/a.png\t"[""dog"",""cat""]"\n'
+        "https://img.example/b.png\t[]\n"
+    ).encode()
+    uploads.submit_upload(session, requester=requester, pool_id=pool.id, kind="tsv",
+                          files=[("t.tsv", tsv)])  # fmt: skip
+    folders = zip_bytes({"Set/bird/1.png": colour_png(["red"], 1),
+                         "Set/bird/2.png": colour_png(["red"], 2)})  # fmt: skip
+    uploads.submit_upload(session, requester=requester, pool_id=pool.id, kind="zip",
+                          files=[("z.zip", folders.getvalue())])  # fmt: skip
+    known = sorted(t.known_answer for t in session.query(Task).filter_by(pool_id=pool.id))
+    assert known == sorted(["[]", '["bird"]', '["bird"]', '["cat","dog"]'])
+    bad = b'INPUT:image\tGOLDEN:result\nhttps://img.example/c.png\t["cow"]\n'
+    with pytest.raises(Exception, match="cow"):
+        uploads.submit_upload(session, requester=requester, pool_id=pool.id, kind="tsv",
+                              files=[("t.tsv", bad)])  # fmt: skip

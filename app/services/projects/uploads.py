@@ -216,8 +216,11 @@ def _prepare_zip(
     named = [(e.path, (lambda e=e: archive.read_entry(zip_file, e))) for e in entries]
     blobs = _inspect_blobs(named, progress, context)
     label_of = {entry.path: entry.label for entry in entries}
+    known_of = dict(label_of)
+    if context.multiple:  # several answers: a folder is the set of its one option
+        known_of = {path: answer_sets.encode([label], [label]) for path, label in label_of.items()}
     tasks = [
-        (TaskInput(image="", known_answer=label_of[b.name], kind=TaskKind.CONTROL), i)
+        (TaskInput(image="", known_answer=known_of[b.name], kind=TaskKind.CONTROL), i)
         for i, b in enumerate(blobs)
     ]
     # A chosen number also go in as general tasks, taken round-robin across classes.
