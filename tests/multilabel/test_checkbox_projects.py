@@ -252,10 +252,10 @@ def test_uploads_give_control_sets_from_tsv_and_class_folders(session, requester
 
     pool = make_pool(session, requester, _project(session, requester, allow_none=True))
     tsv = (
-        "INPUT:image\tGOLDEN:result\n"
-        'https://img.example/a.png\t"[""dog"",""cat""]"\n'
-        "https://img.example/b.png\t[]\n"
-    ).encode()
+        b"INPUT:image\tGOLDEN:result\n"
+        b'https://img.example/a.png\t"[""dog"",""cat""]"\n'
+        b"https://img.example/b.png\t[]\n"
+    )
     uploads.submit_upload(session, requester=requester, pool_id=pool.id, kind="tsv",
                           files=[("t.tsv", tsv)])  # fmt: skip
     folders = zip_bytes({"Set/bird/1.png": colour_png(["red"], 1),
