@@ -8,7 +8,7 @@ outputs, binary cross-entropy) on CPU and prints the held-out figures: mAP, over
 and recall at the threshold, and per-tag precision, recall and AP.
 Target: mAP >= 0.9 within 5 minutes on CPU.
 
-    python bench/multilabel.py                 # defaults: 2000 training canvases, 400 held out
+    python bench/multilabel.py                 # defaults: 1200 training canvases, 300 held out
     python bench/multilabel.py --epochs 4 --train 1000    # a quick look
 
 The last line printed is one JSON object with every figure (``map`` among them).
@@ -69,9 +69,9 @@ def write(root: Path, items: list[tuple[np.ndarray, list[int]]], prefix: str) ->
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--train", type=int, default=2000, help="training canvases")
-    parser.add_argument("--val", type=int, default=400, help="held-out canvases")
-    parser.add_argument("--epochs", type=int, default=8)
+    parser.add_argument("--train", type=int, default=1200, help="training canvases")
+    parser.add_argument("--val", type=int, default=300, help="held-out canvases")
+    parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--arch", default="test_resnet")
     parser.add_argument("--image-size", type=int, default=16)
     parser.add_argument("--threshold", type=float, default=0.5)
