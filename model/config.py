@@ -42,6 +42,9 @@ class TrainConfig:
         num_workers: DataLoader worker processes; ``None`` picks a value for the device.
         compile: Wrap the model with ``torch.compile`` (CUDA only; ignored on CPU).
         amp: bf16 autocast on CUDA (ignored on CPU).
+        multilabel: Any number of tags per image: one sigmoid output per tag trained with
+            binary cross-entropy (items carry lists of tag indices); else one class (softmax).
+        threshold: Multilabel: the probability from which a tag is predicted.
     """
 
     arch: str = "resnet18"
@@ -58,6 +61,8 @@ class TrainConfig:
     num_workers: int | None = None
     compile: bool = False
     amp: bool = True
+    multilabel: bool = False
+    threshold: float = 0.5
 
     def __post_init__(self) -> None:
         self.validate()
@@ -97,6 +102,13 @@ class TrainConfig:
             _check_int("num_workers", self.num_workers, minimum=0, maximum=MAX_NUM_WORKERS)
         _check_bool("compile", self.compile)
         _check_bool("amp", self.amp)
+        _check_bool("multilabel", self.multilabel)
+        if (
+            isinstance(self.threshold, bool)
+            or not isinstance(self.threshold, int | float)
+            or not 0.0 < float(self.threshold) < 1.0
+        ):
+            raise ValueError(f"threshold must be a number in (0, 1), got {self.threshold!r}")
 
     def to_dict(self) -> dict[str, Any]:
         """Return the public fields as a plain JSON-ready dict."""

@@ -40,17 +40,20 @@ class ExportError(ValueError):
 
 
 class _WithSoftmax(nn.Module):
-    """The classifier followed by a softmax over the classes."""
+    """The classifier followed by a softmax over the classes (multilabel: a sigmoid per tag)."""
 
-    def __init__(self, model: nn.Module) -> None:
+    def __init__(self, model: nn.Module, multilabel: bool = False) -> None:
         super().__init__()
         self.model = model
+        self.multilabel = multilabel
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model(x).float().softmax(dim=1)
+        logits = self.model(x).float()
+        return logits.sigmoid() if self.multilabel else logits.softmax(dim=1)
 
 
 def _metadata(info: Any, fmt: str) -> dict[str, str]:
+    config = info.train_config
     return {
         "format": fmt,
         "arch": info.arch,
@@ -59,6 +62,10 @@ def _metadata(info: Any, fmt: str) -> dict[str, str]:
         "input": INPUT_NAME,
         "output": OUTPUT_NAME,
         "producer": "crowdlab",
+        # multilabel: the output is one sigmoid probability per tag, and tags count from
+        # the threshold on
+        "multilabel": json.dumps(bool(config is not None and config.multilabel)),
+        "threshold": json.dumps(float(config.threshold) if config is not None else 0.5),
     }
 
 
@@ -84,7 +91,8 @@ def export_checkpoint(
         model, info = load_checkpoint(checkpoint_dir, device="cpu")
     except CheckpointError as exc:
         raise ExportError(str(exc)) from exc
-    net = _WithSoftmax(model).eval()
+    multilabel = bool(info.train_config is not None and info.train_config.multilabel)
+    net = _WithSoftmax(model, multilabel=multilabel).eval()
     size = info.data_config.image_size
     example = torch.zeros(1, 3, size, size)
     meta = _metadata(info, fmt)
@@ -184,6 +192,8 @@ class OnnxPredictor:
         self.transform = build_transform(data_config, train=False)
         self.input_name = self.session.get_inputs()[0].name
         self.softmax_included = meta.get("output", OUTPUT_NAME) == OUTPUT_NAME
+        self.multilabel = json.loads(meta.get("multilabel", "false")) is True
+        self.threshold = float(json.loads(meta.get("threshold", "0.5")))
 
     def predict_proba(self, images: Sequence[ImageInput], batch_size: int = 32) -> np.ndarray:
         """Probabilities ``(len(images), num_classes)`` in float64; rows sum to 1."""
@@ -193,7 +203,9 @@ class OnnxPredictor:
             batch = torch.stack([self.transform(load_image(image)) for image in chunk]).numpy()
             out = self.session.run(None, {self.input_name: batch.astype(np.float32)})[0]
             out = out.astype(np.float64)
-            if not self.softmax_included:
+            if not self.softmax_included and self.multilabel:
+                out = 1.0 / (1.0 + np.exp(-out))
+            elif not self.softmax_included:
                 out = np.exp(out - out.max(axis=1, keepdims=True))
                 out /= out.sum(axis=1, keepdims=True)
             rows.append(out)

@@ -44,6 +44,11 @@ class Predictor:
         self.batch_size = batch_size
         self.classes: list[str] = list(info.classes)
         self.transform = build_transform(info.data_config, train=False)
+        config = info.train_config
+        # multilabel: one sigmoid per tag (probabilities do not sum to 1) and the threshold
+        # from which a tag counts as present
+        self.multilabel = bool(config is not None and config.multilabel)
+        self.threshold = float(config.threshold) if config is not None else 0.5
 
     @classmethod
     def from_checkpoint(
@@ -91,7 +96,8 @@ class Predictor:
         return results
 
     def predict_proba(self, images: Sequence[ImageInput]) -> np.ndarray:
-        """Full probability matrix ``(len(images), num_classes)`` in float64; rows sum to 1."""
+        """Full probability matrix ``(len(images), num_classes)`` in float64; rows sum to 1
+        (multilabel: each tag's own probability)."""
         if isinstance(images, str | bytes | os.PathLike):
             raise TypeError("predict_proba takes a sequence of images; use predict() for one")
         tensors = [self.transform(load_image(image)) for image in images]
@@ -108,7 +114,8 @@ class Predictor:
             batch = self.runtime.to_device(batch)
             with self.runtime.autocast():
                 logits = self.model(batch)
-            probs = logits.double().softmax(dim=1)
+            logits = logits.double()
+            probs = logits.sigmoid() if self.multilabel else logits.softmax(dim=1)
         return probs.cpu().numpy()
 
 

@@ -28,6 +28,12 @@ from model.distributed import DistContext, any_rank_true, barrier, init_process_
 from model.evaluate import predict_loader
 from model.factory import build_model
 from model.metrics import compute_metrics
+from model.multilabel import (
+    MultiLabelDataset,
+    check_multilabel_items,
+    multilabel_metrics,
+    predict_multilabel_loader,
+)
 from model.optim import make_optimizer, make_scheduler
 from model.progress import ProgressCallback, ProgressReporter
 from model.resume import fingerprint, load_resume_state, save_resume_state
@@ -113,8 +119,9 @@ def train(
     class_names = [str(c) for c in classes]
     if len(class_names) < 2:
         raise ValueError(f"training needs at least 2 classes, got {len(class_names)}")
-    train_list = check_items(train_items, len(class_names), "training")
-    val_list = check_items(val_items, len(class_names), "validation")
+    check = check_multilabel_items if config.multilabel else check_items
+    train_list = check(train_items, len(class_names), "training")
+    val_list = check(val_items, len(class_names), "validation")
     if len(train_list) < 2:
         raise ValueError(f"training needs at least 2 images, got {len(train_list)}")
 
@@ -169,8 +176,14 @@ def _run(
     )
     messages = [info.message]
     model = runtime.prepare_model(model)
-    train_loader = _train_loader(config, train_list, info.data_config, runtime, ctx, generator)
-    val_loader = _eval_loader(config, val_list, info.data_config, runtime) if val_list else None
+    train_loader = _train_loader(
+        config, train_list, info.data_config, runtime, ctx, generator, len(classes)
+    )
+    val_loader = (
+        _eval_loader(config, val_list, info.data_config, runtime, len(classes))
+        if val_list
+        else None
+    )
 
     steps = len(train_loader)
     optimizer = make_optimizer(model, lr=config.lr, weight_decay=config.weight_decay)
@@ -193,7 +206,9 @@ def _run(
         ids = [runtime.device.index] if runtime.is_cuda else None
         net = nn.parallel.DistributedDataParallel(model, device_ids=ids)
     net = runtime.maybe_compile(net)
-    criterion = nn.CrossEntropyLoss()
+    # multilabel: one sigmoid per tag, binary cross-entropy summed over tags
+    criterion = nn.BCEWithLogitsLoss() if config.multilabel else nn.CrossEntropyLoss()
+    predict = predict_multilabel_loader if config.multilabel else predict_loader
     progress = ProgressReporter(on_progress, config.epochs, steps)
     progress.done_before = (first_epoch - 1) * steps
     last_eval: tuple[Any, Any] | None = None
@@ -246,10 +261,14 @@ def _run(
             "lr": optimizer.param_groups[0]["lr"],
         }
         if val_loader is not None and ctx.is_main:
-            y_true, y_prob, val_loss = predict_loader(model, val_loader, runtime, len(classes))
+            y_true, y_prob, val_loss = predict(model, val_loader, runtime, len(classes))
             last_eval = (y_true, y_prob)
             record["val_loss"] = val_loss
-            record["val_accuracy"] = float((y_prob.argmax(axis=1) == y_true).mean())
+            if config.multilabel:  # the share of images whose whole tag set is right
+                hits = ((y_prob >= config.threshold) == y_true.astype(bool)).all(axis=1)
+                record["val_accuracy"] = float(hits.mean())
+            else:
+                record["val_accuracy"] = float((y_prob.argmax(axis=1) == y_true).mean())
             progress.val_accuracy = record["val_accuracy"]
         barrier(ctx)
         record["seconds"] = round(time.perf_counter() - epoch_start, 3)
@@ -269,8 +288,11 @@ def _run(
         return result
 
     if last_eval is None and val_loader is not None and ctx.is_main and history:
-        last_eval = predict_loader(model, val_loader, runtime, len(classes))[:2]  # resumed done
-    if last_eval is not None:
+        last_eval = predict(model, val_loader, runtime, len(classes))[:2]  # resumed done
+    if last_eval is not None and config.multilabel:
+        result.metrics = multilabel_metrics(last_eval[0], last_eval[1], classes, config.threshold)
+        result.metrics["loss"] = history[-1]["val_loss"]
+    elif last_eval is not None:
         result.metrics = compute_metrics(last_eval[0], last_eval[1], classes)
         result.metrics["loss"] = history[-1]["val_loss"]
     if ctx.is_main:
@@ -331,8 +353,14 @@ def _train_loader(
     runtime: Runtime,
     ctx: DistContext,
     generator: torch.Generator,
+    num_classes: int = 0,
 ) -> DataLoader[Any]:
-    dataset = ImageListDataset(items, build_transform(data_config, True, config.augmentation))
+    transform = build_transform(data_config, True, config.augmentation)
+    dataset: Any = (
+        MultiLabelDataset(items, num_classes, transform)
+        if config.multilabel
+        else ImageListDataset(items, transform)
+    )
     sampler: DistributedSampler[Any] | None = None
     if ctx.enabled:
         sampler = DistributedSampler(
@@ -354,9 +382,18 @@ def _train_loader(
 
 
 def _eval_loader(
-    config: TrainConfig, items: list[tuple[str, int]], data_config: DataConfig, runtime: Runtime
+    config: TrainConfig,
+    items: list[tuple[str, int]],
+    data_config: DataConfig,
+    runtime: Runtime,
+    num_classes: int = 0,
 ) -> DataLoader[Any]:
-    dataset = ImageListDataset(items, build_transform(data_config, train=False))
+    transform = build_transform(data_config, train=False)
+    dataset: Any = (
+        MultiLabelDataset(items, num_classes, transform)
+        if config.multilabel
+        else ImageListDataset(items, transform)
+    )
     return DataLoader(
         dataset,
         batch_size=config.batch_size * 2,

@@ -1,6 +1,8 @@
 // Task-suite page: each option's key answers the focused task and moves on, Enter submits,
 // unanswered tasks are shown in place, a countdown, click-to-expand images, and the
-// practice-task check (hint after a wrong answer, then ask again).
+// practice-task check (hint after a wrong answer, then ask again). With several answers
+// (checkboxes) an option's key ticks or unticks it on the focused task, "none of these"
+// clears the others, the arrow keys move between tasks and Enter submits.
 (function () {
   "use strict";
   let timer = null;
@@ -8,7 +10,9 @@
   const suite = () => document.getElementById("suite");
   const form = () => document.getElementById("suite-form");
   const tasks = () => Array.from(document.querySelectorAll("#suite .suite-task"));
-  const answered = (task) => !!task.querySelector("input[type=radio]:checked");
+  const answered = (task) =>
+    !!task.querySelector("input[type=radio]:checked, input[type=checkbox]:checked");
+  const multiple = () => !!(form() && form().hasAttribute("data-multiple"));
   const csrf = () => document.querySelector('meta[name="csrf-token"]').content;
 
   function currentTask() {
@@ -36,7 +40,10 @@
     const f = form();
     if (!f || !f.dataset.draftUrl) return;
     const body = new URLSearchParams();
-    f.querySelectorAll("input[type=radio]:checked").forEach((r) => body.append(r.name, r.value));
+    if (multiple()) body.append("answer_type", "multiple");
+    f.querySelectorAll("input[type=radio]:checked, input[type=checkbox]:checked").forEach(
+      (r) => body.append(r.name, r.value)
+    );
     drafting = drafting.then(() =>
       fetch(f.dataset.draftUrl, {
         method: "POST",
@@ -69,6 +76,20 @@
     }
     saveDraft();
     moveOn(task);
+  }
+
+  // several answers: tick or untick one box; "none of these" and the options exclude each other
+  function toggle(task, box, checked) {
+    box.checked = checked;
+    if (box.checked) {
+      const others = box.hasAttribute("data-none")
+        ? task.querySelectorAll("input[type=checkbox]:not([data-none])")
+        : task.querySelectorAll("input[type=checkbox][data-none]");
+      others.forEach((other) => (other.checked = false));
+    }
+    task.classList.remove("missing");
+    task.querySelector(".task-feedback").textContent = "";
+    saveDraft();
   }
 
   function markMissing() {
@@ -128,7 +149,24 @@
     if (!form() || event.ctrlKey || event.metaKey || event.altKey) return;
     if (event.target.matches && event.target.matches("textarea, input[type=text], select")) return;
     const key = event.key.length === 1 ? event.key.toLowerCase() : "";
-    if (key && /^[0-9a-z]$/.test(key)) {
+    if (multiple() && (event.key === "ArrowDown" || event.key === "ArrowUp")) {
+      const all = tasks();
+      const task = currentTask();
+      const step = event.key === "ArrowDown" ? 1 : -1;
+      const next = task ? all[all.indexOf(task) + step] : all[0];
+      if (next) {
+        event.preventDefault();
+        focusTask(next);
+      }
+      return;
+    }
+    if (key && /^[0-9a-z]$/.test(key) && multiple()) {
+      const task = currentTask() || tasks().find((t) => !answered(t));
+      const box = task && task.querySelector(`input[type=checkbox][data-hotkey="${key}"]`);
+      if (!box) return;
+      event.preventDefault();
+      toggle(task, box, !box.checked);
+    } else if (key && /^[0-9a-z]$/.test(key)) {
       const task = currentTask() || tasks().find((t) => !answered(t));
       const radio = task && task.querySelector(`input[type=radio][data-hotkey="${key}"]`);
       if (!radio) return;
@@ -142,6 +180,10 @@
   });
 
   document.addEventListener("change", (event) => {
+    const box = event.target;
+    if (box.matches && box.matches("#suite input[type=checkbox]")) {
+      return toggle(box.closest(".suite-task"), box, box.checked);
+    }
     const radio = event.target;
     if (radio.matches && radio.matches("#suite input[type=radio]")) {
       afterAnswer(radio.closest(".suite-task"), radio);

@@ -18,6 +18,7 @@ from app.api.schemas.common import parse_id
 from app.db.models import AggregationRun
 from app.deps import ApiRequester, SessionDep
 from app.errors import ValidationFailed
+from app.services import answer_sets
 from app.services.aggregations import by_task
 from app.services.aggregations import runs as svc
 from app.services.projects.progress import public_id
@@ -154,7 +155,9 @@ def aggregated_solutions(
             "pool_id": public_id(run.pool_id),
             "task_id": public_id(row.task_id),
             "confidence": row.confidence,
-            "output_values": {field: row.value},
+            "output_values": {field: answer_sets.output(row.value)},
+            # several answers: each option's probability of being in the set (Crowdlab)
+            **({"option_confidence": row.option_confidence} if row.option_confidence else {}),
         }
         for row in rows
     ]

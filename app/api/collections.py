@@ -7,14 +7,18 @@ from fastapi import APIRouter, File, Form, UploadFile
 from app.api.schemas.models import CollectionPublic
 from app.db.models import Collection
 from app.deps import ApiRequester, SessionDep
-from app.services.ml import collections
+from app.services.ml import collections, multilabel
 
 router = APIRouter(prefix="/api/v1", tags=["collections"])
 
 
 def collection_public(session, collection: Collection) -> CollectionPublic:
     """The JSON view of a collection with its image counts per class and split."""
-    counts = collections.class_counts(session, collection_ids=[collection.id])[collection.id]
+    counts = (
+        multilabel.tag_counts(session, collection)
+        if multilabel.is_multilabel(collection)
+        else collections.class_counts(session, collection_ids=[collection.id])[collection.id]
+    )
     return CollectionPublic(**collection.model_dump(), class_counts=counts)
 
 
@@ -50,8 +54,14 @@ def import_collection(
     val_fraction: float = Form(0.2),
     seed: int = Form(0),
 ):
-    """Create a collection from a ZIP of class folders (big archives import as a job)."""
-    collection = collections.create_collection_from_zip(
+    """Create a collection from a ZIP of class folders (big archives import as a job), or,
+    with a ``manifest.csv`` / ``manifest.json`` naming each image's tags, a multilabel one."""
+    create = (
+        multilabel.create_multilabel_collection_from_zip
+        if multilabel.has_manifest(file.file)
+        else collections.create_collection_from_zip
+    )
+    collection = create(
         session,
         requester=user,
         file=file.file,

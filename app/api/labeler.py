@@ -35,7 +35,8 @@ class CaptchaAnswer(BaseModel):
 class SubmitBody(BaseModel):
     """Answers keyed by the task's position in the suite: ``{"0": "cat", "1": "dog"}``."""
 
-    answers: dict[str, str | int | None] = Field(default_factory=dict)
+    # an option value per task; with several answers a list of values (or {value: true})
+    answers: dict[str, str | int | list[str] | dict[str, bool] | None] = Field(default_factory=dict)
 
 
 @router.get("/pools", name="api:labeler:pools")

@@ -146,9 +146,14 @@ async def predict(model_id: int, request: Request, session: SessionDep, top_k: i
     predictions = await run_in_threadpool(
         inference.predict_bytes, model, data=data, name=name, top_k=top_k
     )
+    multilabel = inference.is_multilabel(model)
+    threshold = inference.threshold_of(model) if multilabel else None
     return PredictionResult(
         model_id=model.id,
         predictions=[{"label": label, "probability": p} for label, p in predictions],
+        multilabel=multilabel,
+        threshold=threshold,
+        tags=[label for label, p in predictions if p >= threshold] if multilabel else None,
     )
 
 

@@ -33,6 +33,8 @@ def project_json(session, project: Project) -> dict[str, Any]:
         "status": project.status.upper(),
         "created": iso(project.created_at),
         "question": project.question,
+        "answer_type": project.answer_type,
+        "allow_none": project.allow_none,
         "answer_options": [
             {"label": o.label, "value": o.value, "hotkey": o.hotkey} for o in options
         ],
@@ -46,7 +48,12 @@ def _options(body: ProjectBody) -> list[OptionInput]:
 
 
 def _fields(body: ProjectBody) -> dict[str, Any]:
+    answer_type = body.answer_type
+    if answer_type is None and body.task_spec:
+        answer_type = projects.answer_type_from_task_spec(body.task_spec)
     return {
+        "answer_type": answer_type or "single",
+        "allow_none": bool(body.allow_none),
         "name": body.public_name,
         "question": body.question or "",
         "public_description": body.public_description,
@@ -104,13 +111,18 @@ def update_project(
         session, requester=user, project_id=parse_id(project_id, what="project")
     )
     options = _options(body)
+    fields = _fields(body)
+    if body.answer_type is None and not body.task_spec:
+        fields["answer_type"] = None  # kept as it is
+    if body.allow_none is None:
+        fields["allow_none"] = None
     project = projects.update_project(
         session,
         requester=user,
         project_id=project.id,
         options=options or None,
         task_spec=body.task_spec,
-        **_fields(body),
+        **fields,
     )
     return project_json(session, project)
 

@@ -16,6 +16,7 @@ from app.api.tasks import validate_task
 from app.db.models import Pool, Task, TaskKind, TaskSuite
 from app.deps import ApiRequester, SessionDep
 from app.errors import CrowdlabError, NotFound, ValidationFailed
+from app.services import answer_sets
 from app.services.jobs.operations import check_operation_id
 from app.services.projects import pools, task_suites
 from app.settings import get_settings
@@ -44,7 +45,10 @@ def _suite_task_json(task: Task) -> dict[str, Any]:
     out: dict[str, Any] = {"id": public_id(task.id), "input_values": values}
     if task.kind != TaskKind.GENERAL:
         out["known_solutions"] = [
-            {"output_values": {"result": task.known_answer}, "correctness_weight": 1}
+            {
+                "output_values": {"result": answer_sets.output(task.known_answer)},
+                "correctness_weight": 1,
+            }
         ]
         if task.hint:
             out["message_on_unknown_solution"] = task.hint

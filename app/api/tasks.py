@@ -15,6 +15,7 @@ from app.api.schemas.tasks import TaskBody, TaskPatch
 from app.db.models import Pool, Task, TaskKind
 from app.deps import ApiRequester, SessionDep
 from app.errors import NotFound, ValidationFailed
+from app.services import answer_sets
 from app.services.jobs.operations import check_operation_id
 from app.services.projects import control_tasks, pools, projects, task_overlap, uploads
 from app.services.projects.upload_formats import TaskInput, is_url
@@ -48,7 +49,10 @@ def task_json(task: Task, pool: Pool) -> dict[str, Any]:
     else:
         out.update(overlap=None, infinite_overlap=True)
         out["known_solutions"] = [
-            {"output_values": {"result": task.known_answer}, "correctness_weight": 1}
+            {
+                "output_values": {"result": answer_sets.output(task.known_answer)},
+                "correctness_weight": 1,
+            }
         ]
         if task.hint:
             out["message_on_unknown_solution"] = task.hint
@@ -62,19 +66,10 @@ def validate_task(session, user, item: TaskBody, index: int, cache: dict) -> tup
     pool_id = parse_id(item.pool_id, what="pool")
     if pool_id not in cache:
         pool = pools.get_pool(session, requester=user, pool_id=pool_id)
-        cache[pool_id] = (
-            pool,
-            {
-                o.value
-                for o in projects.list_options(
-                    session,
-                    project=projects.get_project(
-                        session, requester=user, project_id=pool.project_id
-                    ),
-                )
-            },
-        )
-    pool, options = cache[pool_id]
+        project = projects.get_project(session, requester=user, project_id=pool.project_id)
+        values = [o.value for o in projects.list_options(session, project=project)]
+        cache[pool_id] = (pool, (project, values))
+    pool, (project, options) = cache[pool_id]
     check_values(item.input_values, field="input_values")
     check_text(item.message_on_unknown_solution, field="message_on_unknown_solution")
     image = item.input_values.get("image")
@@ -86,11 +81,13 @@ def validate_task(session, user, item: TaskBody, index: int, cache: dict) -> tup
     known = None
     if item.known_solutions:
         known = item.known_solutions[0].output_values.get("result")
-        if known not in options:
+        try:
+            known = projects.normalize_answer(project, options, known)
+        except answer_sets.BadAnswer as exc:
             raise ValidationFailed(
-                f"known_solutions: {known!r} is not an answer option value.",
+                f"known_solutions: {known!r}: {exc}.",
                 errors={"known_solutions.0.output_values.result": "VALUE_NOT_ALLOWED"},
-            )
+            ) from None
     baseline = _baseline_solutions(item, options, control=known is not None)
     if item.overlap is not None and not 1 <= item.overlap <= 1000:
         raise ValidationFailed("overlap is 1..1000.", errors={"overlap": "VALUE_OUT_OF_RANGE"})
@@ -274,8 +271,9 @@ def patch_task(
         if body.known_solutions:
             answer = body.known_solutions[0].output_values.get("result")
             task = control_tasks.mark_control(
-                session, requester=user, task_id=task.id, answer=str(answer)
-            )
+                session, requester=user, task_id=task.id,
+                answer=answer if isinstance(answer, list | dict) else str(answer),
+            )  # fmt: skip
         else:
             task = control_tasks.unmark_control(session, requester=user, task_id=task.id)
     if body.overlap is not None and task.kind == TaskKind.GENERAL:

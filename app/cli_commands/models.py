@@ -219,6 +219,10 @@ def _predict_onnx(args: argparse.Namespace) -> int:
     status = 0
     for path in args.images:
         try:
+            if predictor.multilabel:
+                row = predictor.predict(path, top_k=None)
+                print(_tags_line(path, row, predictor.threshold))
+                continue
             label, probability = predictor.predict(path, top_k=1)[0]
         except BadImageError as exc:
             print(f"error: {exc}", file=sys.stderr)
@@ -226,6 +230,15 @@ def _predict_onnx(args: argparse.Namespace) -> int:
             continue
         print(f"{path}\t{label}\t{probability:.4f}")
     return status
+
+
+def _tags_line(path: str, predictions: list[tuple[str, float]], threshold: float) -> str:
+    """A multilabel model's line: the image, then each tag at or above the threshold with its
+    probability (``tag:0.9731``, most probable first; ``-`` when none reaches it)."""
+    from model.multilabel import tags_above
+
+    tags = tags_above(predictions, threshold)
+    return f"{path}\t" + (" ".join(f"{tag}:{p:.4f}" for tag, p in tags) or "-")
 
 
 def _predict(args: argparse.Namespace) -> int:
@@ -245,6 +258,10 @@ def _predict(args: argparse.Namespace) -> int:
         try:
             with open(path, "rb") as handle:
                 data = handle.read()
+            if inference.is_multilabel(model):
+                row = inference.predict_bytes(model, data=data, name=path, top_k=None)
+                print(_tags_line(path, row, inference.threshold_of(model)))
+                continue
             label, probability = inference.predict_bytes(model, data=data, name=path, top_k=1)[0]
         except OSError as exc:
             print(f"error: cannot read {path}: {exc.strerror}", file=sys.stderr)

@@ -7,7 +7,7 @@ from fastapi.responses import RedirectResponse
 
 from app.deps import CurrentRequester, SessionDep, verify_csrf
 from app.errors import UploadRejected, ValidationFailed
-from app.services.ml import collection_aggregation, collections, trained_models
+from app.services.ml import collection_aggregation, collections, multilabel, trained_models
 from app.services.ml import lists as ml_lists
 from app.web.forms import parse_int
 from app.web.lists import ListView, list_params
@@ -38,6 +38,9 @@ def _list_page(request, session, user, *, errors=None, values=None, error=None, 
     )
     items = page.items
     counts = collections.class_counts(session, collection_ids=[c.id for c in items])
+    for c in items:  # multilabel: images per tag (an image counts once for each of its tags)
+        if multilabel.is_multilabel(c):
+            counts[c.id] = multilabel.tag_counts(session, c)
     thumbs = {c.id: collections.thumbnails(session, collection=c, limit=6) for c in items}
     return render(
         request,
@@ -82,7 +85,13 @@ def collections_import(
     try:
         if file is None or not file.filename:
             raise ValidationFailed("Choose a ZIP file.", errors={"file": "Choose a ZIP file."})
-        collection = collections.create_collection_from_zip(
+        # a manifest (manifest.csv / manifest.json) names several tags per image: multilabel
+        create = (
+            multilabel.create_multilabel_collection_from_zip
+            if multilabel.has_manifest(file.file)
+            else collections.create_collection_from_zip
+        )
+        collection = create(
             session,
             requester=user,
             file=file.file,
@@ -140,13 +149,19 @@ def from_aggregation_preview(
     preview, error = None, None
     if run_id is not None:
         try:
-            preview = collection_aggregation.preview_aggregation_collection(
-                session,
-                requester=user,
-                run_id=run_id,
-                min_confidence=parse_fraction(min_confidence, field="min_confidence", default=0.8),
-                include_control=bool(include_control),
-            )
+            confidence = parse_fraction(min_confidence, field="min_confidence", default=0.8)
+            if multilabel.is_multilabel_run(session, requester=user, run_id=run_id):
+                preview = multilabel.preview_multilabel_collection(
+                    session, requester=user, run_id=run_id, min_confidence=confidence
+                )
+            else:
+                preview = collection_aggregation.preview_aggregation_collection(
+                    session,
+                    requester=user,
+                    run_id=run_id,
+                    min_confidence=confidence,
+                    include_control=bool(include_control),
+                )
         except ValidationFailed as exc:
             error = exc.message
     return render(
@@ -182,6 +197,21 @@ def from_aggregation_create(
     try:
         if values["run_id"] is None:
             raise ValidationFailed("Pick an aggregation run.", errors={"run_id": "Required."})
+        if multilabel.is_multilabel_run(session, requester=user, run_id=values["run_id"]):
+            # several answers: an image is kept when every option is decided at this confidence
+            collection = multilabel.create_multilabel_collection_from_aggregation(
+                session,
+                requester=user,
+                run_id=values["run_id"],
+                name=name,
+                description=description,
+                min_confidence=parse_fraction(min_confidence, field="min_confidence", default=0.8),
+                val_fraction=parse_fraction(val_fraction, field="val_fraction", default=0.2),
+                seed=parse_int(seed, field="seed", minimum=0, default=0),
+            )
+            flash(request, f"Created the multilabel collection {collection.name!r}.", "success")
+            url = request.url_for("collections:detail", collection_id=collection.id)
+            return RedirectResponse(str(url), status_code=303)
         collection = collection_aggregation.create_collection_from_aggregation(
             session,
             requester=user,
@@ -214,7 +244,11 @@ def collection_detail(
 ):
     """Classes with their counts and thumbnails, the split, and the models trained on it."""
     collection = collections.get_collection(session, requester=user, collection_id=collection_id)
-    counts = collections.class_counts(session, collection_ids=[collection.id])[collection.id]
+    counts = (
+        multilabel.tag_counts(session, collection)
+        if multilabel.is_multilabel(collection)
+        else collections.class_counts(session, collection_ids=[collection.id])[collection.id]
+    )
     job = None
     if collection.job_id:
         from app.services.jobs.records import get_job

@@ -17,6 +17,7 @@ from app.errors import (
     NotFound,
     ValidationFailed,
 )
+from app.services import answer_sets
 from app.services.labeling import earnings as earnings_svc
 from app.services.labeling.assignments import (
     NoSuiteAvailable,
@@ -45,6 +46,7 @@ router = APIRouter(dependencies=[Depends(verify_csrf)], include_in_schema=False)
 
 ANSWER_FIELD = re.compile(r"^a(\d{1,4})$")
 FIRST_FIELD = re.compile(r"^f(\d{1,4})$")
+NONE_FIELD = re.compile(r"^n(\d{1,4})$")  # several answers: "none of these" ticked
 
 
 async def form_fields(request: Request) -> dict[str, str]:
@@ -56,12 +58,45 @@ async def form_fields(request: Request) -> dict[str, str]:
 FormFields = Annotated[dict[str, str], Depends(form_fields)]
 
 
+async def form_items(request: Request) -> list[tuple[str, str]]:
+    """Every posted (name, value) pair: checkboxes send a name once per ticked box."""
+    form = await request.form()
+    return [(key, value) for key, value in form.multi_items() if isinstance(value, str)]
+
+
+FormItems = Annotated[list[tuple[str, str]], Depends(form_items)]
+
+
+def _answers(fields: dict[str, str], items: list[tuple[str, str]]) -> dict:
+    """The answers by position: an option's value, or with several answers (the form says
+    ``answer_type=multiple``) the list of ticked values ([] for "none of these"); a task
+    with nothing ticked has no answer."""
+    if fields.get("answer_type") != "multiple":
+        return _positions(fields, ANSWER_FIELD)
+    found: dict[int, list[str]] = {}
+    for key, value in items:
+        if match := NONE_FIELD.match(key):
+            found.setdefault(int(match.group(1)), [])
+        elif (match := ANSWER_FIELD.match(key)) and value:
+            found.setdefault(int(match.group(1)), []).append(value)
+    return found
+
+
 def _positions(fields: dict[str, str], pattern: re.Pattern) -> dict[int, str]:
     found = {}
     for key, value in fields.items():
         if match := pattern.match(key):
             found[int(match.group(1))] = value
     return found
+
+
+def _chosen(values: dict) -> dict:
+    """Answers by position as the page shows them: a set's JSON text becomes its list."""
+    shown = {}
+    for pos, value in values.items():
+        chosen = answer_sets.decode(value) if isinstance(value, str) else None
+        shown[pos] = value if chosen is None else chosen
+    return shown
 
 
 def _suite_page(request: Request, view, *, status_code=200, **extra):
@@ -73,6 +108,7 @@ def _suite_page(request: Request, view, *, status_code=200, **extra):
         "message": "",
         **extra,
     }
+    context["values"] = _chosen(context["values"])
     response = render(
         request,
         "labeler/suite.html",
@@ -166,9 +202,10 @@ def submit_suite(
     user: CurrentLabeler,
     assignment_id: int,
     fields: FormFields,
+    items: FormItems,
 ):
     """Submit the answers; the next suite comes back in place (HTMX)."""
-    answers = _positions(fields, ANSWER_FIELD)
+    answers = _answers(fields, items)
     firsts = _positions(fields, FIRST_FIELD)
     try:
         result = submit_assignment(
@@ -204,13 +241,17 @@ def submit_suite(
 
 @router.post("/labeler/assignments/{assignment_id}/draft", name="labeler:draft")
 def save_suite_draft(
-    session: SessionDep, user: CurrentLabeler, assignment_id: int, fields: FormFields
+    session: SessionDep,
+    user: CurrentLabeler,
+    assignment_id: int,
+    fields: FormFields,
+    items: FormItems,
 ):
     """Keep the answers chosen so far (sent by the page as the labeler picks them): 204."""
     try:
         save_draft(
             session, labeler=user, assignment_id=assignment_id,
-            answers=_positions(fields, ANSWER_FIELD),
+            answers=_answers(fields, items),
         )  # fmt: skip
     except Conflict as exc:
         return Response(exc.message, status_code=409, media_type="text/plain")

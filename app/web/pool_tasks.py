@@ -8,6 +8,7 @@ from fastapi.responses import RedirectResponse, Response
 from app.db.models import TaskKind
 from app.deps import CurrentRequester, SessionDep, verify_csrf
 from app.errors import Conflict, UploadRejected, ValidationFailed
+from app.services import answer_sets
 from app.services.projects import control_tasks, lists, pools, projects, uploads
 from app.web.lists import ListView, list_params
 from app.web.templating import flash, is_htmx, render
@@ -184,6 +185,8 @@ def mark_page(
         {
             "pool": pool,
             "task": task,
+            "project": project,
+            "known_set": answer_sets.decode(task.known_answer) or [],
             "options": projects.list_options(session, project=project),
             "distribution": control_tasks.control_distribution(
                 session, requester=user, pool_id=pool.id
@@ -199,12 +202,16 @@ def mark_control(
     user: CurrentRequester,
     pool_id: int,
     task_id: int,
-    answer: str = Form(""),
+    answer: list[str] = Form([]),
+    answer_type: str = Form(""),
     go_next: str = Form(""),
 ):
-    """Save the correct answer; "Save and go to next" opens the next unmarked task."""
+    """Save the correct answer (several answers: the ticked set); "Save and go to next"
+    opens the next unmarked task."""
     pool = pools.get_pool(session, requester=user, pool_id=pool_id)
-    task = control_tasks.mark_control(session, requester=user, task_id=task_id, answer=answer)
+    given = answer if answer_type == "multiple" else (answer[-1] if answer else "")
+    task = control_tasks.mark_control(session, requester=user, task_id=task_id, answer=given)
+    answer = task.known_answer
     if go_next:
         following = control_tasks.next_task(session, requester=user, pool_id=pool.id, after=task)
         if following is not None:

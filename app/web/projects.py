@@ -90,6 +90,8 @@ def create_project(
     option_label: list[str] = Form([]),
     option_value: list[str] = Form([]),
     option_hotkey: list[str] = Form([]),
+    answer_type: str = Form("single"),
+    allow_none: str = Form(""),
 ):
     """Create the project, or show the form again with inline errors."""
     values = {
@@ -97,6 +99,8 @@ def create_project(
         "public_description": public_description,
         "instructions": instructions,
         "question": question,
+        "answer_type": answer_type,
+        "allow_none": bool(allow_none),
     }
     options = _form_options(option_label, option_value, option_hotkey)
     try:
@@ -122,6 +126,8 @@ def preview(
     option_label: list[str] = Form([]),
     option_value: list[str] = Form([]),
     option_hotkey: list[str] = Form([]),
+    answer_type: str = Form("single"),
+    allow_none: str = Form(""),
 ):
     """The task as labelers will see it, from the form being edited (htmx)."""
     options = _keyed(_form_options(option_label, option_value, option_hotkey))
@@ -134,6 +140,8 @@ def preview(
                 "instructions": instructions,
                 "question": question,
                 "options": options,
+                "answer_type": answer_type,
+                "allow_none": bool(allow_none),
             }
         },
     )
@@ -160,6 +168,8 @@ def project_detail(request: Request, session: SessionDep, user: CurrentRequester
                 "instructions": project.instructions,
                 "question": project.question,
                 "options": options,
+                "answer_type": project.answer_type,
+                "allow_none": project.allow_none,
             },
             "options_frozen": projects.has_open_pool(session, project=project),
         },
@@ -197,6 +207,8 @@ def edit_project(request: Request, session: SessionDep, user: CurrentRequester, 
         "public_description": project.public_description,
         "instructions": project.instructions,
         "question": project.question,
+        "answer_type": project.answer_type,
+        "allow_none": project.allow_none,
     }
     return _form(request, project=project, values=values, options=options)
 
@@ -214,6 +226,8 @@ def update_project(
     option_label: list[str] = Form([]),
     option_value: list[str] = Form([]),
     option_hotkey: list[str] = Form([]),
+    answer_type: str = Form("single"),
+    allow_none: str = Form(""),
 ):
     """Save the project; options stay frozen while one of its pools is open."""
     project = projects.get_project(session, requester=user, project_id=project_id)
@@ -222,6 +236,8 @@ def update_project(
         "public_description": public_description,
         "instructions": instructions,
         "question": question,
+        "answer_type": answer_type,
+        "allow_none": bool(allow_none),
     }
     options = _form_options(option_label, option_value, option_hotkey)
     try:

@@ -13,7 +13,10 @@ from app.services.projects import pools, projects, uploads
 from app.services.projects.upload_formats import TaskInput
 
 _images = itertools.count(1)
-_PROJECT_ARGS = {"name", "question", "public_description", "instructions", "private_comment"}
+_PROJECT_ARGS = {
+    "name", "question", "public_description", "instructions", "private_comment", "answer_type",
+    "allow_none",
+}  # fmt: skip
 
 
 def _owner(session: Session, pool: Pool) -> User:

@@ -299,5 +299,5 @@ def test_wrong_key_and_another_users_project_get_custom_vision_errors(jobs_live_
         owner.create_project("Private")
     assert duplicate.value.error.code == "BadRequestProjectNameNotUnique"
     with pytest.raises(CustomVisionErrorException) as multilabel:
-        owner.create_project("Tags", classification_type="Multilabel")
+        owner.create_project("Tags", classification_type="Hierarchical")
     assert "Multiclass" in multilabel.value.message

@@ -37,6 +37,7 @@ def test_round_trip_keeps_every_field() -> None:
     assert set(data) == {
         "arch", "epochs", "batch_size", "lr", "weight_decay", "image_size", "augmentation",
         "pretrained", "pretrained_path", "device", "seed", "num_workers", "compile", "amp",
+        "multilabel", "threshold",
     }  # fmt: skip
     assert TrainConfig.from_json(config.to_json()) == config
 

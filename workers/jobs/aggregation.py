@@ -13,6 +13,7 @@ part (fitting) holds no database session, so SQLite writers are never blocked by
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ from sqlmodel import col, select
 
 from aggregation import get_method, quality_report
 from aggregation.matrix import AnswerMatrix, KnownCodes, encode_arrays
+from aggregation.multilabel import encode_set, fit_multilabel, parse_set
 from app.db.engine import session_scope
 from app.db.models import (
     AggregatedLabel,
@@ -34,6 +36,7 @@ from app.db.models import (
     Assignment,
     JobStatus,
     Pool,
+    Project,
     Task,
     TaskKind,
 )
@@ -124,6 +127,101 @@ def _stream_codes(connection: Any, query: Any) -> tuple[np.ndarray, np.ndarray, 
         parts.append(np.array(chunk, dtype=np.int64).reshape(-1, 3))
     rows = np.concatenate(parts) if parts else np.zeros((0, 3), dtype=np.int64)
     return rows[:, 0].copy(), rows[:, 1].copy(), rows[:, 2].copy()
+
+
+def _options(pool: Pool) -> tuple[list[str], bool]:
+    """The project's option values in order, and whether it asks for several answers."""
+    with session_scope(write=False) as session:
+        values = session.exec(
+            select(AnswerOption.value)
+            .where(AnswerOption.project_id == pool.project_id)
+            .order_by(col(AnswerOption.position), col(AnswerOption.id))
+        ).all()
+        project = session.get(Project, pool.project_id)
+        return list(values), project is not None and project.answer_type == "multiple"
+
+
+def _load_sets(pool: Pool, values: list[str]) -> tuple[Any, Any, list[int]]:
+    """Several answers: the answers (``task, worker, label, kind``; each label a set) as a
+    DataFrame, the known answers, and the general task ids."""
+    import pandas as pd
+
+    options = set(values)
+    with session_scope(write=False) as session:
+        query = (
+            sa_select(Answer.task_id, Answer.labeler_id, Answer.value, Task.kind)
+            .join(Assignment, col(Assignment.id) == Answer.assignment_id)
+            .join(Task, col(Task.id) == Answer.task_id)
+            .where(
+                col(Answer.pool_id) == pool.id,
+                col(Answer.excluded).is_(False),
+                col(Assignment.status).in_(usable_statuses(pool)),
+                col(Task.kind).in_([TaskKind.GENERAL, TaskKind.CONTROL]),
+            )
+        )
+        # Core rows, not ORM rows: the answer table of a big pool has millions of them.
+        rows = session.connection().execute(query).fetchall()
+        known_rows = session.exec(
+            select(Task.id, Task.known_answer).where(
+                Task.pool_id == pool.id,
+                Task.kind == TaskKind.CONTROL,
+                col(Task.known_answer).is_not(None),
+            )
+        ).all()
+        general = list(
+            session.exec(
+                select(Task.id)
+                .where(Task.pool_id == pool.id, Task.kind == TaskKind.GENERAL)
+                .order_by(col(Task.position), col(Task.id))
+            ).all()
+        )
+    # Columns via zip: pandas probing 10^6 Row objects one by one takes seconds.
+    columns = ["task", "worker", "label", "kind"]
+    data = list(zip(*rows, strict=True)) if rows else [() for _ in columns]
+    answers = pd.DataFrame({name: list(values) for name, values in zip(columns, data, strict=True)})
+    known = pd.Series(dict(known_rows), dtype=object, name="label")
+    # answers that are not a set of the options never count
+    fits = answers["label"].map(lambda v: (s := parse_set(v)) is not None and set(s) <= options)
+    answers = answers[fits.astype(bool)] if len(answers) else answers
+    known = known[known.map(lambda v: parse_set(v) is not None).astype(bool)]
+    return answers.reset_index(drop=True), known, general
+
+
+def _multilabel_worker_rows(fitted: Any, answers: Any, known: Any) -> list[dict]:
+    """Several answers: a labeler's accuracy is the mean of the option models' estimates;
+    ``confusion`` holds each option's estimate; control counts exact matches of sets."""
+    import pandas as pd
+
+    per_option = fitted.worker_accuracy()
+    control = answers[answers["task"].isin(known.index)]
+    answered = control.groupby("worker").size()
+    correct = [
+        set(parse_set(given) or []) == set(parse_set(want) or [])
+        for given, want in zip(control["label"], known.reindex(control["task"]), strict=True)
+    ]
+    right = pd.Series(correct, index=control["worker"].to_numpy(), dtype=bool)
+    right = right.groupby(level=0).sum()
+    counts = answers.groupby("worker").size()
+    rows = []
+    for worker, estimates in per_option.iterrows():
+        clean = {o: round(float(np.clip(v, 0, 1)), 4) for o, v in estimates.items() if v == v}
+        rows.append(
+            {
+                "labeler_id": int(worker),
+                "accuracy": float(np.mean(list(clean.values()))) if clean else None,
+                "answer_count": int(counts.get(worker, 0)),
+                "confusion": {
+                    "labels": [],
+                    "matrix": [],
+                    "per_option": clean,
+                    "control": {
+                        "answered": int(answered.get(worker, 0)),
+                        "correct": int(right.get(worker, 0)),
+                    },
+                },
+            }
+        )
+    return rows
 
 
 def _load(pool: Pool) -> Loaded:
@@ -239,12 +337,16 @@ def _worker_rows(model: Any, known: KnownCodes) -> list[dict]:
 
 def _copy_labels(connection: Any, labels: list[dict]) -> None:
     """PostgreSQL: the label rows by ``COPY`` (a pool can have a million tasks)."""
-    columns = ("run_id", "task_id", "value", "confidence", "answer_count")
+    columns = ("run_id", "task_id", "value", "confidence", "answer_count", "option_confidence")
     raw = connection.connection.dbapi_connection
     sql = f"COPY aggregated_label ({', '.join(columns)}) FROM STDIN"
     with raw.cursor() as cursor, cursor.copy(sql) as copy:
         for row in labels:
-            copy.write_row([row[c] for c in columns])
+            copy.write_row([_copy_cell(row.get(c)) for c in columns])
+
+
+def _copy_cell(value: Any) -> Any:
+    return json.dumps(value) if isinstance(value, dict) else value
 
 
 def _write(run_id: int, labels: list[dict], workers: list[dict], stats: dict) -> None:
@@ -277,6 +379,9 @@ def run_aggregation(job_id: int, payload: dict, progress: ProgressReporter) -> d
     started = time.perf_counter()
     run, pool = _start(int(payload["run_id"]), job_id)
     progress(0.02, "Loading answers", force=True)
+    values, multiple = _options(pool)
+    if multiple:
+        return _run_sets(run, pool, values, progress, started)
     loaded_data = _load(pool)
     matrix, general = loaded_data.matrix, loaded_data.general
     use_known = bool((run.params or {}).get("use_known", True))
@@ -333,6 +438,78 @@ def run_aggregation(job_id: int, payload: dict, progress: ProgressReporter) -> d
     _write(run.id, labels, workers, stats)
     stats["method_used"] = report["method_used"] if report else run.method
     stats["calibration"] = report  # in the job's result: the run page shows it
+    stats["timings"] = {
+        "load_seconds": round(loaded - started, 3),
+        "fit_seconds": round(fitted - loaded, 3),
+        "write_seconds": round(time.perf_counter() - fitted, 3),
+    }
+    progress(1.0, f"Aggregated {len(confidences)} of {len(general)} tasks", force=True)
+    return stats
+
+
+def _run_sets(
+    run: AggregationRun, pool: Pool, values: list[str], progress: ProgressReporter, started: float
+) -> dict:
+    """Several answers: one binary model per option (``aggregation.multilabel``)."""
+    answers, known, general = _load_sets(pool, values)
+    use_known = bool((run.params or {}).get("use_known", True))
+    known = known[known.index.isin(answers["task"])] if use_known else known.iloc[:0]
+    loaded = time.perf_counter()
+    progress(_LOAD, f"Loaded {len(answers)} answers on {len(general)} tasks", force=True)
+
+    def fitting(fraction: float, message: str) -> None:
+        progress(_LOAD + (_FIT - _LOAD) * fraction, message)
+
+    result: dict[int, tuple[str, float]] = {}
+    option_confidence: dict[int, dict[str, float]] = {}
+    workers: list[dict] = []
+    if len(answers):
+        fitted_sets = fit_multilabel(
+            answers[["task", "worker", "label"]], values, run.method, known=known,
+            on_progress=fitting,
+        )  # fmt: skip
+        for row in fitted_sets.frame().itertuples(index=False):
+            task_id = row[0]
+            result[task_id] = (encode_set(row[1], values), float(row[2]))
+            option_confidence[task_id] = {
+                o: round(float(p), 6) for o, p in zip(values, row[3:], strict=True)
+            }
+        workers = [
+            {"run_id": run.id, **row}
+            for row in _multilabel_worker_rows(fitted_sets, answers, known)
+        ]
+    fitted = time.perf_counter()
+    progress(_FIT, "Writing labels", force=True)
+    per_task = answers.groupby("task").size()
+    labels, confidences = [], []
+    for task_id in general:
+        value, confidence = result.get(task_id, (None, None))
+        if value is not None:
+            confidence = float(min(max(confidence, 0.0), 1.0))
+            confidences.append(confidence)
+        labels.append(
+            {
+                "run_id": run.id,
+                "task_id": task_id,
+                "value": value,
+                "confidence": confidence,
+                "answer_count": int(per_task.get(task_id, 0)),
+                "option_confidence": option_confidence.get(task_id),
+            }
+        )
+    stats: dict[str, Any] = {
+        "run_id": run.id,
+        "method": run.method,
+        "task_count": len(general),
+        "unanswered_count": len(general) - len(confidences),
+        "answer_count": len(answers),
+        "worker_count": len(workers),
+        "known_count": len(known),
+        "mean_confidence": float(np.mean(confidences)) if confidences else None,
+    }
+    _write(run.id, labels, workers, stats)
+    stats["method_used"] = run.method
+    stats["calibration"] = None
     stats["timings"] = {
         "load_seconds": round(loaded - started, 3),
         "fit_seconds": round(fitted - loaded, 3),

@@ -14,6 +14,7 @@ from app.errors import NotFound
 from app.services.jobs.records import JobCancelled, LeaseLost, job_work_dir
 from app.services.media import store as media
 from app.services.ml.collections import collection_items
+from app.services.ml.multilabel import is_multilabel, item_tags
 from app.services.ml.trained_models import FIGURES, TRAIN_JOB_KIND, models_dir_for
 from app.services.ml.validation import write_validation_predictions
 from workers.registry import job, on_failure
@@ -82,19 +83,26 @@ def _gather(model_id: int, scratch: Path) -> tuple[dict, list[str], list, list, 
             raise NotFound("The collection was deleted before training started.")
         classes = list(row.classes or collection.classes)
         index = {name: i for i, name in enumerate(classes)}
+        multilabel = is_multilabel(collection)
         train_items, val_items, val_ids = [], [], []
         for item, media_file in collection_items(session, collection=collection):
-            if item.label not in index:
+            if multilabel:  # the tag indices of the image (unknown tags left out)
+                target_of = [index[t] for t in item_tags(item) if t in index]
+            elif item.label not in index:
                 continue
+            else:
+                target_of = index[item.label]
             path = media.local_path(media_file)
             if path is None:
                 path = str(scratch / media_file.storage_key.replace("/", "_"))
                 Path(path).write_bytes(media.read_media(media_file))
             target = val_items if item.split == "val" else train_items
-            target.append((path, index[item.label]))
+            target.append((path, target_of))
             if item.split == "val":
                 val_ids.append(item.id)
         config = dict(row.config)
+        if multilabel:
+            config["multilabel"] = True
         row.status = ModelStatus.TRAINING
         row.started_at = utcnow()
         row.message = ""
@@ -121,6 +129,8 @@ def threshold_curve(
     if item_ids is not None:
         write_validation_predictions(checkpoint_dir, item_ids, probs)
     truth = [label for _, label in val_items]
+    if predictor.multilabel:
+        return _multilabel_curve(truth, probs)
     curve = []
     for threshold in THRESHOLDS:
         figures = threshold_metrics(truth, probs, threshold)
@@ -132,6 +142,31 @@ def threshold_curve(
                 "coverage": figures["coverage"],
                 "per_class_precision": [float(v) for v in figures["per_class_precision"]],
                 "per_class_recall": [float(v) for v in figures["per_class_recall"]],
+            }
+        )
+    return curve
+
+
+def _multilabel_curve(truth: list[list[int]], probs) -> list[dict]:
+    """The multilabel figures (per tag, and over every image-tag decision) per threshold."""
+    import numpy as np
+
+    from model.multilabel import at_threshold
+
+    hot = np.zeros(probs.shape, dtype=np.int64)
+    for row, tags in enumerate(truth):
+        hot[row, list(tags)] = 1
+    curve = []
+    for threshold in THRESHOLDS:
+        figures = at_threshold(hot, probs, threshold)
+        curve.append(
+            {
+                "threshold": threshold,
+                "precision": figures["precision"],
+                "recall": figures["recall"],
+                "coverage": float((probs >= threshold).any(axis=1).mean()) if len(hot) else 0.0,
+                "per_class_precision": figures["per_tag_precision"],
+                "per_class_recall": figures["per_tag_recall"],
             }
         )
     return curve

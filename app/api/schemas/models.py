@@ -27,6 +27,7 @@ class CollectionPublic(BaseModel):
     source: str
     status: str
     classes: list[str]
+    classification_type: str = "multiclass"  # "multilabel": any number of tags per image
     class_counts: dict[str, dict[str, int]]
     val_fraction: float
     seed: int
@@ -83,6 +84,11 @@ class Prediction(BaseModel):
 class PredictionResult(BaseModel):
     model_id: int
     predictions: list[Prediction]
+    # multilabel models: every tag with its own probability is in ``predictions``; ``tags``
+    # are those at or above ``threshold``
+    multilabel: bool = False
+    threshold: float | None = None
+    tags: list[str] | None = None
 
 
 class ExportRequest(BaseModel):

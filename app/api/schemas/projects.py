@@ -30,3 +30,7 @@ class ProjectBody(BaseModel):
     question: str | None = None
     task_spec: dict[str, Any] | None = None
     answer_options: list[AnswerOptionBody] | None = None
+    # Crowdlab: "single" (one answer) or "multiple" (several answers, Toloka's checkbox
+    # output: ``result`` a list of values); None: read from the task spec's output type
+    answer_type: str | None = None
+    allow_none: bool | None = None

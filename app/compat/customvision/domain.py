@@ -22,6 +22,8 @@ from app.db.engine import is_sqlite
 from app.db.models import Collection, CollectionItem, User
 from app.errors import CrowdlabError
 from app.services.ml.collections import delete_collection, list_collections
+from app.services.ml.multilabel import is_multilabel, item_tags, set_item_tags
+from app.services.ml.multilabel import tag_counts as multilabel_tag_counts
 from app.services.text import control_problem
 
 NAMESPACE = uuid.UUID("6f1c3a52-4d7e-4b8a-9c21-5e0f7a9b3d11")
@@ -227,11 +229,11 @@ def create_project(
         )
     domain = _check_domain(get_domain(domain_id) if domain_id else get_domain(GENERAL_DOMAIN))
     classification_type = classification_type or "Multiclass"
-    if classification_type != "Multiclass":
+    if classification_type not in CLASSIFICATION_TYPES:
         raise CustomVisionError(
             "BadRequestProjectUnknownClassification",
-            f"Classification type {classification_type!r} is not supported: Crowdlab "
-            "projects are Multiclass (one tag per image).",
+            f"Classification type {classification_type!r} is not supported: use Multiclass "
+            "(one tag per image) or Multilabel (any number of tags per image).",
         )
     platforms = _check_export_platforms(domain, list(target_export_platforms or []))
     taken = session.exec(
@@ -248,6 +250,7 @@ def create_project(
         source=SOURCE,
         status="ready",
         classes=[],
+        classification_type="multilabel" if classification_type == "Multilabel" else "multiclass",
         extra={
             "domainId": domain["id"],
             "classificationType": classification_type,
@@ -290,12 +293,28 @@ def update_project(
     if domain_id is not None and parse_uuid(domain_id, "Domain") != domain["id"]:
         domain = _check_domain(get_domain(domain_id))
         set_extra(collection, domainId=domain["id"])
-    if classification_type not in (None, "Multiclass"):
-        raise CustomVisionError(
-            "BadRequestProjectUnknownClassification",
-            f"Classification type {classification_type!r} is not supported: Crowdlab "
-            "projects are Multiclass (one tag per image).",
+    current = "Multilabel" if is_multilabel(collection) else "Multiclass"
+    if classification_type not in (None, current):
+        if classification_type not in CLASSIFICATION_TYPES:
+            raise CustomVisionError(
+                "BadRequestProjectUnknownClassification",
+                f"Classification type {classification_type!r} is not supported: use "
+                "Multiclass or Multilabel.",
+            )
+        tagged = session.exec(
+            select(func.count()).where(
+                CollectionItem.collection_id == collection.id, CollectionItem.label.is_not(None)
+            )
+        ).one()
+        if tagged:
+            raise CustomVisionError(
+                "BadRequestProjectClassificationTypeChange",
+                "The classification type can change only while no image is tagged.",
+            )
+        collection.classification_type = (
+            "multilabel" if classification_type == "Multilabel" else "multiclass"
         )
+        set_extra(collection, classificationType=classification_type)
     platforms = (collection.extra or {}).get("targetExportPlatforms") or []
     if target_export_platforms is not None:
         platforms = target_export_platforms
@@ -328,6 +347,9 @@ def delete_project(session: Session, *, requester: User, project_id: str) -> Non
 
 def tag_counts(session: Session, collection: Collection) -> Counter:
     """Images per tag name."""
+    if is_multilabel(collection):
+        counts = multilabel_tag_counts(session, collection)
+        return Counter({name: entry["total"] for name, entry in counts.items()})
     rows = session.exec(
         select(CollectionItem.label, func.count())
         .where(CollectionItem.collection_id == collection.id, CollectionItem.label.is_not(None))
@@ -443,7 +465,12 @@ def update_tag(
     if description is not None:
         entry["description"] = description
     info[new] = entry
-    if new != old:
+    if new != old and is_multilabel(collection):
+        ids[new] = ids.pop(old)
+        _retag(session, collection, lambda tags: [new if t == old else t for t in tags])
+        collection.classes = sorted({*(c for c in collection.classes if c != old), new})
+        bump_revision(collection)
+    elif new != old:
         ids[new] = ids.pop(old)
         session.exec(
             update(CollectionItem)
@@ -458,6 +485,23 @@ def update_tag(
     return tag_view(collection, new, tag_counts(session, collection))
 
 
+def _retag(session: Session, collection: Collection, change) -> None:
+    """Multilabel: apply ``change`` (tags -> tags) to every tagged image; an image left
+    without a tag becomes untagged."""
+    items = session.exec(
+        select(CollectionItem).where(
+            CollectionItem.collection_id == collection.id, CollectionItem.label.is_not(None)
+        )
+    ).all()
+    for item in items:
+        tags = change(item_tags(item))
+        if tags:
+            set_item_tags(item, tags)
+        else:
+            item.label, item.labels = None, None
+        session.add(item)
+
+
 def delete_tag(session: Session, *, requester: User, project_id: str, tag_id: str) -> None:
     """Remove a class: its images stay in the project, untagged."""
     collection = lock_project(
@@ -468,11 +512,14 @@ def delete_tag(session: Session, *, requester: User, project_id: str, tag_id: st
     ids.pop(name, None)
     info = dict((collection.extra or {}).get("tag_info") or {})
     info.pop(name, None)
-    session.exec(
-        update(CollectionItem)
-        .where(CollectionItem.collection_id == collection.id, CollectionItem.label == name)
-        .values(label=None)
-    )
+    if is_multilabel(collection):
+        _retag(session, collection, lambda tags: [t for t in tags if t != name])
+    else:
+        session.exec(
+            update(CollectionItem)
+            .where(CollectionItem.collection_id == collection.id, CollectionItem.label == name)
+            .values(label=None)
+        )
     collection.classes = [c for c in collection.classes if c != name]
     set_extra(collection, tags=ids, tag_info=info)
     bump_revision(collection)

@@ -8,9 +8,10 @@ Uploads are checked one by one: a bad image gets its own status (``ErrorImageFor
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 
-from sqlalchemy import delete, func
+from sqlalchemy import delete, func, or_
 from sqlmodel import Session, select
 
 from app.compat.customvision.domain import (
@@ -28,6 +29,7 @@ from app.compat.customvision.domain import (
 from app.db.models import Collection, CollectionItem, MediaFile, User
 from app.errors import UploadRejected
 from app.services.media import store as media
+from app.services.ml.multilabel import is_multilabel, item_tags, set_item_tags
 
 MAX_BATCH_IMAGES = 64
 MAX_BATCH_TAGS = 20
@@ -111,7 +113,7 @@ def create_images(
         if image.error or image.data is None:
             results.append(ImageResult(image.source_url, image.error or "ErrorSource"))
             continue
-        if len(names) > 1:
+        if len(names) > 1 and not is_multilabel(collection):
             results.append(ImageResult(image.source_url, "ErrorTagLimitExceed"))
             continue
         try:
@@ -123,7 +125,10 @@ def create_images(
         item = existing.get(stored.id)
         if item is not None:
             if item.label is None and label is not None:
-                item.label = label
+                if is_multilabel(collection):
+                    set_item_tags(item, names)
+                else:
+                    item.label = label
                 session.add(item)
                 added += 1
             results.append(ImageResult(image.source_url, "OKDuplicate", item, stored))
@@ -131,6 +136,8 @@ def create_images(
         item = CollectionItem(
             collection_id=collection.id, media_id=stored.id, label=label, split="train"
         )
+        if is_multilabel(collection) and names:  # several tags per image
+            set_item_tags(item, names)
         session.add(item)
         session.flush()
         existing[stored.id] = item
@@ -157,7 +164,18 @@ def _image_query(collection: Collection, *, tagging: str, tag_names: list[str] |
         query = query.where(CollectionItem.label.is_not(None))
     elif tagging == "Untagged":
         query = query.where(CollectionItem.label.is_(None))
-    if tag_names:
+    if tag_names and is_multilabel(collection):  # the label holds the JSON list of tags
+        query = query.where(
+            or_(
+                *(
+                    CollectionItem.label.contains(
+                        json.dumps(n, ensure_ascii=False), autoescape=True
+                    )
+                    for n in tag_names
+                )
+            )
+        )
+    elif tag_names:
         query = query.where(CollectionItem.label.in_(tag_names))
     return query
 
@@ -263,7 +281,15 @@ def tag_images(
             raise not_found("Image", image_id)
         if name is None:
             raise not_found("Tag", tag_id)
-        if item.label == name:
+        if is_multilabel(collection):
+            tags = item_tags(item)
+            if name in tags:
+                summary["duplicated"].append((key, tag_key))
+            else:
+                set_item_tags(item, [*tags, name])
+                session.add(item)
+                summary["created"].append((key, tag_key))
+        elif item.label == name:
             summary["duplicated"].append((key, tag_key))
         elif item.label is not None:
             summary["exceeded"].append((key, tag_key))
@@ -288,7 +314,14 @@ def untag_images(
     names = set(_tag_names(collection, tag_ids))
     wanted = {parse_uuid(i, "Image") for i in image_ids}
     for key, item in _items_by_uuid(session, collection).items():
-        if key in wanted and item.label in names:
+        if key in wanted and is_multilabel(collection):
+            left = [t for t in item_tags(item) if t not in names]
+            if left:
+                set_item_tags(item, left)
+            else:  # no tag left: untagged
+                item.label, item.labels = None, None
+            session.add(item)
+        elif key in wanted and item.label in names:
             item.label = None
             session.add(item)
     bump_revision(collection)
@@ -307,7 +340,8 @@ def image_view(collection: Collection, item: CollectionItem, stored: MediaFile) 
         "width": stored.width,
         "height": stored.height,
         "url": url,
-        "tags": [{"tagId": ids.get(item.label), "tagName": item.label, "created": item.created_at}]
-        if item.label
-        else [],
+        "tags": [
+            {"tagId": ids.get(name), "tagName": name, "created": item.created_at}
+            for name in (item_tags(item) if item.label else [])
+        ],
     }

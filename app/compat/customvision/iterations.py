@@ -35,6 +35,7 @@ from app.compat.customvision.domain import (
 from app.db.models import Collection, CollectionItem, ModelStatus, TrainedModel, User
 from app.services.ml import trained_models
 from app.services.ml.collections import stratified_split
+from app.services.ml.multilabel import is_multilabel
 from app.services.text import control_problem
 
 MIN_TAGS = 2
@@ -132,7 +133,7 @@ def iteration_view(collection: Collection, model: TrainedModel) -> dict:
         "exportable": status == "Completed" and bool(platforms),
         "exportableTo": platforms if status == "Completed" else [],
         "domainId": iteration_domain(collection, model)["id"],
-        "classificationType": "Multiclass",
+        "classificationType": "Multilabel" if is_multilabel(collection) else "Multiclass",
         "trainingType": info.get("trainingType") or "Regular",
         "reservedBudgetInHours": int(info.get("reservedBudgetInHours") or 0),
         "trainingTimeInMinutes": int(round(seconds / 60)),

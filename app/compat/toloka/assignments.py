@@ -25,6 +25,7 @@ from app.db.models import (
     User,
 )
 from app.errors import NotFound, ValidationFailed
+from app.services import answer_sets
 from app.services.projects.pools import get_pool
 from app.services.projects.progress import public_id
 from app.settings import get_settings
@@ -78,7 +79,10 @@ def _task_in_suite(task: Task) -> dict[str, Any]:
     }
     if task.kind != TaskKind.GENERAL and task.known_answer is not None:
         item["known_solutions"] = [
-            {"output_values": {"result": task.known_answer}, "correctness_weight": 1}
+            {
+                "output_values": {"result": answer_sets.output(task.known_answer)},
+                "correctness_weight": 1,
+            }
         ]
         if task.hint:
             item["message_on_unknown_solution"] = task.hint
@@ -116,7 +120,11 @@ def assignments_json(
                 "tasks": [_task_in_suite(task) for task, _ in pairs],
                 "solutions": (
                     [
-                        {"output_values": {"result": value} if value is not None else {}}
+                        {
+                            "output_values": {"result": answer_sets.output(value)}
+                            if value is not None
+                            else {}
+                        }
                         for _, value in pairs
                     ]
                     if answered

@@ -59,6 +59,8 @@ class AggregatedLabel(SQLModel, table=True):
     value: str | None = Field(default=None, max_length=200)
     confidence: float | None = Field(default=None)
     answer_count: int = Field(default=0)
+    # several answers: each option's probability of being in the set ({value: p})
+    option_confidence: dict | None = Field(default=None, sa_column=Column(JSON, nullable=True))
 
 
 class WorkerQuality(SQLModel, table=True):

@@ -40,6 +40,12 @@ class Collection(SQLModel, table=True):
         sa_column=Column(Integer, ForeignKey("job.id", ondelete="SET NULL"), nullable=True),
     )
     extra: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    # "multiclass": one class per image (``CollectionItem.label``); "multilabel": any number
+    # of tags per image (``CollectionItem.labels``)
+    classification_type: str = Field(
+        default="multiclass",
+        sa_column=Column(String(16), nullable=False, server_default="multiclass"),
+    )
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
 
 
@@ -63,4 +69,6 @@ class CollectionItem(SQLModel, table=True):
         sa_column=Column(Integer, ForeignKey("task.id", ondelete="SET NULL"), nullable=True),
     )
     confidence: float | None = Field(default=None)
+    # a multilabel collection's tags of the image (``label`` is then None)
+    labels: list[str] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)

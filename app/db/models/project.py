@@ -48,6 +48,15 @@ class Project(SQLModel, table=True):
     preselect_model_answer: bool = Field(
         default=False, sa_column=Column(Boolean, nullable=False, server_default=sa_false())
     )
+    # "single": one answer (radio buttons); "multiple": several answers (checkboxes), each
+    # answer a set of option values (``app.services.answer_sets``)
+    answer_type: str = Field(
+        default="single", sa_column=Column(String(16), nullable=False, server_default="single")
+    )
+    # several answers: the labeler may answer "none of these" (the empty set)
+    allow_none: bool = Field(
+        default=False, sa_column=Column(Boolean, nullable=False, server_default=sa_false())
+    )
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
 
 

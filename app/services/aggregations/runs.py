@@ -24,15 +24,18 @@ from app.db.models import (
     JobStatus,
     MediaFile,
     Pool,
+    Project,
     Task,
     TaskKind,
     User,
     WorkerQuality,
 )
 from app.errors import Conflict, NotFound, ValidationFailed
+from app.services import answer_sets
 from app.services.jobs.records import create_job, get_job
 from app.services.listing import ListParams, ListSpec, Page, paginate
 from app.services.projects.progress import public_id
+from app.services.projects.projects import list_options
 from app.services.projects.upload_formats import requester_image
 from app.settings import get_settings
 
@@ -257,6 +260,8 @@ class LabelRow:
         """The absolute address of a stored image; empty for an image given by URL."""
         return _image_ref(self.image) if self.image.startswith("/") else ""
 
+    option_confidence: dict | None = None  # several answers: {option value: probability}
+
 
 def _label_rows(run: AggregationRun, *, answered: bool | None) -> Select:
     query = (
@@ -268,6 +273,7 @@ def _label_rows(run: AggregationRun, *, answered: bool | None) -> Select:
             col(AggregatedLabel.answer_count),
             col(Task.input_values),
             col(MediaFile.original_name),
+            col(AggregatedLabel.option_confidence),
         )
         .join(Task, col(Task.id) == AggregatedLabel.task_id)
         .join(MediaFile, col(MediaFile.id) == Task.media_id, isouter=True)
@@ -328,8 +334,28 @@ def _write_tsv(header: list[str], rows: list[list[str]]) -> str:
 def build_results_tsv(session: Session, *, run: AggregationRun) -> str:
     """``INPUT:image  OUTPUT:<field>  CONFIDENCE:<field>``: one row per answered general
     task; INPUT:image is what the requester gave (URL or file name), and ``MEDIA:url``
-    the stored image's address when the pool has uploaded images."""
+    the stored image's address when the pool has uploaded images.
+
+    Several answers: ``OUTPUT:<field>`` holds the set as a JSON list, then one
+    ``CONFIDENCE:<value>`` column per option (the probability that the option is in the set)."""
     field = _field(run)
+    pool = session.get(Pool, run.pool_id)
+    project = session.get(Project, pool.project_id) if pool else None
+    if project is not None and project.answer_type == answer_sets.MULTIPLE:
+        options = [o.value for o in list_options(session, project=project)]
+        rows = []
+        for r in iter_labels(session, run=run):
+            chances = r.option_confidence or {}
+            rows.append(
+                [
+                    spreadsheet_safe(r.input_image),
+                    answer_sets.encode(answer_sets.decode(r.value) or [], options),
+                    *(format_confidence(float(chances.get(o, 0.0))) for o in options),
+                    r.media_url,
+                ]
+            )
+        header = ["INPUT:image", f"OUTPUT:{field}", *(f"CONFIDENCE:{o}" for o in options)]
+        return _write_tsv(header, rows)
     rows = [
         [
             spreadsheet_safe(r.input_image),
@@ -391,6 +417,7 @@ class WorkerRow:
     control_correct: int
     labels: Sequence[str]
     matrix: Sequence[Sequence[float]]
+    per_option: dict | None = None  # several answers: each option model's accuracy estimate
 
     @property
     def control_accuracy(self) -> float | None:
@@ -420,6 +447,7 @@ def list_worker_quality(session: Session, *, run: AggregationRun) -> list[Worker
                 control_correct=int(control.get("correct", 0)),
                 labels=list(confusion.get("labels", [])),
                 matrix=list(confusion.get("matrix", [])),
+                per_option=confusion.get("per_option"),
             )
         )
     return result

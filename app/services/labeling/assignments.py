@@ -121,8 +121,9 @@ def _take_context(conn, *, labeler_id: int, pool_id: int, now: datetime) -> _Tak
         conn, sql.TAKE_CONTEXT, {"pool_id": pool_id, "labeler_id": labeler_id, "now": now}
     )
     # a row: the pool's terms, the ban id, the active suite's id and expiry, the project's
-    # name, question and instructions, an option's label, value and hotkey
-    ban, suite, project, option = (len(sql.POOL_TERMS) + k for k in (0, 1, 3, 6))
+    # name, question, instructions, answer type and "none of these", an option's label,
+    # value and hotkey
+    ban, suite, project, option = (len(sql.POOL_TERMS) + k for k in (0, 1, 3, 8))
     pool = PoolTerms(*found[0][:ban]) if found else None
     if pool is not None and pool.status == PoolStatus.CLOSED:  # e.g. its last task just done
         raise NoSuiteAvailable("This pool is finished: there are no more tasks in it.")

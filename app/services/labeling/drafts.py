@@ -8,6 +8,7 @@ from sqlmodel import Session, select
 from app.db.models import AnswerOption, AssignmentStatus, Pool, User
 from app.db.types import utcnow
 from app.errors import Conflict
+from app.services import answer_sets
 from app.services.accounts.users import TokenLabeler
 from app.services.labeling.locks import lock_own
 
@@ -27,14 +28,21 @@ def save_draft(
         session.rollback()
         raise Conflict(f"This suite is {assignment.status}: its answers can no longer change.")
     pool = session.get(Pool, assignment.pool_id)
-    values = set(
-        session.exec(select(AnswerOption.value).where(AnswerOption.project_id == pool.project_id))
+    values = list(
+        session.exec(
+            select(AnswerOption.value)
+            .where(AnswerOption.project_id == pool.project_id)
+            .order_by(AnswerOption.position, AnswerOption.id)
+        )
     )
-    draft = {
-        str(int(pos)): str(value)
-        for pos, value in list(answers.items())[:MAX_POSITIONS]
-        if str(pos).isdigit() and int(pos) < MAX_POSITIONS and str(value) in values
-    }
+    draft = {}
+    for pos, value in list(answers.items())[:MAX_POSITIONS]:
+        if not str(pos).isdigit() or int(pos) >= MAX_POSITIONS:
+            continue
+        if isinstance(value, list | tuple):  # several answers: the chosen values so far
+            draft[str(int(pos))] = answer_sets.encode([str(v) for v in value], values)
+        elif str(value) in values:
+            draft[str(int(pos))] = str(value)
     assignment.draft = draft
     session.add(assignment)
     session.commit()

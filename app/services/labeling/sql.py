@@ -57,7 +57,8 @@ TAKE_CONTEXT = (
     text(
         f"SELECT {', '.join('p.' + name for name in POOL_TERMS)}, ({_BAN_IN_POOL}) AS ban_id, "
         "a.id AS active_id, a.expires_at AS active_expires_at, "
-        "pr.name, pr.question, pr.instructions, o.label, o.value, o.hotkey FROM pool p "
+        "pr.name, pr.question, pr.instructions, pr.answer_type, pr.allow_none, "
+        "o.label, o.value, o.hotkey FROM pool p "
         "JOIN project pr ON pr.id = p.project_id "
         "LEFT JOIN answer_option o ON o.project_id = p.project_id "
         "LEFT JOIN assignment a ON a.pool_id = p.id AND a.labeler_id = :labeler_id "
@@ -68,7 +69,8 @@ TAKE_CONTEXT = (
         *(column(name, _TERM_TYPES.get(name)) for name in POOL_TERMS),
         column("ban_id", Integer), column("active_id", Integer),
         column("active_expires_at", UTCDateTime), column("name", String),
-        column("question", String), column("instructions", String), column("label", String),
+        column("question", String), column("instructions", String),
+        column("answer_type", String), column("allow_none", Boolean), column("label", String),
         column("value", String), column("hotkey", String),
     )
 )  # fmt: skip
@@ -195,10 +197,14 @@ SELECT id FROM a
 ).bindparams(bindparam("created_at", type_=UTCDateTime), bindparam("expires_at", type_=UTCDateTime))
 
 PROJECT_VIEW = text(
-    "SELECT p.name, p.question, p.instructions, o.label, o.value, o.hotkey FROM project p "
-    "LEFT JOIN answer_option o ON o.project_id = p.id WHERE p.id = :project_id "
-    "ORDER BY o.position, o.id"
-)
+    "SELECT p.name, p.question, p.instructions, p.answer_type, p.allow_none, o.label, o.value, "
+    "o.hotkey FROM project p LEFT JOIN answer_option o ON o.project_id = p.id "
+    "WHERE p.id = :project_id ORDER BY o.position, o.id"
+).columns(
+    column("name", String), column("question", String), column("instructions", String),
+    column("answer_type", String), column("allow_none", Boolean), column("label", String),
+    column("value", String), column("hotkey", String),
+)  # fmt: skip
 
 # --- submitting a suite ------------------------------------------------------------------
 
@@ -222,7 +228,7 @@ SELECT a.id, a.pool_id, a.labeler_id, a.status, a.reward_cents, a.created_at, a.
   CAST(p.quality_rules AS TEXT) <> '[]' OR CAST(pr.quality_rules AS TEXT) <> '[]' AS rules,
   p.max_overlap, p.min_confidence, p.answer_weight_skill_id, p.model_id,
   p.model_control_answers, p.model_control_correct,
-  {{values}} AS option_values, {_SUITE_TASK}
+  {{values}} AS option_values, pr.answer_type, pr.allow_none, {_SUITE_TASK}
 FROM assignment a JOIN pool p ON p.id = a.pool_id JOIN project pr ON pr.id = p.project_id
 LEFT JOIN assignment_task at ON at.assignment_id = a.id
 LEFT JOIN task t ON t.id = at.task_id LEFT JOIN media_file m ON m.id = t.media_id
@@ -245,6 +251,7 @@ SUBMIT_CONTEXT = tuple(
         column("answer_weight_skill_id", Integer), column("model_id", Integer),
         column("model_control_answers", Integer), column("model_control_correct", Integer),
         column("option_values", JSON),
+        column("answer_type", String), column("allow_none", Boolean),
         *(column(name) for name in ("position", "id", "kind", "known_answer", "hint", "image",
                                     "sha256", "content_type")),
     )

@@ -24,6 +24,7 @@ from app.db.models import (
 )
 from app.db.types import utcnow
 from app.errors import Conflict, NotFound, ValidationFailed
+from app.services import answer_sets
 from app.services.accounts.users import TokenLabeler
 from app.services.labeling import sql
 from app.services.labeling.dynamic import DynamicTerms, settle_tasks
@@ -76,14 +77,37 @@ def ensure_fresh(session: Session, assignment: Assignment) -> None:
         raise Conflict("You skipped this suite.")
 
 
+def _checked(raw, values: list[str], answer_type: str, allow_none: bool) -> str:
+    """One answer as stored (``answer_sets.BadAnswer`` when it is not one): an option's
+    value, or for several answers the canonical JSON list of the chosen values."""
+    if answer_type == answer_sets.MULTIPLE:
+        if isinstance(raw, dict):  # Toloka's field.checkbox-group output {value: true}
+            raw = [key for key, chosen in raw.items() if chosen]
+        return answer_sets.normalize(raw, values, allow_none=allow_none)
+    value = "" if raw is None else str(raw).strip()
+    if value not in values:
+        raise answer_sets.BadAnswer(f"“{value}” is not an answer option (use {', '.join(values)})")
+    return value
+
+
 def _validate(
-    answers: Mapping, tasks: list[tuple], values: list[str], *, by_position: bool
+    answers: Mapping,
+    tasks: list[tuple],
+    values: list[str],
+    *,
+    by_position: bool,
+    answer_type: str = answer_sets.SINGLE,
+    allow_none: bool = False,
 ) -> dict[int, str]:
-    """Answers keyed by task id, or ``ValidationFailed`` naming every bad task."""
+    """Answers keyed by task id, or ``ValidationFailed`` naming every bad task.
+
+    With several answers a task's answer is a set (a list, a JSON list or a checkbox-group
+    dict); it is stored as the canonical JSON list (``answer_sets``)."""
     key_of = {(pos if by_position else tid): tid for pos, tid, *_ in tasks}
     number_of = {tid: pos + 1 for pos, tid, *_ in tasks}
-    given: dict[int, str] = {}
+    given: dict[int, object] = {}
     errors: dict[str, str] = {}
+    multiple = answer_type == answer_sets.MULTIPLE
     for raw_key, raw_value in answers.items():
         try:
             key = int(raw_key)
@@ -92,19 +116,22 @@ def _validate(
         if key not in key_of:
             errors[f"answers.{raw_key}"] = f"This suite has no task {raw_key}."
             continue
+        if multiple and raw_value is not None and not isinstance(raw_value, str):
+            given[key_of[key]] = raw_value  # a list or dict: even an empty one is an answer
+            continue
         value = "" if raw_value is None else str(raw_value).strip()
         if value:
             given[key_of[key]] = value
-    allowed = ", ".join(values)
+    checked: dict[int, str] = {}
     for pos, tid, *_ in tasks:
         key = pos if by_position else tid
-        value = given.get(tid)
-        if value is None:
+        if tid not in given:
             errors[f"answers.{key}"] = f"Task {number_of[tid]}: choose an answer."
-        elif value not in values:
-            errors[f"answers.{key}"] = (
-                f"Task {number_of[tid]}: “{value}” is not an answer option (use {allowed})."
-            )
+            continue
+        try:
+            checked[tid] = _checked(given[tid], values, answer_type, allow_none)
+        except answer_sets.BadAnswer as exc:
+            errors[f"answers.{key}"] = f"Task {number_of[tid]}: {exc}."
     if errors:
         missing = sum(1 for msg in errors.values() if msg.endswith("choose an answer."))
         message = (
@@ -113,7 +140,7 @@ def _validate(
             else "; ".join(errors.values())
         )
         raise ValidationFailed(message, errors=errors)
-    return given
+    return checked
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +169,8 @@ class LockedSuite:
     expires_at: datetime
     pool: SubmitPool
     values: list[str]  # the project's option values, in display order
+    answer_type: str  # "single" or "multiple" (several answers: each answer a set)
+    allow_none: bool  # several answers: the empty set ("none of these") is an answer
     tasks: list[tuple]  # what ``load_suite_tasks`` returns
 
 
@@ -164,7 +193,9 @@ def _lock_suite(session: Session, *, labeler_id: int, assignment_id: int) -> Loc
         *first[:7],
         pool=SubmitPool(first[1], *first[7:12], dynamic=dynamic),
         values=list(first[18] or []),
-        tasks=suite_tasks(row[19:] for row in rows if row[20] is not None),
+        answer_type=first[19] or answer_sets.SINGLE,
+        allow_none=bool(first[20]),
+        tasks=suite_tasks(row[21:] for row in rows if row[22] is not None),
     )
 
 
@@ -198,17 +229,21 @@ def submit_assignment(
         ensure_fresh(session, session.get(Assignment, suite.id))  # raises
     pool = suite.pool
     tasks = suite.tasks
-    given = _validate(answers, tasks, suite.values, by_position=by_position)
+    given = _validate(
+        answers, tasks, suite.values, by_position=by_position,
+        answer_type=suite.answer_type, allow_none=suite.allow_none,
+    )  # fmt: skip
     firsts: dict[int, str] = {}
     if first_values:
         position_to_tid = {pos: tid for pos, tid, *_ in tasks}
         for key, value in first_values.items():
             try:
                 tid = position_to_tid.get(int(key)) if by_position else int(key)
-            except (TypeError, ValueError):
+                first = _checked(value, suite.values, suite.answer_type, suite.allow_none)
+            except (TypeError, ValueError):  # (BadAnswer is a ValueError)
                 continue
-            if tid in given and str(value) in suite.values:
-                firsts[tid] = str(value)
+            if tid in given:
+                firsts[tid] = first
 
     now = utcnow()
     status = AssignmentStatus.ACCEPTED if pool.auto_accept else AssignmentStatus.SUBMITTED
@@ -359,6 +394,13 @@ def check_training_answer(
         if pos == position:
             if kind != TaskKind.TRAINING or not known or not hint:
                 return TrainingCheck(correct=None)
-            correct = str(value).strip() == known
+            wanted = answer_sets.decode(known)
+            if wanted is not None:  # several answers: the same set
+                try:
+                    correct = set(answer_sets.parse(value)) == set(wanted)
+                except answer_sets.BadAnswer:
+                    correct = False
+            else:
+                correct = str(value).strip() == known
             return TrainingCheck(correct=correct, hint=None if correct else hint)
     raise NotFound("This suite has no such task.")

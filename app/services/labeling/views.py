@@ -13,6 +13,7 @@ from sqlmodel import Session, select
 
 from app.db.models import AnswerOption, Assignment, Pool, TaskKind
 from app.db.types import utcnow
+from app.services import answer_sets
 from app.services.labeling import sql
 from app.services.labeling.images import suite_image_path
 from app.services.media.store import EXTENSIONS
@@ -44,6 +45,18 @@ class SuiteView:
     options: list[OptionView]
     tasks: list[SuiteTask]
     draft: dict[int, str] = field(default_factory=dict)  # answers chosen so far, by position
+    answer_type: str = answer_sets.SINGLE  # "multiple": checkboxes, each answer a set
+    allow_none: bool = False  # several answers: "none of these" is offered
+
+    @property
+    def multiple(self) -> bool:
+        return self.answer_type == answer_sets.MULTIPLE
+
+    @property
+    def none_hotkey(self) -> str | None:
+        """The key of "none of these": the first of n, x, 0 no option uses."""
+        used = {o.hotkey for o in self.options}
+        return next((key for key in "nx0" if key not in used), None)
 
     @property
     def seconds_left(self) -> int:
@@ -61,6 +74,8 @@ class SuiteView:
             "project": self.project_name,
             "question": self.question,
             "instructions": self.instructions,
+            "answer_type": self.answer_type,
+            "allow_none": self.allow_none,
             "options": [
                 {"label": o.label, "value": o.value, "hotkey": o.hotkey} for o in self.options
             ],
@@ -129,16 +144,18 @@ class ProjectView(NamedTuple):
     name: str
     question: str
     instructions: str
+    answer_type: str
+    allow_none: bool
     options: list[OptionView]
 
 
 def project_view(conn, *, project_id: int) -> ProjectView:
-    """The project's name, question, instructions and options, in one query."""
+    """The project's name, question, instructions, answer type and options, in one query."""
     rows = sql.rows(conn, sql.PROJECT_VIEW, {"project_id": project_id})
     if not rows:
-        return ProjectView("", "", "", [])
-    options = [OptionView(*row[3:]) for row in rows if row[4] is not None]
-    return ProjectView(*rows[0][:3], options)
+        return ProjectView("", "", "", answer_sets.SINGLE, False, [])
+    options = [OptionView(*row[5:]) for row in rows if row[6] is not None]
+    return ProjectView(*rows[0][:5], options)
 
 
 def build_view(
@@ -154,7 +171,7 @@ def build_view(
     what ``project_view`` would)."""
     if project is None:
         project = project_view(session.connection(), project_id=pool.project_id)
-    name, question, instructions, options = project
+    name, question, instructions, answer_type, allow_none, options = project
     suite_tasks = [
         SuiteTask(
             position=pos,
@@ -179,6 +196,8 @@ def build_view(
         options=options,
         tasks=suite_tasks,
         draft={**_preselected(session, assignment, pool), **_draft_of(assignment, options)},
+        answer_type=answer_type or answer_sets.SINGLE,
+        allow_none=bool(allow_none),
     )
 
 
@@ -206,5 +225,14 @@ def _draft_of(assignment, options: list[OptionView]) -> dict[int, str]:
     draft = getattr(assignment, "draft", None) or {}
     if assignment.status != "active":
         return {}
-    values = {option.value for option in options}
-    return {int(pos): str(v) for pos, v in draft.items() if str(pos).isdigit() and str(v) in values}
+    values = [option.value for option in options]
+    kept = {}
+    for pos, value in draft.items():
+        if not str(pos).isdigit():
+            continue
+        chosen = answer_sets.decode(str(value))
+        if chosen is not None:  # a set (several answers): the values still among the options
+            kept[int(pos)] = answer_sets.encode(chosen, values)
+        elif str(value) in values:
+            kept[int(pos)] = str(value)
+    return kept

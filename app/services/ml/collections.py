@@ -383,3 +383,8 @@ def delete_collection(session: Session, *, requester: User, collection_id: int) 
         raise Conflict("The collection is still importing; wait for it to finish.")
     session.delete(collection)
     session.commit()
+
+
+# for the multilabel collections (``app.services.ml.multilabel``)
+check_collection_settings = _check_settings
+claim_collection_name = _claim_name

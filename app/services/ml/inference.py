@@ -41,6 +41,9 @@ def predictor_for(model: TrainedModel):
 def predict_bytes(model: TrainedModel, *, data: bytes, name: str, top_k: int | None = 5) -> list:
     """``[(label, probability), ...]`` for one image, most probable first.
 
+    A multilabel model returns every tag with its own probability (they do not sum to 1);
+    ``is_multilabel`` / ``threshold_of`` say which tags count as present.
+
     The bytes are checked like any upload first (size, format, decompression bombs), so a
     bad file gets an ``UploadRejected`` naming it.
     """
@@ -48,10 +51,22 @@ def predict_bytes(model: TrainedModel, *, data: bytes, name: str, top_k: int | N
 
     media.inspect_image(data, name=name)
     predictor = predictor_for(model)
+    if predictor.multilabel:
+        top_k = None
     try:
         return predictor.predict(data, top_k=top_k)
     except BadImageError as exc:
         raise UploadRejected(f"{name}: {exc}", file=name) from None
+
+
+def is_multilabel(model: TrainedModel) -> bool:
+    """Whether the model gives each tag its own probability (several tags per image)."""
+    return bool((model.config or {}).get("multilabel"))
+
+
+def threshold_of(model: TrainedModel) -> float:
+    """The probability from which a multilabel model's tag counts as present."""
+    return float((model.config or {}).get("threshold", 0.5))
 
 
 def predict_images(
@@ -81,6 +96,8 @@ def predict_images(
                     "predictions": predictions,
                     "data": data,
                     "content_type": content_type,
+                    # multilabel: the tags count from this probability on (None: one class)
+                    "threshold": threshold_of(model) if is_multilabel(model) else None,
                 }
             )
         except UploadRejected as exc:

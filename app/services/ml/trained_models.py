@@ -131,6 +131,38 @@ def model_job(session: Session, model: TrainedModel) -> Job | None:
     return session.get(Job, model.job_id) if model.job_id else None
 
 
+def _check_classes(session: Session, collection) -> None:
+    """A multiclass collection trains with training images of at least two classes."""
+    per_class = dict(
+        session.exec(
+            select(CollectionItem.label, func.count())
+            .where(
+                CollectionItem.collection_id == collection.id,
+                CollectionItem.split == "train",
+                CollectionItem.label.is_not(None),
+            )
+            .group_by(CollectionItem.label)
+        ).all()
+    )
+    if len(per_class) < 2 or sum(per_class.values()) < 2:
+        raise ValidationFailed(
+            "The collection needs training images in at least two classes.",
+            errors={"collection_id": "Needs at least two classes with training images."},
+        )
+
+
+def _check_multilabel_training(session: Session, collection) -> None:
+    """A multilabel collection trains with training images of at least two tags."""
+    from app.services.ml.multilabel import tag_counts
+
+    counts = tag_counts(session, collection)
+    if sum(1 for entry in counts.values() if entry["train"] > 0) < 2:
+        raise ValidationFailed(
+            "The collection needs training images of at least two tags.",
+            errors={"collection_id": "Needs training images of at least two tags."},
+        )
+
+
 def start_training(
     session: Session,
     *,
@@ -153,22 +185,11 @@ def start_training(
     collection = get_collection(session, requester=requester, collection_id=collection_id)
     if collection.status != "ready":
         raise Conflict("The collection is not ready to train on yet.")
-    per_class = dict(
-        session.exec(
-            select(CollectionItem.label, func.count())
-            .where(
-                CollectionItem.collection_id == collection.id,
-                CollectionItem.split == "train",
-                CollectionItem.label.is_not(None),
-            )
-            .group_by(CollectionItem.label)
-        ).all()
-    )
-    if len(per_class) < 2 or sum(per_class.values()) < 2:
-        raise ValidationFailed(
-            "The collection needs training images in at least two classes.",
-            errors={"collection_id": "Needs at least two classes with training images."},
-        )
+    if collection.classification_type == "multilabel":
+        config.multilabel = True
+        _check_multilabel_training(session, collection)
+    else:
+        _check_classes(session, collection)
     iteration = (
         session.exec(
             select(func.max(TrainedModel.iteration)).where(
@@ -323,6 +344,14 @@ def evaluation(model: TrainedModel) -> dict:
         "macro_f1": metrics.get("macro_f1"),
         "mean_average_precision": metrics.get("mean_average_precision"),
         "num_samples": metrics.get("num_samples"),
+        # multilabel: overall precision / recall at the threshold, mAP, tag co-occurrence
+        "multilabel": bool(metrics.get("multilabel")),
+        "precision": metrics.get("precision"),
+        "recall": metrics.get("recall"),
+        "map": metrics.get("map"),
+        "co_occurrence": metrics.get("co_occurrence") or [],
+        "threshold": (model.config or {}).get("threshold", 0.5),
+        "classes": list(model.classes or []),
         "per_class": per_class,
         "threshold_curve": curve,
         "history": metrics.get("history") or [],

@@ -10,9 +10,10 @@ from sqlmodel import Session, select
 
 from app.db.models import AnswerOption, Pool, PoolStatus, Project, Task, TaskKind, User
 from app.errors import Conflict, NotFound, ValidationFailed
+from app.services import answer_sets
 from app.services.figures_cache import page_figures
 from app.services.projects.pools import get_pool
-from app.services.projects.projects import list_options
+from app.services.projects.projects import list_options, normalize_answer
 from app.services.projects.tally import recent_tally
 
 UNBALANCED_RATIO = 0.5
@@ -56,16 +57,23 @@ def _editable(session: Session, task: Task) -> Pool:
     return pool
 
 
-def mark_control(session: Session, *, requester: User, task_id: int, answer: str) -> Task:
-    """Make a task a control task with ``answer`` (an option value) as its correct answer."""
+def mark_control(
+    session: Session, *, requester: User, task_id: int, answer: str | list[str]
+) -> Task:
+    """Make a task a control task with ``answer`` (an option value; with several answers
+    a set: a list or JSON list of values) as its correct answer."""
     task = get_task(session, requester=requester, task_id=task_id)
     pool = _editable(session, task)
-    values = [o.value for o in list_options(session, project=session.get(Project, pool.project_id))]
-    if answer not in values:
-        raise ValidationFailed(
-            f"Pick one of the answer options ({', '.join(values)}).",
-            errors={"answer": "Pick one of the answer options."},
-        )
+    project = session.get(Project, pool.project_id)
+    values = [o.value for o in list_options(session, project=project)]
+    try:
+        answer = normalize_answer(project, values, answer)
+    except answer_sets.BadAnswer as exc:
+        if project.answer_type == answer_sets.MULTIPLE:
+            message = f"The correct answer {exc}."
+        else:
+            message = f"Pick one of the answer options ({', '.join(values)})."
+        raise ValidationFailed(message, errors={"answer": message}) from None
     if task.kind == TaskKind.TRAINING:
         task.known_answer = answer
     else:

@@ -25,9 +25,11 @@ from app.db.models import (
     User,
 )
 from app.db.types import utcnow
+from app.services import answer_sets
 from app.services.figures_cache import page_figures
 from app.services.money import ledger
 from app.services.projects.pools import get_pool
+from app.services.projects.projects import list_options
 from app.services.projects.tally import LARGE_POOL_TASKS, recent_tally
 from app.services.projects.upload_formats import requester_image
 from app.settings import get_settings
@@ -64,6 +66,8 @@ class LabelerRow:
     majority_agree: int = 0
     seconds: list[float] = field(default_factory=list)
     status: str = "idle"
+    # several answers: the control answers as (given, known) set texts, for per-option figures
+    control_sets: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def control_accuracy(self) -> float | None:
@@ -95,6 +99,9 @@ class PoolProgress:
     average_seconds: float | None
     banned_labelers: int
     labelers: list[LabelerRow]
+    # several answers: per option, the share of control answers that got that option right
+    # (ticked when it should be, left when not): [(value, label, accuracy or None, count)]
+    option_accuracy: list[tuple[str, str, float | None, int]] = field(default_factory=list)
 
     @property
     def fraction(self) -> float:
@@ -171,7 +178,8 @@ def _count_progress(session: Session, pool: Pool) -> PoolProgress:
         row = people.setdefault(labeler_id, LabelerRow(labeler_id, names.get(labeler_id, "")))
         if kind == TaskKind.CONTROL and known is not None:
             row.control_answers += 1
-            row.control_correct += value == known
+            row.control_correct += value == known  # sets: only an exact match counts
+            row.control_sets.append((value, known))
         elif kind == TaskKind.GENERAL:
             by_task[task_id].append((labeler_id, value))
     for votes in by_task.values():
@@ -187,7 +195,19 @@ def _count_progress(session: Session, pool: Pool) -> PoolProgress:
     for labeler_id in banned & people.keys():
         people[labeler_id].status = "banned"
     active = sum(1 for row in people.values() if row.status == "working")
+    option_accuracy = []
+    project = session.get(Project, pool.project_id)
+    if project.answer_type == answer_sets.MULTIPLE:
+        options = list_options(session, project=project)
+        pairs = [pair for row in people.values() for pair in row.control_sets]
+        tally = answer_sets.per_option(pairs, [o.value for o in options])
+        for option in options:
+            right, total = tally[option.value]
+            option_accuracy.append(
+                (option.value, option.label, right / total if total else None, total)
+            )
     return PoolProgress(
+        option_accuracy=option_accuracy,
         tasks_total=tasks_total,
         tasks_done=tasks_done,
         answers=len(answers),

@@ -10,6 +10,7 @@ from sqlmodel import Session, select
 
 from app.db.models import AnswerOption, Pool, PoolStatus, Project, ProjectStatus, User
 from app.errors import Conflict, NotFound, ValidationFailed
+from app.services import answer_sets
 from app.services.text import check_values, control_problem
 
 MIN_OPTIONS = 2
@@ -91,6 +92,8 @@ def validate_options(options: Sequence[OptionInput | tuple[str, str] | dict]) ->
         errors.append(f"Option values must be unique; repeated: {', '.join(duplicates)}.")
     if any(len(option.value) > 200 or len(option.label) > 200 for option in cleaned):
         errors.append("Labels and values have at most 200 characters.")
+    if any(option.value.startswith("[") for option in cleaned):
+        errors.append("Option values may not start with “[” (a JSON list is a set of answers).")
     if any(control_problem(o.value + o.label, name=True) for o in cleaned):
         errors.append("Labels and values may not contain NUL or other control characters.")
     if len(cleaned) < MIN_OPTIONS:
@@ -122,10 +125,17 @@ def _validate_fields(name: str, question: str, **texts: str) -> dict[str, str]:
 
 
 def _validate_project(
-    name: str, question: str, options, task_spec: dict | None, **texts: str
+    name: str,
+    question: str,
+    options,
+    task_spec: dict | None,
+    answer_type: str = answer_sets.SINGLE,
+    **texts: str,
 ) -> tuple[dict[str, str], list[OptionInput] | None]:
     """Every field's problem at once, and the cleaned options (None when not given)."""
     errors = _validate_fields(name, question, **texts)
+    if answer_type not in answer_sets.ANSWER_TYPES:
+        errors["answer_type"] = "Choose “single” (one answer) or “multiple” (several answers)."
     try:
         check_values(task_spec, field="task_spec")
     except ValidationFailed as exc:
@@ -136,11 +146,46 @@ def _validate_project(
             cleaned = validate_options(options)
         except ValidationFailed as exc:
             errors.update(exc.errors)
+    if cleaned and answer_type == answer_sets.MULTIPLE:
+        if problem := answer_sets.check_fits([o.value for o in cleaned]):
+            errors["options"] = problem
     return errors, cleaned
 
 
-def build_task_spec(question: str, options: Sequence[OptionInput | AnswerOption]) -> dict:
-    """A Toloka task spec (image in, ``result`` out) with a Template Builder view."""
+def normalize_answer(project: Project, values: Sequence[str], raw) -> str:
+    """An answer (or known answer) to ``project`` as stored: one option's value, or for
+    several answers the canonical JSON list of the chosen values (a list, a JSON list, a
+    Toloka checkbox-group dict ``{value: true}`` or one value is accepted).
+    ``answer_sets.BadAnswer`` says what is wrong."""
+    if project.answer_type == answer_sets.MULTIPLE:
+        if isinstance(raw, dict):  # field.checkbox-group's native output
+            raw = [key for key, chosen in raw.items() if chosen]
+        return answer_sets.normalize(raw, values, allow_none=project.allow_none)
+    value = "" if raw is None else str(raw).strip()
+    if value not in values:
+        raise answer_sets.BadAnswer(f"“{value}” is not an answer option (use {', '.join(values)})")
+    return value
+
+
+def answer_output(project: Project, stored: str | None):
+    """A stored answer as Toloka's ``output_values.result``: the value, or for several
+    answers the list of chosen values."""
+    if stored is not None and project.answer_type == answer_sets.MULTIPLE:
+        values = answer_sets.decode(stored)
+        return values if values is not None else stored
+    return stored
+
+
+def build_task_spec(
+    question: str,
+    options: Sequence[OptionInput | AnswerOption],
+    answer_type: str = answer_sets.SINGLE,
+) -> dict:
+    """A Toloka task spec (image in, ``result`` out) with a Template Builder view: a
+    radio group (``result`` a string), or for several answers a checkbox group (``result``
+    an ``array_string`` of the chosen values)."""
+    if answer_type == answer_sets.MULTIPLE:
+        return _checkbox_task_spec(question, options)
     option_list = [{"value": option.value, "label": option.label} for option in options]
     output = {"type": "data.output", "path": "result"}
     items: list[dict] = []
@@ -204,6 +249,61 @@ def build_task_spec(question: str, options: Sequence[OptionInput | AnswerOption]
             "lock": lock,
         },
     }
+
+
+def _checkbox_task_spec(question: str, options: Sequence[OptionInput | AnswerOption]) -> dict:
+    option_list = [{"value": option.value, "label": option.label} for option in options]
+    output = {"type": "data.output", "path": "result"}
+    items: list[dict] = []
+    if question:
+        items.append({"type": "view.text", "content": question})
+    items.append({"type": "view.image", "url": {"type": "data.input", "path": "image"}})
+    items.append({"type": "field.checkbox-group", "data": output, "options": option_list})
+    hotkeys: dict = {"type": "plugin.hotkeys"}
+    for option, key in zip(options, assign_hotkeys(options), strict=True):
+        if key:
+            hotkeys[key] = {
+                "type": "action.toggle",
+                "data": {**output, "path": f"result.{option.value}"},
+            }
+    config = {
+        "view": {"type": "view.list", "items": items},
+        "plugins": [{"type": "plugin.toloka", "layout": {"kind": "scroll"}}, hotkeys],
+    }
+    lock = dict.fromkeys(
+        ("core", "view.list", "view.text", "view.image", "field.checkbox-group",
+         "plugin.toloka", "plugin.hotkeys", "action.toggle"),
+        "1.0.0",
+    )  # fmt: skip
+    return {
+        "input_spec": {"image": {"type": "url", "required": True, "hidden": False}},
+        "output_spec": {
+            "result": {
+                "type": "array_string",
+                "required": True,
+                "hidden": False,
+                "allowed_values": [option["value"] for option in option_list],
+            }
+        },
+        "view_spec": {
+            "type": "tb",
+            "inferDataSpec": False,
+            "config": json.dumps(config, indent=4),
+            "lock": lock,
+        },
+    }
+
+
+def answer_type_from_task_spec(task_spec: dict | None) -> str:
+    """ "multiple" when the spec's ``result`` is a list or a JSON object (Toloka's checkbox
+    outputs: ``array_string``, ``json``) or its view has a checkbox group; else "single"."""
+    output = ((task_spec or {}).get("output_spec") or {}).get("result") or {}
+    if str(output.get("type", "")).lower() in ("array_string", "json"):
+        return answer_sets.MULTIPLE
+    config = ((task_spec or {}).get("view_spec") or {}).get("config")
+    if isinstance(config, str) and '"field.checkbox-group"' in config:
+        return answer_sets.MULTIPLE
+    return answer_sets.SINGLE
 
 
 def options_from_task_spec(task_spec: dict) -> list[OptionInput]:
@@ -288,10 +388,15 @@ def create_project(
     instructions: str = "",
     private_comment: str = "",
     task_spec: dict | None = None,
+    answer_type: str = answer_sets.SINGLE,
+    allow_none: bool = False,
 ) -> Project:
-    """Create a project with its answer options (validated; nothing saved on error)."""
+    """Create a project with its answer options (validated; nothing saved on error).
+
+    ``answer_type`` "multiple" asks for several answers (checkboxes); ``allow_none`` then
+    offers "none of these" (an empty set)."""
     errors, cleaned = _validate_project(
-        name, question, options, task_spec,
+        name, question, options, task_spec, answer_type,
         public_description=public_description, instructions=instructions,
         private_comment=private_comment,
     )  # fmt: skip
@@ -304,7 +409,9 @@ def create_project(
         public_description=public_description.strip(),
         instructions=instructions,
         private_comment=private_comment,
-        task_spec=task_spec or build_task_spec(question.strip(), cleaned),
+        task_spec=task_spec or build_task_spec(question.strip(), cleaned, answer_type),
+        answer_type=answer_type,
+        allow_none=bool(allow_none) and answer_type == answer_sets.MULTIPLE,
     )
     session.add(project)
     session.flush()
@@ -364,13 +471,22 @@ def update_project(
     private_comment: str = "",
     options: Sequence[OptionInput | tuple[str, str] | dict] | None = None,
     task_spec: dict | None = None,
+    answer_type: str | None = None,
+    allow_none: bool | None = None,
 ) -> Project:
-    """Edit a project; options cannot change while one of its pools is open."""
+    """Edit a project; options and the answer type cannot change while one of its pools
+    is open (None keeps the answer type / "none of these" as they are)."""
     project = get_project(session, requester=requester, project_id=project_id)
     if project.status == ProjectStatus.ARCHIVED:
         raise Conflict("This project is archived; it can no longer be edited.")
+    answer_type = answer_type or project.answer_type
+    allow_none = project.allow_none if allow_none is None else bool(allow_none)
+    allow_none = allow_none and answer_type == answer_sets.MULTIPLE
+    if options is None and answer_type == answer_sets.MULTIPLE:
+        options = [OptionInput(o.label, o.value, o.hotkey or "")
+                   for o in list_options(session, project=project)]  # fmt: skip
     errors, cleaned = _validate_project(
-        name, question, options, task_spec,
+        name, question, options, task_spec, answer_type,
         public_description=public_description, instructions=instructions,
         private_comment=private_comment,
     )  # fmt: skip
@@ -378,11 +494,17 @@ def update_project(
         raise ValidationFailed("Please fix the highlighted fields.", errors=errors)
     current = [(o.label, o.value) for o in list_options(session, project=project)]
     options_changed = cleaned is not None and [(o.label, o.value) for o in cleaned] != current
-    if options_changed and has_open_pool(session, project=project):
+    type_changed = (answer_type, allow_none) != (project.answer_type, project.allow_none)
+    if (options_changed or type_changed) and has_open_pool(session, project=project):
+        what = "Answer options" if options_changed else "The answer type"
         raise ValidationFailed(
-            "Answer options cannot change while a pool of this project is open; close it first.",
-            errors={"options": "Frozen while a pool is open."},
+            f"{what} cannot change while a pool of this project is open; close it first.",
+            errors={
+                "answer_type" if not options_changed else "options": "Frozen while a pool is open."
+            },
         )
+    project.answer_type = answer_type
+    project.allow_none = allow_none
     project.name = name.strip()
     project.question = question.strip()
     project.public_description = public_description.strip()
@@ -392,9 +514,9 @@ def update_project(
         _write_options(session, project, cleaned)
     if task_spec is not None:
         project.task_spec = task_spec
-    elif options_changed or not project.task_spec:
+    elif options_changed or type_changed or not project.task_spec:
         project.task_spec = build_task_spec(
-            project.question, cleaned or list_options(session, project=project)
+            project.question, cleaned or list_options(session, project=project), answer_type
         )
     session.add(project)
     session.commit()
@@ -425,7 +547,12 @@ def add_options(session: Session, *, project: Project, values: Sequence[str]) ->
             )
         )
     session.flush()
-    project.task_spec = build_task_spec(project.question, list_options(session, project=project))
+    every = list_options(session, project=project)
+    if project.answer_type == answer_sets.MULTIPLE and (
+        problem := answer_sets.check_fits([o.value for o in every])
+    ):
+        raise ValidationFailed(problem, errors={"options": problem})
+    project.task_spec = build_task_spec(project.question, every, project.answer_type)
     session.add(project)
     session.flush()
 

@@ -15,6 +15,7 @@ from urllib.parse import urlparse
 
 from app.db.models import TaskKind
 from app.errors import UploadRejected
+from app.services import answer_sets
 
 COLUMNS = ("INPUT:image", "GOLDEN:result", "HINT:text", "TASK:overlap")
 MAX_PROBLEMS = 50
@@ -44,6 +45,8 @@ class TsvContext:
 
     option_values: list[str]
     training_pool: bool = False
+    multiple: bool = False  # several answers: GOLDEN:result is a JSON list of values
+    allow_none: bool = False  # ... and may be [] ("none of these")
     existing_images: set[str] = field(default_factory=set)
     media_by_name: dict[str, tuple[int, str]] = field(default_factory=dict)
 
@@ -252,7 +255,15 @@ def iter_task_tsv(
             continue
         golden = values.get("GOLDEN:result") or None
         hint = values.get("HINT:text") or None
-        if golden is not None and golden not in options:
+        if golden is not None and context.multiple:
+            try:
+                golden = answer_sets.normalize(
+                    golden, context.option_values, allow_none=context.allow_none
+                )
+            except answer_sets.BadAnswer as exc:
+                problem(row_number, "GOLDEN:result", f"GOLDEN:result {golden!r}: {exc}")
+                continue
+        elif golden is not None and golden not in options:
             problem(
                 row_number,
                 "GOLDEN:result",

@@ -32,12 +32,18 @@ from app.db.engine import refresh_statistics
 from app.db.models import Job, MediaFile, Pool, PoolStatus, Project, Task, TaskKind, User
 from app.db.models.pool import PoolType
 from app.errors import Conflict, NotFound, UploadRejected, ValidationFailed
+from app.services import answer_sets
 from app.services.jobs import records as jobs
 from app.services.media import store as media
 from app.services.projects import archive
 from app.services.projects.pool_model import queue_model_predictions
 from app.services.projects.pools import get_pool
-from app.services.projects.projects import add_options, has_open_pool, list_options
+from app.services.projects.projects import (
+    add_options,
+    has_open_pool,
+    list_options,
+    normalize_answer,
+)
 from app.services.projects.upload_formats import (
     Skipped,
     TaskInput,
@@ -121,6 +127,8 @@ def _context(session: Session, pool: Pool, *, existing: bool = True) -> TsvConte
     return TsvContext(
         option_values=[o.value for o in list_options(session, project=project)],
         training_pool=pool.pool_type == PoolType.TRAINING,
+        multiple=project.answer_type == answer_sets.MULTIPLE,
+        allow_none=project.allow_none,
         existing_images=images,
         media_by_name=by_name,
     )
@@ -252,8 +260,11 @@ def _prepare_zip(
     named = [(e.path, (lambda e=e: archive.read_entry(zip_file, e))) for e in entries]
     blobs = _inspect_blobs(named, progress, skipped)
     label_of = {entry.path: entry.label for entry in entries}
+    known_of = dict(label_of)
+    if context.multiple:  # several answers: a folder is the set of its one option
+        known_of = {path: answer_sets.encode([label], [label]) for path, label in label_of.items()}
     tasks = [
-        (TaskInput(image="", known_answer=label_of[b.name], kind=TaskKind.CONTROL), i)
+        (TaskInput(image="", known_answer=known_of[b.name], kind=TaskKind.CONTROL), i)
         for i, b in enumerate(blobs)
     ]
     # A chosen number also go in as general tasks, taken round-robin across classes.
@@ -369,18 +380,18 @@ def add_tasks(
     """Add tasks given as data (image URL or media id, known answer, hint, overlap)."""
     pool = get_pool(session, requester=requester, pool_id=pool_id)
     _check_pool(pool)
-    options = {
-        o.value for o in list_options(session, project=session.get(Project, pool.project_id))
-    }
+    project = session.get(Project, pool.project_id)
+    values = [o.value for o in list_options(session, project=project)]
     errors: dict[str, str] = {}
     for i, item in enumerate(items):
         if not item.image or not (is_url(item.image) or item.image.startswith("/media/")):
             errors[f"{i}.input_values.image"] = "An http(s) URL of an image is required."
-        if item.known_answer is not None and item.known_answer not in options:
-            allowed = ", ".join(sorted(options))
-            errors[f"{i}.known_solutions"] = (
-                f"{item.known_answer!r} is not an answer option value ({allowed})."
-            )
+        if item.known_answer is not None:
+            try:
+                item.known_answer = normalize_answer(project, values, item.known_answer)
+            except answer_sets.BadAnswer as exc:
+                errors[f"{i}.known_solutions"] = f"{item.known_answer!r}: {exc}."
+
         if item.overlap is not None and not 1 <= item.overlap <= 1000:
             errors[f"{i}.overlap"] = "Overlap is between 1 and 1000."
     if errors:
