@@ -133,8 +133,10 @@ def test_results_view_filters_by_confidence_and_sorts_in_place(page, session):
     assert _same_document(page)
 
     # Least confident first; the filter stays.
+    page.wait_for_load_state("networkidle")  # the filter's swap is done before the click
     page.locator("th[data-sort=confidence] a").click()
     page.wait_for_url("**sort=confidence&dir=asc**")
+    page.wait_for_load_state("networkidle")
     page.locator("th[data-sort=confidence][aria-sort=ascending]").wait_for()
     confidences = page.locator("#results-table [data-confidence]").evaluate_all(
         "els => els.map(e => parseFloat(e.dataset.confidence))"
