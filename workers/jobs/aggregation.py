@@ -410,41 +410,10 @@ def run_aggregation(job_id: int, payload: dict, progress: ProgressReporter) -> d
     per_task = dict(
         zip(matrix.task_values.tolist(), np.bincount(matrix.task).tolist(), strict=True)
     )
-    labels, confidences = [], []
-    for task_id in general:
-        value, confidence = result.get(task_id, (None, None))
-        if value is not None:
-            confidence = float(min(max(confidence, 0.0), 1.0))
-            confidences.append(confidence)
-        labels.append(
-            {
-                "run_id": run.id,
-                "task_id": task_id,
-                "value": value,
-                "confidence": confidence,
-                "answer_count": per_task.get(task_id, 0),
-            }
-        )
-    stats: dict[str, Any] = {
-        "run_id": run.id,
-        "method": run.method,
-        "task_count": len(general),
-        "unanswered_count": len(general) - len(confidences),
-        "answer_count": matrix.n_answers,
-        "worker_count": len(workers),
-        "known_count": len(known),
-        "mean_confidence": float(np.mean(confidences)) if confidences else None,
-    }
-    _write(run.id, labels, workers, stats)
-    stats["method_used"] = report["method_used"] if report else run.method
-    stats["calibration"] = report  # in the job's result: the run page shows it
-    stats["timings"] = {
-        "load_seconds": round(loaded - started, 3),
-        "fit_seconds": round(fitted - loaded, 3),
-        "write_seconds": round(time.perf_counter() - fitted, 3),
-    }
-    progress(1.0, f"Aggregated {len(confidences)} of {len(general)} tasks", force=True)
-    return stats
+    return _finish(
+        run, general, result, per_task, workers, report, progress,
+        answers=matrix.n_answers, known=len(known), times=(started, loaded, fitted),
+    )  # fmt: skip
 
 
 def _run_sets(
@@ -480,36 +449,59 @@ def _run_sets(
         ]
     fitted = time.perf_counter()
     progress(_FIT, "Writing labels", force=True)
-    per_task = answers.groupby("task").size()
+    per_task = answers.groupby("task").size().to_dict()
+    return _finish(
+        run, general, result, per_task, workers, None, progress,
+        answers=len(answers), known=len(known), times=(started, loaded, fitted),
+        option_confidence=option_confidence,
+    )  # fmt: skip
+
+
+def _finish(
+    run: AggregationRun,
+    general: list[int],
+    result: dict[int, tuple[str, float]],
+    per_task: dict[int, int],
+    workers: list[dict],
+    report: dict[str, Any] | None,
+    progress: ProgressReporter,
+    *,
+    answers: int,
+    known: int,
+    times: tuple[float, float, float],
+    option_confidence: dict[int, dict[str, float]] | None = None,
+) -> dict:
+    """Write one label row per general task and the run's figures; the job's result."""
+    started, loaded, fitted = times
     labels, confidences = [], []
     for task_id in general:
         value, confidence = result.get(task_id, (None, None))
         if value is not None:
             confidence = float(min(max(confidence, 0.0), 1.0))
             confidences.append(confidence)
-        labels.append(
-            {
-                "run_id": run.id,
-                "task_id": task_id,
-                "value": value,
-                "confidence": confidence,
-                "answer_count": int(per_task.get(task_id, 0)),
-                "option_confidence": option_confidence.get(task_id),
-            }
-        )
+        label = {
+            "run_id": run.id,
+            "task_id": task_id,
+            "value": value,
+            "confidence": confidence,
+            "answer_count": int(per_task.get(task_id, 0)),
+        }
+        if option_confidence is not None:
+            label["option_confidence"] = option_confidence.get(task_id)
+        labels.append(label)
     stats: dict[str, Any] = {
         "run_id": run.id,
         "method": run.method,
         "task_count": len(general),
         "unanswered_count": len(general) - len(confidences),
-        "answer_count": len(answers),
+        "answer_count": answers,
         "worker_count": len(workers),
-        "known_count": len(known),
+        "known_count": known,
         "mean_confidence": float(np.mean(confidences)) if confidences else None,
     }
     _write(run.id, labels, workers, stats)
-    stats["method_used"] = run.method
-    stats["calibration"] = None
+    stats["method_used"] = report["method_used"] if report else run.method
+    stats["calibration"] = report  # in the job's result: the run page shows it
     stats["timings"] = {
         "load_seconds": round(loaded - started, 3),
         "fit_seconds": round(fitted - loaded, 3),
