@@ -8,12 +8,18 @@ add up, so a task keeps its summed scores and each new answer costs one addition
 ``q`` of a labeler is Toloka's smoothed share ``(0.5 + right) / (1 + answered)`` of their
 control tasks; a voter no better than chance (``q <= 1/K``) weighs nothing, so a model
 wrong on every control task moves no confidence.
+
+A model is a voter with a whole confusion matrix (:class:`ModelVoter`), as a person is in
+Dawid-Skene: its answer ``a`` adds ``log P(a | z)`` to the score of every option ``z``, from
+its counts on control tasks and on tasks the people made confident, smoothed towards its
+one-coin accuracy (with few counts it is exactly the one-coin weight above).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 SMOOTHING = 0.5  # Toloka's K in q = (K + right) / (2K + answered)
 MAX_ACCURACY = 0.99  # no single voter is ever certain
@@ -50,23 +56,73 @@ def confidence(scores: Mapping[str, float], values: list[str]) -> float:
     return max(posterior(scores, values).values(), default=0.0)
 
 
+PRIOR_STRENGTH = 4.0  # pseudo-counts of the one-coin prior in each row of a model's matrix
+
+
+@dataclass(frozen=True, slots=True)
+class ModelVoter:
+    """A model's answer as evidence: ``log P(answer | truth)`` per option, from its confusion
+    counts ``{truth: {answer: n}}`` smoothed towards its one-coin accuracy ``q``."""
+
+    values: tuple[str, ...]
+    q: float
+    counts: Mapping[str, Mapping[str, float]]
+
+    @classmethod
+    def build(
+        cls,
+        *,
+        values: list[str],
+        control_answers: int,
+        control_right: int,
+        confusion: Mapping | None,
+    ) -> ModelVoter | None:
+        """None (no say) before it answered a control task, or when it is no better than
+        chance on them: a model wrong on every control task closes nothing."""
+        if len(values) < 2 or not control_answers:
+            return None
+        q = min(accuracy(control_right, control_answers), MAX_ACCURACY)
+        if q <= 1.0 / len(values):
+            return None
+        counts = confusion if isinstance(confusion, Mapping) else {}
+        return cls(tuple(values), q, counts)
+
+    def likelihood(self, answer: str, truth: str) -> float:
+        """``P(answer | truth)``: the row's counts plus ``PRIOR_STRENGTH`` one-coin ones."""
+        k = len(self.values)
+        prior = self.q if answer == truth else (1 - self.q) / (k - 1)
+        row = self.counts.get(truth) or {}
+        seen = sum(float(n) for value, n in row.items() if value in self.values)
+        return (float(row.get(answer, 0)) + PRIOR_STRENGTH * prior) / (seen + PRIOR_STRENGTH)
+
+    def scores(self, answer: str) -> dict[str, float]:
+        """What the model's ``answer`` adds to each option's score (log-likelihoods, shifted
+        so that they compare with a person's weight on the chosen value alone)."""
+        if answer not in self.values:
+            return {}
+        logs = {z: math.log(self.likelihood(answer, z)) for z in self.values}
+        floor = min(logs.values())
+        return {z: v - floor for z, v in logs.items() if v > floor}
+
+
 def preliminary_scores(
     baseline_solutions: list | None,
     model_answer: str | None,
     *,
-    model_weight_: float,
+    model: ModelVoter | None,
     values: list[str],
 ) -> dict[str, float]:
     """The weights of a task's preliminary answers: each baseline solution counts as a voter
-    right with probability ``confidence_weight``; the pool model's answer with its weight."""
+    right with probability ``confidence_weight``; the pool model's answer by its matrix."""
     scores: dict[str, float] = {}
     for solution in baseline_solutions or []:
         value = baseline_value(solution)
         if value in values:
             weight = answer_weight(solution.get("confidence_weight", 1.0), len(values))
             scores[value] = scores.get(value, 0.0) + weight
-    if model_answer in values and model_weight_ > 0:
-        scores[model_answer] = scores.get(model_answer, 0.0) + model_weight_
+    if model is not None and model_answer is not None:
+        for value, score in model.scores(model_answer).items():
+            scores[value] = scores.get(value, 0.0) + score
     return scores
 
 

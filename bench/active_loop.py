@@ -231,7 +231,7 @@ def _engine_label(task, values: list[str]) -> str:
     """The label the engine's weighted vote (with the preliminary answers) gives."""
     from aggregation.incremental import combined, posterior, preliminary_scores
 
-    prior = preliminary_scores(task.baseline_solutions, None, model_weight_=0, values=values)
+    prior = preliminary_scores(task.baseline_solutions, None, model=None, values=values)
     scores = posterior(combined(task.votes, prior), values)
     return max(values, key=lambda v: scores[v])
 

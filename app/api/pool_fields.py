@@ -106,17 +106,41 @@ def dynamic_overlap_settings(body: PoolBody) -> dict[str, Any]:
     return out
 
 
+_MODEL_FIELDS = {  # Crowdlab's own pool fields: the model and its retraining
+    "model_id": ("No such model.", "NOT_FOUND"),
+    "model_retrain_collection_id": ("No such collection.", "NOT_FOUND"),
+    "model_retrain_every": ("A whole number of confident tasks.", "INVALID"),
+}
+
+
 def model_settings(body: PoolBody) -> dict[str, Any]:
-    """Crowdlab's ``model_id``: a published model that answers each task first."""
+    """Crowdlab's ``model_id`` (a published model that answers each task first),
+    ``model_retrain_every`` and ``model_retrain_collection_id`` (its retraining)."""
     extra = body.model_extra or {}
-    if "model_id" not in extra:
-        return {}
-    value = extra["model_id"]
-    if value in (None, ""):
-        return {"model_id": None}
-    if not str(value).strip().isdigit():
-        raise ValidationFailed("No such model.", errors={"model_id": "NOT_FOUND"})
-    return {"model_id": int(str(value).strip())}
+    out: dict[str, Any] = {}
+    for key, (message, code) in _MODEL_FIELDS.items():
+        if key not in extra:
+            continue
+        value = extra[key]
+        if value in (None, ""):
+            out[key] = None
+        elif not str(value).strip().isdigit():
+            raise ValidationFailed(message, errors={key: code})
+        else:
+            out[key] = int(str(value).strip())
+    return out
+
+
+def model_json(pool: Pool) -> dict[str, Any]:
+    """The pool's model fields as the API returns them (absent when unset)."""
+    out: dict[str, Any] = {}
+    if pool.model_id is not None:
+        out["model_id"] = public_id(pool.model_id)
+    if pool.model_retrain_every is not None:
+        out["model_retrain_every"] = pool.model_retrain_every
+    if pool.model_retrain_collection_id is not None:
+        out["model_retrain_collection_id"] = public_id(pool.model_retrain_collection_id)
+    return out
 
 
 def dynamic_overlap_json(pool: Pool) -> dict[str, Any] | None:

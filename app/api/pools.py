@@ -12,6 +12,7 @@ from app.api.operations import operation_json
 from app.api.pool_fields import (
     dynamic_overlap_json,
     dynamic_overlap_settings,
+    model_json,
     model_settings,
     refuse_unsupported,
     savings_json,
@@ -118,7 +119,7 @@ def pool_json(pool: Pool) -> dict[str, Any]:
         "type": "TRAINING" if pool.pool_type == PoolType.TRAINING else "REGULAR",
         "fee_percent": pool.fee_percent,
         **({"dynamic_overlap_config": dynamic} if (dynamic := dynamic_overlap_json(pool)) else {}),
-        **({"model_id": public_id(pool.model_id)} if pool.model_id is not None else {}),
+        **model_json(pool),
         **{key: extra[key] for key in _ECHOED_KEYS if extra.get(key) is not None},
     }
 

@@ -8,7 +8,8 @@ from fastapi.responses import RedirectResponse, Response
 from app.db.models import Pool
 from app.deps import CurrentRequester, SessionDep, verify_csrf
 from app.errors import Conflict, InsufficientFunds, ValidationFailed
-from app.services.ml import trained_models
+from app.services.ml import collections as ml_collections
+from app.services.ml import pool_retraining, trained_models
 from app.services.projects import (
     control_tasks,
     overlap_savings,
@@ -18,6 +19,7 @@ from app.services.projects import (
     projects,
     reservation,
 )
+from app.services.projects.pool_dynamic import MAX_RETRAIN_EVERY
 from app.services.quality import skills
 from app.settings import get_settings
 from app.web.forms import parse_int, parse_money_cents
@@ -41,6 +43,8 @@ DEFAULT_FORM = {
     "min_confidence": "0.8",
     "answer_weight_skill_id": "",
     "model_id": "",
+    "model_retrain_every": "",
+    "model_retrain_collection_id": "",
 }
 
 
@@ -65,6 +69,8 @@ def _values_of(pool: Pool) -> dict:
         "min_confidence": "0.8" if pool.min_confidence is None else f"{pool.min_confidence:g}",
         "answer_weight_skill_id": str(pool.answer_weight_skill_id or ""),
         "model_id": str(pool.model_id or ""),
+        "model_retrain_every": str(pool.model_retrain_every or ""),
+        "model_retrain_collection_id": str(pool.model_retrain_collection_id or ""),
     }
 
 
@@ -146,11 +152,20 @@ def _parse_dynamic(raw: dict, settings: dict, errors: dict[str, str]) -> None:
     else:
         settings["max_overlap"] = None
         settings["min_confidence"] = None
-    for key in ("answer_weight_skill_id", "model_id"):
+    for key in ("answer_weight_skill_id", "model_id", "model_retrain_collection_id"):
         value = raw[key].strip()
         if value and not value.isdigit():
             errors[key] = "Choose one from the list."
         settings[key] = int(value) if value.isdigit() else None
+    settings["model_retrain_every"] = None
+    if raw["model_retrain_every"].strip():
+        try:
+            settings["model_retrain_every"] = parse_int(
+                raw["model_retrain_every"], field="model_retrain_every", minimum=1,
+                maximum=MAX_RETRAIN_EVERY,
+            )  # fmt: skip
+        except ValidationFailed as exc:
+            errors.update(exc.errors)
 
 
 def _service_errors(exc: ValidationFailed) -> dict[str, str]:
@@ -174,6 +189,11 @@ def _form(request, session, user, *, project, pool=None, values, errors=None, me
             "message": message,
             "skills": skills.list_skills(session, requester=user),
             "models": trained_models.list_published_models(session, requester=user),
+            "collections": [
+                c
+                for c in ml_collections.list_collections(session, requester=user)
+                if c.status == "ready"
+            ],
         },
         status_code=422 if (errors or message) else 200,
     )
@@ -240,6 +260,7 @@ def _detail_context(session, user, pool: Pool) -> dict:
         "review": pools.review_budget(session, requester=user, pool_id=pool.id),
         "savings": overlap_savings.get_overlap_savings(session, requester=user, pool_id=pool.id),
         "reservation": reservation.reservation_state(session, pool=pool),
+        "mloop": pool_retraining.model_loop_state(session, pool=pool),
     }
 
 

@@ -1,18 +1,29 @@
-"""A pool's model answers its tasks: control tasks first (its weight), then general tasks."""
+"""A pool's model answers its tasks (control tasks first: what they measure is its weight),
+and retrains from the pool's confident labels every N newly confident tasks."""
 
 from __future__ import annotations
 
+from sqlmodel import select
+
 from app.db.engine import session_scope
-from app.db.models import Pool, TaskKind, TrainedModel
+from app.db.models import Pool, PoolStatus, TaskKind, TrainedModel
 from app.services.media import store as media
 from app.services.ml.inference import predictor_for
+from app.services.ml.pool_retraining import (
+    confident_count,
+    queue_due_retraining,
+    start_retraining,
+)
 from app.services.projects.pool_model import (
     MODEL_JOB_KIND,
+    RETRAIN_JOB_KIND,
     option_values,
-    record_control_tally,
+    record_control_answers,
     record_predictions,
+    refresh_model_confusion,
     tasks_to_predict,
 )
+from workers.periodic import periodic_step
 from workers.registry import job
 
 CHUNK = 64
@@ -38,17 +49,18 @@ def predict_pool_tasks(job_id: int, payload: dict, progress) -> dict:
     controls = [row for row in rows if row[1] == TaskKind.CONTROL]
     general = [row for row in rows if row[1] == TaskKind.GENERAL]
     total = max(len(rows), 1)
-    right = 0
+    answered = []
     for start in range(0, len(controls), CHUNK):
         chunk = controls[start : start + CHUNK]
-        right += sum(
-            label == known for (_, _, known, *_), (label, _) in zip(
+        answered += [
+            (task_id, known, label, probability)
+            for (task_id, _, known, *_), (label, probability) in zip(
                 chunk, _predict(predictor, chunk), strict=True
             )
-        )  # fmt: skip
+        ]  # fmt: skip
         progress(min(start + CHUNK, len(controls)) / total, "Checking the model on control tasks")
     with session_scope() as session:
-        weight = record_control_tally(session, pool_id=pool.id, answered=len(controls), right=right)
+        voter = record_control_answers(session, pool_id=pool.id, answers=answered)
         session.commit()
     for start in range(0, len(general), CHUNK):
         chunk = general[start : start + CHUNK]
@@ -57,7 +69,7 @@ def predict_pool_tasks(job_id: int, payload: dict, progress) -> dict:
             record_predictions(
                 session,
                 values=values,
-                weight=weight,
+                model=voter,
                 predictions=[
                     (task_id, baseline, label, probability)
                     for (task_id, _, _, baseline, _), (label, probability) in zip(
@@ -68,4 +80,38 @@ def predict_pool_tasks(job_id: int, payload: dict, progress) -> dict:
             session.commit()
         done = len(controls) + min(start + CHUNK, len(general))
         progress(done / total, f"The model answered {done} of {len(rows)} tasks")
+    with session_scope() as session:  # what the people made confident meanwhile counts too
+        refresh_model_confusion(session, pool=session.get(Pool, pool.id))
+        session.commit()
+    right = sum(label == known for _, known, label, _ in answered)
     return {"controls": len(controls), "controls_right": right, "predicted": len(general)}
+
+
+@job(RETRAIN_JOB_KIND)
+def retrain_pool_model(job_id: int, payload: dict, progress) -> dict:
+    """Gather the pool's confident labels into a collection and start training on it."""
+    progress(0.1, "Gathering the pool's confident labels", force=True)
+    with session_scope() as session:
+        model = start_retraining(session, pool_id=int(payload["pool_id"]))
+        if model is None:
+            return {"skipped": "the pool no longer retrains its model"}
+        return {"model_id": model.id, "collection_id": model.collection_id}
+
+
+_CONFIDENT_SEEN: dict[int, int] = {}  # pool id -> confident tasks at its last confusion count
+
+
+@periodic_step("pool_model_learning")
+def learn_pool_models() -> int:
+    """Recount the confusion of each open pool's model whose confident tasks changed, and
+    queue the retraining of pools with enough newly confident tasks."""
+    with session_scope() as session:
+        for pool in session.exec(
+            select(Pool).where(Pool.model_id.is_not(None), Pool.status == PoolStatus.OPEN)
+        ).all():
+            count = confident_count(session, pool=pool)
+            if _CONFIDENT_SEEN.get(pool.id) != count:
+                refresh_model_confusion(session, pool=pool)
+                session.commit()
+                _CONFIDENT_SEEN[pool.id] = count
+        return len(queue_due_retraining(session))

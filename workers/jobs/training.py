@@ -15,6 +15,7 @@ from app.services.jobs.records import JobCancelled, LeaseLost, job_work_dir
 from app.services.media import store as media
 from app.services.ml.collections import collection_items
 from app.services.ml.multilabel import is_multilabel, item_tags
+from app.services.ml.pool_retraining import adopt_retrained_model
 from app.services.ml.trained_models import FIGURES, TRAIN_JOB_KIND, models_dir_for
 from app.services.ml.validation import write_validation_predictions
 from workers.registry import job, on_failure
@@ -247,6 +248,7 @@ def train_model_job(job_id: int, payload: dict, progress) -> dict:
         row.finished_at = utcnow()
         session.add(row)
         session.commit()
+        adopt_retrained_model(session, model_id=model_id)  # a pool retraining into it
     accuracy = metrics.get("accuracy")
     return {"model_id": model_id, "accuracy": accuracy, "epochs": result.epochs_completed}
 
@@ -262,3 +264,4 @@ def _training_failed(payload: dict, message: str, cancelled: bool) -> None:
         row.finished_at = utcnow()
         session.add(row)
         session.commit()
+        adopt_retrained_model(session, model_id=row.id)  # ends a pool's retraining

@@ -142,6 +142,46 @@ class Pool(SQLModel, table=True):
     model_control_correct: int = Field(
         default=0, sa_column=Column(Integer, nullable=False, server_default="0")
     )
+    # The model's confusion counts ``{truth: {its answer: n}}`` over the pool's control tasks
+    # and the confident tasks whose label the people agree with (services/projects/pool_model.py):
+    # what its answer says of each class, like a person's confusion matrix in Dawid-Skene.
+    model_confusion: dict | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    # Retraining the pool's model: every ``model_retrain_every`` newly confident tasks a job
+    # builds a collection of the confident labels (plus the controls and, when set, the
+    # images of ``model_retrain_collection_id``), trains the next model on it and, once it
+    # has finished, the pool's model becomes that one (workers/jobs/pool_model.py).
+    model_retrain_every: int | None = Field(default=None)
+    model_retrain_collection_id: int | None = Field(
+        default=None,
+        sa_column=Column(
+            Integer,
+            ForeignKey(
+                "collection.id",
+                ondelete="SET NULL",
+                name="fk_pool_retrain_collection",
+                use_alter=True,
+            ),
+            nullable=True,
+        ),
+    )
+    # how many confident tasks the last retraining had (the next waits for ``every`` more)
+    model_retrain_seen: int = Field(
+        default=0, sa_column=Column(Integer, nullable=False, server_default="0")
+    )
+    # the model being trained for the pool now (None: no retraining under way)
+    model_retrain_model_id: int | None = Field(
+        default=None,
+        sa_column=Column(
+            Integer,
+            ForeignKey(
+                "trained_model.id",
+                ondelete="SET NULL",
+                name="fk_pool_retrain_model",
+                use_alter=True,
+            ),
+            nullable=True,
+        ),
+    )
     # Toloka fields we keep for round-trips but do not act on (mixer details, defaults, ...).
     extra: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
 

@@ -8,9 +8,10 @@ value it chose, and the confidence is the largest of ``softmax(scores)`` (unifor
 this equals ``P(z) = Π q_i or (1 - q_i) / (K - 1)`` normalised). ``q`` of a labeler is
 ``(0.5 + right) / (1 + answered)`` over their control tasks in the requester's pools, or
 the value / 100 of ``answer_weight_skill_id`` when the pool names a skill. Preliminary
-answers (a task's ``baseline_solutions``, the pool's model) add their weight the same way;
-a voter no better than chance weighs nothing, so a model wrong on every control task
-cannot close a task.
+answers add their weight the same way: a task's ``baseline_solutions`` as one-coin voters,
+the pool's model by its confusion matrix (``aggregation.incremental.ModelVoter``); a voter
+no better than chance weighs nothing, so a model wrong on every control task cannot close
+a task.
 
 Decided inside the submit transaction, on task rows the submit has locked already (in id
 order, as every counter change is), so two submits never both add a slot nor lose one:
@@ -26,13 +27,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import JSON, Float, Integer, bindparam, text
 
-from aggregation.incremental import (
-    accuracy,
-    answer_weight,
-    combined,
-    confidence,
-    preliminary_scores,
-)
+from aggregation.incremental import ModelVoter, combined, confidence, preliminary_scores
 from app.db.models import TaskKind
 from app.db.raw import pick, rows
 from app.services.quality.answer_weights import labeler_weight
@@ -59,14 +54,19 @@ class DynamicTerms:
     model_id: int | None = None
     model_control_answers: int = 0
     model_control_correct: int = 0
+    model_confusion: dict | None = None
 
 
-def model_weight(terms: DynamicTerms | None, n_options: int) -> float:
-    """The pool model's weight, from its accuracy on control tasks (0 with none measured)."""
-    if terms is None or terms.model_id is None or not terms.model_control_answers:
-        return 0.0
-    q = accuracy(terms.model_control_correct, terms.model_control_answers)
-    return answer_weight(q, n_options)
+def model_voter(terms: DynamicTerms | None, values: list[str]) -> ModelVoter | None:
+    """The pool model as a voter (None: no model, or none measured on control tasks)."""
+    if terms is None or terms.model_id is None:
+        return None
+    return ModelVoter.build(
+        values=values,
+        control_answers=terms.model_control_answers,
+        control_right=terms.model_control_correct,
+        confusion=terms.model_confusion,
+    )
 
 
 def settle_tasks(
@@ -95,7 +95,7 @@ def settle_tasks(
         labeler_id=labeler_id,
         n=n,
     )
-    weight_of_model = model_weight(terms, n)
+    model = model_voter(terms, values)
     pg = conn.dialect.name == "postgresql"
     stored = {row[0]: row[1:] for row in rows(conn, pick(_TASK_VOTES, pg), {"ids": general})}
     settled: list[tuple] = []
@@ -108,9 +108,7 @@ def settle_tasks(
         votes = dict(votes or {})
         value = given[tid]
         votes[value] = votes.get(value, 0.0) + weight
-        prior = preliminary_scores(
-            baseline, model_answer, model_weight_=weight_of_model, values=values
-        )
+        prior = preliminary_scores(baseline, model_answer, model=model, values=values)
         conf = confidence(combined(votes, prior), values)
         current = overlap or pool_overlap
         if submitted >= current and conf < terms.min_confidence and current < terms.max_overlap:

@@ -227,7 +227,7 @@ SELECT a.id, a.pool_id, a.labeler_id, a.status, a.reward_cents, a.created_at, a.
   p.owner_id, p.overlap, p.auto_accept, p.fee_percent,
   CAST(p.quality_rules AS TEXT) <> '[]' OR CAST(pr.quality_rules AS TEXT) <> '[]' AS rules,
   p.max_overlap, p.min_confidence, p.answer_weight_skill_id, p.model_id,
-  p.model_control_answers, p.model_control_correct,
+  p.model_control_answers, p.model_control_correct, p.model_confusion,
   {{values}} AS option_values, pr.answer_type, pr.allow_none, {_SUITE_TASK}
 FROM assignment a JOIN pool p ON p.id = a.pool_id JOIN project pr ON pr.id = p.project_id
 LEFT JOIN assignment_task at ON at.assignment_id = a.id
@@ -250,6 +250,7 @@ SUBMIT_CONTEXT = tuple(
         column("max_overlap", Integer), column("min_confidence", Float),
         column("answer_weight_skill_id", Integer), column("model_id", Integer),
         column("model_control_answers", Integer), column("model_control_correct", Integer),
+        column("model_confusion", JSON),
         column("option_values", JSON),
         column("answer_type", String), column("allow_none", Boolean),
         *(column(name) for name in ("position", "id", "kind", "known_answer", "hint", "image",

@@ -183,7 +183,7 @@ def _lock_suite(session: Session, *, labeler_id: int, assignment_id: int) -> Loc
     if not rows:
         raise NotFound("No such suite.")
     first = rows[0]
-    max_overlap, min_confidence, *model = first[12:18]
+    max_overlap, min_confidence, *model = first[12:19]
     dynamic = (
         DynamicTerms(max_overlap, min_confidence if min_confidence is not None else 1.0, *model)
         if max_overlap is not None
@@ -192,10 +192,10 @@ def _lock_suite(session: Session, *, labeler_id: int, assignment_id: int) -> Loc
     return LockedSuite(
         *first[:7],
         pool=SubmitPool(first[1], *first[7:12], dynamic=dynamic),
-        values=list(first[18] or []),
-        answer_type=first[19] or answer_sets.SINGLE,
-        allow_none=bool(first[20]),
-        tasks=suite_tasks(row[21:] for row in rows if row[22] is not None),
+        values=list(first[19] or []),
+        answer_type=first[20] or answer_sets.SINGLE,
+        allow_none=bool(first[21]),
+        tasks=suite_tasks(row[22:] for row in rows if row[23] is not None),
     )
 
 

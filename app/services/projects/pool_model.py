@@ -1,25 +1,32 @@
 """A pool's model as one more labeler: its predictions fill each task's preliminary-answer
-slot (next to Toloka's ``baseline_solutions``), weighted by its accuracy on the pool's
-control tasks. The predicting runs as a job (``workers/jobs/pool_model.py``), queued when
-a pool gets a model and whenever tasks are added to a pool that has one."""
+slot (next to Toloka's ``baseline_solutions``), weighed by its confusion matrix, learned
+like a person's from the pool's control tasks and from its confident tasks whose label the
+people's own top answer agrees with (``aggregation.incremental.ModelVoter``). The
+predicting runs as a job (``workers/jobs/pool_model.py``), queued when a pool gets a model
+and whenever tasks are added to a pool that has one.
+
+Retraining: a pool with ``model_retrain_every = N`` gets a new model every N newly
+confident tasks: a job gathers the confident labels (plus the control tasks and the images
+of the pool's base collection) into a collection and trains on it (the settings of the
+pool's current model, else the defaults for the collection's size); when that training
+completes, the pool's model becomes the new one and answers the tasks again."""
 
 from __future__ import annotations
 
 from sqlalchemy import Float, String, bindparam, text, update
 from sqlmodel import Session, select
 
-from aggregation.incremental import (
-    accuracy,
-    answer_weight,
-    combined,
-    confidence,
-    preliminary_scores,
-)
+from aggregation.incremental import ModelVoter, combined, confidence, preliminary_scores
 from app.db.models import Job, MediaFile, Pool, Project, Task, TaskKind, User
 from app.services.jobs.records import submit_job
 from app.services.projects.projects import get_project, list_options
+from app.services.quality.answer_weights import pool_model_voter
 
 MODEL_JOB_KIND = "pool_model_predictions"
+
+RETRAIN_JOB_KIND = "pool_model_retraining"
+LEARN_CONFIDENCE = 0.9
+"""The confidence a task needs before the model learns from it (when the pool sets none)."""
 
 # the model's answer; the confidence only of a task nobody has answered yet (a submit
 # keeps an answered task's confidence, under its row lock)
@@ -32,6 +39,11 @@ _RECORD = text(
     bindparam("probability", type_=Float),
     bindparam("confidence", type_=Float),
 )
+
+
+_RECORD_CONTROL = text(
+    "UPDATE task SET model_answer = :answer, model_probability = :probability WHERE id = :id"
+).bindparams(bindparam("answer", type_=String), bindparam("probability", type_=Float))
 
 
 def queue_model_predictions(session: Session, *, pool: Pool) -> Job | None:
@@ -54,6 +66,7 @@ def forget_model_answers(session: Session, *, pool: Pool) -> None:
         .values(model_answer=None, model_probability=None)
     )
     pool.model_control_answers = pool.model_control_correct = 0
+    pool.model_confusion = None
     session.add(pool)
     session.flush()
 
@@ -81,24 +94,29 @@ def tasks_to_predict(session: Session, *, pool: Pool) -> list[tuple]:
     ]
 
 
-def record_control_tally(session: Session, *, pool_id: int, answered: int, right: int) -> float:
-    """Store the model's control-task tally (flush only); returns its answer weight."""
+def record_control_answers(
+    session: Session, *, pool_id: int, answers: list[tuple[int, str, str, float]]
+) -> ModelVoter | None:
+    """The model's answers to the control tasks ``(task id, known answer, its label, its
+    probability)``: stored, tallied and counted into its confusion (flush only); returns
+    the model as a voter."""
     pool = session.get(Pool, pool_id)
-    pool.model_control_answers, pool.model_control_correct = answered, right
-    session.add(pool)
-    session.flush()
-    return (
-        answer_weight(accuracy(right, answered), len(option_values(session, pool=pool)))
-        if answered
-        else 0.0
-    )
+    if answers:
+        session.connection().execute(
+            _RECORD_CONTROL,
+            [{"id": tid, "answer": label, "probability": float(p)} for tid, _, label, p in answers],
+        )
+    pool.model_control_answers = len(answers)
+    pool.model_control_correct = sum(label == known for _, known, label, _ in answers)
+    refresh_model_confusion(session, pool=pool)
+    return pool_model_voter(pool, option_values(session, pool=pool))
 
 
 def record_predictions(
     session: Session,
     *,
     values: list[str],
-    weight: float,
+    model: ModelVoter | None,
     predictions: list[tuple[int, list | None, str, float]],
 ) -> None:
     """(task id, baseline solutions, label, probability) → the tasks' model answers (flush
@@ -106,7 +124,7 @@ def record_predictions(
     rows = []
     for task_id, baseline, label, probability in predictions:
         answer = label if label in values else None
-        prior = preliminary_scores(baseline, answer, model_weight_=weight, values=values)
+        prior = preliminary_scores(baseline, answer, model=model, values=values)
         rows.append(
             {
                 "id": task_id,
@@ -117,6 +135,77 @@ def record_predictions(
         )
     if rows:
         session.connection().execute(_RECORD, rows)
+
+
+# ------------------------------------------------------------------ what the model learns from
+
+
+def confident_labels(session: Session, *, pool: Pool) -> list[tuple[int, int | None, str, float]]:
+    """(task id, media id, label, confidence) of each general task that is confident (at the
+    pool's minimum confidence, else ``LEARN_CONFIDENCE``) with the people's own top answer as
+    its label: a task the model's answer alone carried, against the people, is left out."""
+    values = option_values(session, pool=pool)
+    threshold = pool.min_confidence if pool.min_confidence is not None else LEARN_CONFIDENCE
+    voter = pool_model_voter(pool, values)
+    found = session.exec(
+        select(Task.id, Task.media_id, Task.votes, Task.baseline_solutions, Task.model_answer)
+        .where(
+            Task.pool_id == pool.id,
+            Task.kind == TaskKind.GENERAL,
+            Task.votes.is_not(None),
+            Task.confidence >= threshold,
+        )
+        .order_by(Task.id)
+    ).all()
+    out = []
+    for task_id, media_id, votes, baseline, model_answer in found:
+        if not votes:
+            continue
+        people = max(values, key=lambda v: votes.get(v, 0.0))
+        prior = preliminary_scores(baseline, model_answer, model=voter, values=values)
+        scores = combined(votes, prior)
+        chosen = max(values, key=lambda v: scores.get(v, 0.0))
+        if chosen == people:
+            out.append((task_id, media_id, people, confidence(scores, values)))
+    return out
+
+
+def refresh_model_confusion(session: Session, *, pool: Pool) -> dict:
+    """Count the model's answers against the control tasks' known answers and the labels of
+    the tasks the people made confident; store them as the pool's ``model_confusion``."""
+    counts: dict[str, dict[str, int]] = {}
+
+    def add(truth: str, answer: str) -> None:
+        row = counts.setdefault(truth, {})
+        row[answer] = row.get(answer, 0) + 1
+
+    for known, answer in session.exec(
+        select(Task.known_answer, Task.model_answer).where(
+            Task.pool_id == pool.id,
+            Task.kind == TaskKind.CONTROL,
+            Task.model_answer.is_not(None),
+            Task.known_answer.is_not(None),
+        )
+    ).all():
+        add(known, answer)
+    answers = dict(
+        session.exec(
+            select(Task.id, Task.model_answer).where(
+                Task.pool_id == pool.id,
+                Task.kind == TaskKind.GENERAL,
+                Task.model_answer.is_not(None),
+                Task.votes.is_not(None),
+            )
+        ).all()
+    )
+    if answers:
+        for task_id, _, label, _ in confident_labels(session, pool=pool):
+            if task_id in answers:
+                add(label, answers[task_id])
+    pool.model_confusion = counts or None
+    session.add(pool)
+    session.flush()
+    return counts
 
 
 def set_preselect_model_answer(

@@ -71,6 +71,8 @@ EDITABLE_WHILE_OPEN = {
     "keep_task_order",
     "exclude_banned_answers",
     "captcha_frequency",
+    "model_retrain_every",
+    "model_retrain_collection_id",
     "extra",
 }
 POOL_FIELDS = EDITABLE_WHILE_OPEN | {
@@ -283,7 +285,7 @@ def update_pool(
         "pool_type": pool.pool_type,
         **changes,
     }
-    if {"overlap", "max_overlap", "min_confidence"} & changes.keys():
+    if {"overlap", "max_overlap", "min_confidence", "model_retrain_every"} & changes.keys():
         for key in ("overlap", "max_overlap", "min_confidence"):
             merged.setdefault(key, getattr(pool, key))
     values = _validate(merged)

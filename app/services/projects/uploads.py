@@ -355,9 +355,7 @@ def _write(
                 project = session.get(Project, pool.project_id)
                 values = [o.value for o in list_options(session, project=project)]
             task.baseline_solutions = item.baseline_solutions
-            prior = preliminary_scores(
-                item.baseline_solutions, None, model_weight_=0, values=values
-            )
+            prior = preliminary_scores(item.baseline_solutions, None, model=None, values=values)
             task.confidence = confidence(prior, values)
         session.add(task)
         tasks.append(task)

@@ -11,6 +11,7 @@ from sqlalchemy import JSON, Float, bindparam, text
 from sqlmodel import Session, select
 
 from aggregation.incremental import (
+    ModelVoter,
     accuracy,
     answer_weight,
     combined,
@@ -50,6 +51,18 @@ def labeler_weight(conn, *, skill_id: int | None, owner_id: int, labeler_id: int
         answered, right = found[0] if found else (0, 0)
         q = accuracy(int(right), int(answered))
     return answer_weight(q, n)
+
+
+def pool_model_voter(pool: Pool, values: list[str]) -> ModelVoter | None:
+    """The pool's model as a voter, from its control tally and confusion counts."""
+    if pool.model_id is None:
+        return None
+    return ModelVoter.build(
+        values=values,
+        control_answers=pool.model_control_answers,
+        control_right=pool.model_control_correct,
+        confusion=pool.model_confusion,
+    )
 
 
 def recount_votes(session: Session, task_ids: Iterable[int]) -> None:
@@ -92,12 +105,9 @@ def recount_votes(session: Session, task_ids: Iterable[int]) -> None:
                 n=len(values),
             )
             votes[value] = votes.get(value, 0.0) + weight
-        model = 0.0
-        if pool.model_id is not None and pool.model_control_answers:
-            q = accuracy(pool.model_control_correct, pool.model_control_answers)
-            model = answer_weight(q, len(values))
+        model = pool_model_voter(pool, values)
         prior = preliminary_scores(
-            task.baseline_solutions, task.model_answer, model_weight_=model, values=values
+            task.baseline_solutions, task.model_answer, model=model, values=values
         )
         updates.append(
             {
