@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from app.services.labeling.assignments import assign_next_suite, submit_assignment
 from app.services.quality.skills import create_skill
-from tests.builders.models import make_trained_model
+from tests.builders.models import make_collection, make_trained_model
 from tests.builders.pools import add_tasks, make_pool, make_project, open_pool
 from tests.builders.users import make_labeler, make_requester
 
@@ -73,3 +73,37 @@ def test_progress_reports_answers_bought_and_money_saved(requester_api, session,
     assert figures["answers_at_fixed_overlap"] == 6
     assert figures["saved"] >= 0.2
     assert figures["answers_per_task"] == {"0": 0, "1": 0, "2": 2, "3": 0}
+
+
+def test_retraining_settings_round_trip_and_are_checked(requester_api, session, requester):
+    project = make_project(session, requester)
+    base = make_collection(session, requester, name="Base")
+    refused = requester_api.post(
+        "/api/v1/pools", json=_body(project.id, model_retrain_every=100)
+    )  # no dynamic overlap: nothing is "confident"
+    assert refused.status_code == 422 and "dynamic overlap" in refused.text
+    bad = requester_api.post(
+        "/api/v1/pools",
+        json=_body(project.id, dynamic_overlap_config=DYNAMIC, model_retrain_every="often"),
+    )
+    assert bad.status_code == 422 and "model_retrain_every" in bad.text
+    created = requester_api.post(
+        "/api/v1/pools",
+        json=_body(
+            project.id,
+            dynamic_overlap_config=DYNAMIC,
+            model_retrain_every=100,
+            model_retrain_collection_id=str(base.id),
+        ),
+    )
+    assert created.status_code == 201, created.text
+    pool_id = created.json()["id"]
+    got = requester_api.get(f"/api/v1/pools/{pool_id}").json()
+    assert got["model_retrain_every"] == 100
+    assert int(got["model_retrain_collection_id"]) == base.id
+    changed = requester_api.put(
+        f"/api/v1/pools/{pool_id}",
+        json=_body(project.id, dynamic_overlap_config=DYNAMIC, model_retrain_every=None),
+    )
+    assert changed.status_code == 200, changed.text
+    assert "model_retrain_every" not in requester_api.get(f"/api/v1/pools/{pool_id}").json()
