@@ -49,6 +49,10 @@ def test_demo_bans_the_fast_labeler_aggregates_and_publishes_a_model(session, ma
     assert result.tasks == {"general": 30, "control": 10, "training": 0}
     assert result.tsv_rows == 30 and result.accuracy >= 0.8
     assert result.prediction_key.startswith("pk_")
+    # the second pool: dynamic overlap with the model answering first buys fewer answers
+    assert result.loop_tasks == 30
+    assert 30 <= result.loop_answers < result.loop_fixed_answers == 90
+    assert result.loop_accuracy >= 0.7
 
     requester = _user(session, demo.REQUESTER_EMAIL)
     client = login(make_client(), requester, password=demo.DEFAULT_PASSWORD)

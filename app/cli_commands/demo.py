@@ -51,6 +51,13 @@ def describe(result, *, base_url: str) -> list[str]:
             f"prediction key: {result.prediction_key}",
             f"  crowdlab predict --model {result.published_name} IMAGE.png",
         ]
+    if result.loop_pool_id:
+        accuracy = "" if result.loop_accuracy is None else f", {result.loop_accuracy:.1%} correct"
+        lines.append(
+            f"Pool {result.loop_pool_id} (dynamic overlap + the model): {result.loop_tasks} "
+            f"tasks, {result.loop_answers} answers bought instead of {result.loop_fixed_answers} "
+            f"at fixed overlap{accuracy}, ${result.loop_saved_cents / 100:.2f} saved"
+        )
     return lines
 
 

@@ -4,7 +4,10 @@ A requester, simulated labelers of different skill, a "Handwritten digits" proje
 from scikit-learn's bundled digits, a pool with control tasks and the image-classification
 quality preset, suites labeled through the assignment engine (a too-fast labeler is banned
 by the fast-responses rule), a Dawid-Skene aggregation with its TSV, a collection, a small
-trained model and a published one. Everything goes through the services the web uses;
+trained model and a published one; then a second pool of new digits labeled with dynamic
+overlap (one answer per task, up to three until 90 % confident) with the published model
+answering every task first, so the demo shows what the model in the loop saves. Everything
+goes through the services the web uses;
 the only liberty taken is time: a simulated labeler's suite is dated back by the seconds
 it "took" before it is submitted, so the submit-time rule sees realistic durations.
 """
@@ -28,7 +31,15 @@ from app.services.demo.crowd import DOMAIN, DemoLabeler, create_labelers, simula
 from app.services.demo.data import CLASSES, digit_images, zip_of_classes
 from app.services.ml import collection_aggregation, trained_models
 from app.services.money import ledger
-from app.services.projects import control_tasks, pools, projects, uploads
+from app.services.projects import (
+    control_tasks,
+    overlap_savings,
+    pool_model,
+    pools,
+    projects,
+    uploads,
+)
+from app.services.projects.pool_model import MODEL_JOB_KIND
 from app.settings import get_settings
 
 Progress = Callable[[float, str], None]
@@ -38,6 +49,7 @@ DEFAULT_PASSWORD = "crowdlab-demo"
 PROJECT_NAME = "Handwritten digits"
 PUBLISHED_NAME = "digits"
 MIN_LABELERS, MAX_LABELERS = 5, 9
+LOOP_CONFIDENCE = 0.9  # the second pool buys answers until a task is this confident
 JOB_KIND = "demo"
 
 
@@ -77,6 +89,13 @@ class DemoResult:
     model_accuracy: float | None = None
     published_name: str | None = None
     prediction_key: str | None = None
+    # the second pool: dynamic overlap with the model answering first
+    loop_pool_id: int | None = None
+    loop_tasks: int = 0
+    loop_answers: int = 0  # answers bought on its general tasks
+    loop_fixed_answers: int = 0  # what fixed overlap would have bought
+    loop_accuracy: float | None = None
+    loop_saved_cents: int = 0
     seconds: float = 0.0
 
     def as_dict(self) -> dict:
@@ -163,6 +182,10 @@ def run_demo(
     result.collection_id = collection.id
     if train:
         _train_and_publish(session, requester=requester, size=size, result=result, report=report)
+        report(0.9, "A second pool: dynamic overlap with the model answering first")
+        _model_in_the_loop(
+            session, requester=requester, size=size, result=result, people=people, rng=rng
+        )
     result.seconds = round(time.monotonic() - started, 1)
     report(1.0, f"Demo ready in {result.seconds:.0f} s")
     return result
@@ -202,6 +225,26 @@ def _set_up_pool(
     general = digit_images(
         size=size.image_size, per_class=size.per_class, offset=size.control_per_class
     )
+    truth = _upload(session, requester=requester, pool=pool, control=control, general=general)
+    result.tasks = pools.task_counts(session, pool=pool)
+    review = pools.review_budget(session, requester=requester, pool_id=pool.id)
+    ledger.top_up(session, user=requester, amount_cents=max(review.total_cents * 3, 2000))
+    # the simulated crowd's bans re-issue tasks: a margin as large as the estimate keeps
+    # the scripted run from stopping at "more money needed"
+    pool = pools.launch_pool(session, requester=requester, pool_id=pool.id, margin_percent=100)
+    return pool, truth
+
+
+def _upload(
+    session: Session,
+    *,
+    requester: User,
+    pool: Pool,
+    control: dict[str, list[bytes]],
+    general: dict[str, list[bytes]],
+) -> dict[int, str]:
+    """Upload the control digits as a ZIP of class folders and the general ones as images;
+    returns each general task's true digit (the simulation's, never the labelers')."""
     # Control tasks: a ZIP of class folders (folder = correct answer), as on the pool page.
     uploads.submit_upload(
         session,
@@ -230,13 +273,7 @@ def _set_up_pool(
     for task in tasks:
         media = session.get(MediaFile, task.media_id)
         truth[task.id] = label_of_sha[media.sha256]
-    result.tasks = pools.task_counts(session, pool=pool)
-    review = pools.review_budget(session, requester=requester, pool_id=pool.id)
-    ledger.top_up(session, user=requester, amount_cents=max(review.total_cents * 3, 2000))
-    # the simulated crowd's bans re-issue tasks: a margin as large as the estimate keeps
-    # the scripted run from stopping at "more money needed"
-    pool = pools.launch_pool(session, requester=requester, pool_id=pool.id, margin_percent=100)
-    return pool, truth
+    return truth
 
 
 def _aggregate(
@@ -281,17 +318,72 @@ def _train_and_publish(
         dispatch=False,
     )
     result.model_id = model.id
-    _finish_job(session, model.job_id, report=report, span=(0.62, 0.97))
+    _finish_job(session, model.job_id, report=report, span=(0.62, 0.88))
     session.expire_all()
     model = trained_models.get_model(session, requester=requester, model_id=model.id)
     if model.status != "completed":
         raise CrowdlabError(f"Training {model.status}: {model.message}")
     result.model_accuracy = (model.metrics or {}).get("accuracy")
-    report(0.98, f"Publishing the model as {PUBLISHED_NAME!r}")
+    report(0.89, f"Publishing the model as {PUBLISHED_NAME!r}")
     _, key = trained_models.publish_model(
         session, requester=requester, model_id=model.id, name=PUBLISHED_NAME
     )
     result.published_name, result.prediction_key = PUBLISHED_NAME, key
+
+
+def _model_in_the_loop(
+    session: Session,
+    *,
+    requester: User,
+    size: DemoSize,
+    result: DemoResult,
+    people: list[DemoLabeler],
+    rng: random.Random,
+) -> None:
+    """New digits in a pool with dynamic overlap (1 to ``size.overlap`` until 90 %) whose
+    published model answers each task first; the same crowd labels it."""
+    pool = pools.create_pool(
+        session,
+        requester=requester,
+        project_id=result.project_id,
+        name="Digits, batch 2 (dynamic overlap + model)",
+        overlap=1,
+        max_overlap=size.overlap,
+        min_confidence=LOOP_CONFIDENCE,
+        model_id=result.model_id,
+        reward_cents=3,
+        general_per_suite=size.general_per_suite,
+        control_per_suite=1,
+        public_description="Ten quick digits per suite.",
+    )  # no rules of its own: the first pool's bans (project-wide) still keep its spammers out
+    result.loop_pool_id = pool.id
+    control = digit_images(size=size.image_size, per_class=size.control_per_class)
+    general = digit_images(
+        size=size.image_size,
+        per_class=size.per_class,
+        offset=size.control_per_class + size.per_class,
+    )
+    truth = _upload(session, requester=requester, pool=pool, control=control, general=general)
+    for job in session.exec(  # the model answers the tasks (queued by the uploads)
+        select(Job).where(Job.kind == MODEL_JOB_KIND, Job.status.in_(("queued", "running")))
+    ).all():
+        _finish_job(session, job.id)
+    review = pools.review_budget(session, requester=requester, pool_id=pool.id)
+    ledger.top_up(session, user=requester, amount_cents=max(review.total_cents * 2, 1000))
+    pool = pools.launch_pool(session, requester=requester, pool_id=pool.id, margin_percent=100)
+    simulate_labeling(
+        session, pool=pool, people=people, truth=truth, rng=rng, report=lambda *_: None
+    )
+    session.expire_all()
+    pool = session.get(Pool, pool.id)
+    savings = overlap_savings.get_overlap_savings(session, requester=requester, pool_id=pool.id)
+    labels = {row[0]: row[2] for row in pool_model.engine_labels(session, pool=pool)}
+    result.loop_tasks = len(truth)
+    result.loop_answers = savings.answers
+    result.loop_fixed_answers = len(truth) * size.overlap
+    result.loop_saved_cents = savings.saved_cents
+    scored = [labels.get(task_id) == digit for task_id, digit in truth.items()]
+    result.loop_accuracy = round(sum(scored) / len(scored), 3) if scored else None
 
 
 def _finish_job(

@@ -140,12 +140,13 @@ def record_predictions(
 # ------------------------------------------------------------------ what the model learns from
 
 
-def confident_labels(session: Session, *, pool: Pool) -> list[tuple[int, int | None, str, float]]:
-    """(task id, media id, label, confidence) of each general task that is confident (at the
-    pool's minimum confidence, else ``LEARN_CONFIDENCE``) with the people's own top answer as
-    its label: a task the model's answer alone carried, against the people, is left out."""
+def engine_labels(
+    session: Session, *, pool: Pool, min_confidence: float = 0.0
+) -> list[tuple[int, int | None, str, float, str]]:
+    """(task id, media id, label, confidence, the people's own top answer) of each general
+    task with answers, as dynamic overlap sees it (the people's weighted votes plus the
+    preliminary answers), at ``min_confidence`` or above."""
     values = option_values(session, pool=pool)
-    threshold = pool.min_confidence if pool.min_confidence is not None else LEARN_CONFIDENCE
     voter = pool_model_voter(pool, values)
     found = session.exec(
         select(Task.id, Task.media_id, Task.votes, Task.baseline_solutions, Task.model_answer)
@@ -153,7 +154,7 @@ def confident_labels(session: Session, *, pool: Pool) -> list[tuple[int, int | N
             Task.pool_id == pool.id,
             Task.kind == TaskKind.GENERAL,
             Task.votes.is_not(None),
-            Task.confidence >= threshold,
+            Task.confidence >= min_confidence,
         )
         .order_by(Task.id)
     ).all()
@@ -165,9 +166,22 @@ def confident_labels(session: Session, *, pool: Pool) -> list[tuple[int, int | N
         prior = preliminary_scores(baseline, model_answer, model=voter, values=values)
         scores = combined(votes, prior)
         chosen = max(values, key=lambda v: scores.get(v, 0.0))
-        if chosen == people:
-            out.append((task_id, media_id, people, confidence(scores, values)))
+        out.append((task_id, media_id, chosen, confidence(scores, values), people))
     return out
+
+
+def confident_labels(session: Session, *, pool: Pool) -> list[tuple[int, int | None, str, float]]:
+    """(task id, media id, label, confidence) of each general task that is confident (at the
+    pool's minimum confidence, else ``LEARN_CONFIDENCE``) with the people's own top answer as
+    its label: a task the model's answer alone carried, against the people, is left out."""
+    threshold = pool.min_confidence if pool.min_confidence is not None else LEARN_CONFIDENCE
+    return [
+        (task_id, media_id, label, conf)
+        for task_id, media_id, label, conf, people in engine_labels(
+            session, pool=pool, min_confidence=threshold
+        )
+        if label == people
+    ]
 
 
 def refresh_model_confusion(session: Session, *, pool: Pool) -> dict:
