@@ -83,6 +83,8 @@ class Auto(Aggregator):
         calibrated_: Whether the confidences were calibrated on control tasks.
         heldout_confidence_ / heldout_correct_: The chosen method's cross-fitted
             (calibrated) confidence on each control task and whether its label was right.
+        uncalibrated_posterior_: The chosen method's posterior before the Platt map
+            (``posterior_`` itself when uncalibrated).
         model_: The fitted chosen model (``None`` for ``mean``).
     """
 
@@ -133,6 +135,7 @@ class Auto(Aggregator):
             self.method_ = DEFAULT
             model = BayesianDawidSkene().fit_matrix(matrix, known, on_progress)
             self.model_: Aggregator | None = model
+            self.uncalibrated_posterior_ = model.posterior_
             return model.posterior_
         n = len(known)
         k = matrix.n_labels
@@ -177,6 +180,7 @@ class Auto(Aggregator):
         fitted = self._fit_all(matrix, known, chosen, final)
         posterior, model = fitted[self.method_]
         self.model_ = None if self.method_ == "mean" else model
+        self.uncalibrated_posterior_ = posterior
         self._top = posterior.argmax(axis=1).astype(np.int64)
         self._top[known.tasks] = known.labels
         return self._calibrate(posterior.copy(), known, calibrator)
@@ -247,6 +251,7 @@ class Auto(Aggregator):
         self.model_ = None
         self.calibrated_ = False
         self.scores_ = {}
+        self.uncalibrated_posterior_ = self.posterior_
 
     def summary(self) -> dict[str, Any]:
         """What was chosen and why: ``method``, ``calibrated``, ``scores``."""
