@@ -151,3 +151,33 @@ def test_quality_report_carries_choice_calibration_and_labeler_intervals(big_cro
     assert len(worst & spam) >= 0.8 * len(spam)  # spammers have the lowest lower bounds
     plain = quality_report(BayesianDawidSkene().fit(big_crowd.answers))
     assert not plain["calibrated"] and plain["heldout_ece"] is None
+
+
+def test_auto_keeps_the_chosen_methods_own_posterior_beside_the_calibrated_one(big_crowd):
+    known, scored = _split(big_crowd, 0.1)
+    model = Auto(methods=("ds", "bds")).fit(big_crowd.answers, known=known)
+    raw = model.uncalibrated_posterior_
+    codes = model.matrix_.tasks.get_indexer(scored.index)
+    top = model.label_codes_[codes]
+    assert (raw[codes].argmax(axis=1) == top).all()
+    expected = model.calibrator_(raw[codes, top])
+    assert np.allclose(model.posterior_[codes, top], expected)
+    assert raw[codes, top].mean() > model.posterior_[codes, top].mean()  # DS is overconfident
+    plain = Auto().fit(big_crowd.answers)
+    assert plain.uncalibrated_posterior_ is plain.posterior_
+
+
+def test_the_benchmarks_control_set_limit_shrinks_as_the_control_set_grows():
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+    from bench.aggregation import control_noise_ece
+
+    rng = np.random.default_rng(0)
+    raw = rng.uniform(0.5, 1.0, 4000)
+    correct = (rng.random(4000) < raw).astype(float)  # raw confidences exactly right
+    few = control_noise_ece(raw, correct, 30, 2, seed=0)
+    many = control_noise_ece(raw, correct, 1000, 2, seed=0)
+    assert many < 0.03 < few
+    assert np.isnan(control_noise_ece(raw, correct, 5, 2, seed=0))  # too few: auto won't map
