@@ -17,7 +17,14 @@ from app.deps import ApiRequester, SessionDep
 from app.errors import NotFound, ValidationFailed
 from app.services import answer_sets
 from app.services.jobs.operations import check_operation_id
-from app.services.projects import control_tasks, pools, projects, task_overlap, uploads
+from app.services.projects import (
+    control_tasks,
+    pool_model,
+    pools,
+    projects,
+    task_overlap,
+    uploads,
+)
 from app.services.projects.upload_formats import TaskInput, is_url
 from app.services.text import check_text, check_values
 from app.settings import get_settings
@@ -88,7 +95,7 @@ def validate_task(session, user, item: TaskBody, index: int, cache: dict) -> tup
                 f"known_solutions: {known!r}: {exc}.",
                 errors={"known_solutions.0.output_values.result": "VALUE_NOT_ALLOWED"},
             ) from None
-    baseline = _baseline_solutions(item, options, control=known is not None)
+    baseline = _baseline_solutions(item.baseline_solutions, options, control=known is not None)
     if item.overlap is not None and not 1 <= item.overlap <= 1000:
         raise ValidationFailed("overlap is 1..1000.", errors={"overlap": "VALUE_OUT_OF_RANGE"})
     kind = TaskKind.GENERAL
@@ -113,9 +120,9 @@ def validate_task(session, user, item: TaskBody, index: int, cache: dict) -> tup
     )
 
 
-def _baseline_solutions(item: TaskBody, options: set[str], *, control: bool) -> list | None:
+def _baseline_solutions(solutions, options, *, control: bool) -> list | None:
     """``baseline_solutions`` checked: a known option value, a weight in 0..1."""
-    if not item.baseline_solutions:
+    if not solutions:
         return None
     if control:
         raise ValidationFailed(
@@ -124,7 +131,7 @@ def _baseline_solutions(item: TaskBody, options: set[str], *, control: bool) -> 
             errors={"baseline_solutions": "NOT_SUPPORTED"},
         )
     out = []
-    for i, solution in enumerate(item.baseline_solutions):
+    for i, solution in enumerate(solutions):
         value = solution.output_values.get("result")
         if set(solution.output_values) != {"result"} or value not in options:
             raise ValidationFailed(
@@ -265,7 +272,8 @@ def get_task(session: SessionDep, user: ApiRequester, task_id: str) -> dict[str,
 def patch_task(
     session: SessionDep, user: ApiRequester, task_id: str, body: TaskPatch
 ) -> dict[str, Any]:
-    """Mark a control task (``known_solutions``), unmark it (``known_solutions: null``)."""
+    """Mark a control task (``known_solutions``), unmark it (``known_solutions: null``),
+    change its overlap, or replace its preliminary answers (``baseline_solutions``)."""
     task, pool = _task(session, user, task_id)
     if "known_solutions" in body.model_fields_set:
         if body.known_solutions:
@@ -276,6 +284,16 @@ def patch_task(
             )  # fmt: skip
         else:
             task = control_tasks.unmark_control(session, requester=user, task_id=task.id)
+    if "baseline_solutions" in body.model_fields_set:
+        project = projects.get_project(session, requester=user, project_id=pool.project_id)
+        options = [o.value for o in projects.list_options(session, project=project)]
+        checked = _baseline_solutions(
+            body.baseline_solutions, options, control=task.kind != TaskKind.GENERAL
+        )
+        if task.kind == TaskKind.GENERAL:
+            task = pool_model.set_baseline_solutions(
+                session, requester=user, task_id=task.id, solutions=checked
+            )
     if body.overlap is not None and task.kind == TaskKind.GENERAL:
         if not 1 <= body.overlap <= 1000:
             raise ValidationFailed("overlap is 1..1000.", errors={"overlap": "VALUE_OUT_OF_RANGE"})

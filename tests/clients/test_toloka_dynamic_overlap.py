@@ -15,6 +15,7 @@ with warnings.catch_warnings():  # toloka-kit imports pkg_resources
     import toloka.client as toloka
     from toloka.client import exceptions
     from toloka.client.pool.dynamic_overlap_config import DynamicOverlapConfig
+    from toloka.client.task import TaskPatch
 
 from app.db.models import Pool, Task
 from app.errors import CrowdlabError
@@ -196,3 +197,103 @@ def test_baseline_solutions_are_stored_returned_and_weigh_in(toloka_server, sess
     assert session.get(Task, int(with_model.id)).submitted_count == 1  # baseline + 1: 0.95
     assert session.get(Task, int(plain.id)).submitted_count == 3  # 0.5, 0.67, then 0.8
     assert _v(client.get_pool(pool.id).status) == "CLOSED"
+
+
+def test_baseline_solutions_can_be_patched_after_the_task_is_created(
+    toloka_server, session, funded
+):
+    """A requester's model answers later: ``patch_task`` sets a task's preliminary answer
+    (its confidence follows at once), and an empty list (or ``null``) removes it."""
+    requester, token = funded
+    client = toloka.TolokaClient(token, url=toloka_server.url, retries=0)
+    project = make_project(session, requester)
+    draft = _draft(
+        project.id,
+        dynamic_overlap_config=DynamicOverlapConfig(
+            type="BASIC", max_overlap=3, min_confidence=0.8
+        ),
+    )
+    draft.set_mixer_config(real_tasks_count=1)
+    pool = client.create_pool(draft)
+    task = client.create_task(
+        toloka.Task(pool_id=pool.id, input_values={"image": "https://img.example/a.png"}),
+        allow_defaults=True,
+    )
+    patch = TaskPatch(
+        baseline_solutions=[
+            toloka.Task.BaselineSolution(output_values={"result": "cat"}, confidence_weight=0.9)
+        ]
+    )
+    patched = client.patch_task(task.id, patch)
+    assert [(b.output_values, b.confidence_weight) for b in patched.baseline_solutions] == [
+        ({"result": "cat"}, 0.9)
+    ]
+    assert session.get(Task, int(task.id)).confidence == pytest.approx(0.9)
+    bad = TaskPatch(
+        baseline_solutions=[
+            toloka.Task.BaselineSolution(output_values={"result": "zebra"}, confidence_weight=1)
+        ]
+    )
+    with pytest.raises(exceptions.ValidationApiError) as exc:
+        client.patch_task(task.id, bad)
+    assert "baseline_solutions.0.output_values.result" in exc.value.payload
+    client.open_pool(pool.id)
+    labeler = make_labeler(session)
+    view = assign_next_suite(session, labeler=labeler, pool_id=int(pool.id))
+    submit_assignment(
+        session, labeler=labeler, assignment_id=view.assignment_id,
+        answers={t.position: "cat" for t in view.tasks}, by_position=True,
+    )  # fmt: skip
+    session.expire_all()
+    assert session.get(Task, int(task.id)).submitted_count == 1  # the patched baseline counted
+    assert _v(client.get_pool(pool.id).status) == "CLOSED"
+
+
+def test_removing_a_baseline_gives_the_task_the_answers_it_now_needs(
+    toloka_server, session, funded
+):
+    requester, token = funded
+    client = toloka.TolokaClient(token, url=toloka_server.url, retries=0)
+    project = make_project(session, requester)
+    draft = _draft(
+        project.id,
+        dynamic_overlap_config=DynamicOverlapConfig(
+            type="BASIC", max_overlap=3, min_confidence=0.8
+        ),
+    )
+    draft.set_mixer_config(real_tasks_count=1)
+    pool = client.create_pool(draft)
+    baseline = [
+        toloka.Task.BaselineSolution(output_values={"result": "cat"}, confidence_weight=0.9)
+    ]
+    task = client.create_task(
+        toloka.Task(pool_id=pool.id, input_values={"image": "https://img.example/a.png"},
+                    baseline_solutions=baseline),
+        allow_defaults=True,
+    )  # fmt: skip
+    client.create_task(  # a second task keeps the pool open after the first closes
+        toloka.Task(pool_id=pool.id, input_values={"image": "https://img.example/b.png"}),
+        allow_defaults=True,
+    )
+    client.open_pool(pool.id)
+    labeler = make_labeler(session)
+    view = assign_next_suite(session, labeler=labeler, pool_id=int(pool.id))
+    while view.tasks[0].task_id != int(task.id):  # the baseline task is the more certain one
+        submit_assignment(
+            session, labeler=labeler, assignment_id=view.assignment_id,
+            answers={t.position: "cat" for t in view.tasks}, by_position=True,
+        )  # fmt: skip
+        labeler = make_labeler(session)
+        view = assign_next_suite(session, labeler=labeler, pool_id=int(pool.id))
+    submit_assignment(
+        session, labeler=labeler, assignment_id=view.assignment_id,
+        answers={t.position: "cat" for t in view.tasks}, by_position=True,
+    )  # fmt: skip
+    session.expire_all()
+    assert session.get(Task, int(task.id)).submitted_count == 1  # closed: baseline + one
+    reopened = client.patch_task(task.id, TaskPatch(baseline_solutions=[]))  # kit drops None
+    assert not reopened.baseline_solutions
+    session.expire_all()
+    stored = session.get(Task, int(task.id))
+    assert stored.confidence == pytest.approx(0.5)  # one unweighted labeler of two options
+    assert stored.overlap == 2  # below 0.8 with every slot answered: one more slot

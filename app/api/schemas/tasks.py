@@ -40,10 +40,12 @@ class TaskBody(BaseModel):
 
 
 class TaskPatch(BaseModel):
-    """``PATCH /tasks/{id}``: mark or unmark a control task, or change its overlap."""
+    """``PATCH /tasks/{id}``: mark or unmark a control task, change its overlap, or replace
+    its preliminary answers (``baseline_solutions``; null removes them)."""
 
     model_config = ConfigDict(extra="allow")
 
     known_solutions: list[KnownSolution] | None = None
     message_on_unknown_solution: str | None = None
     overlap: int | None = None
+    baseline_solutions: list[BaselineSolution] | None = None

@@ -18,6 +18,7 @@ from sqlmodel import Session, select
 
 from aggregation.incremental import ModelVoter, combined, confidence, preliminary_scores
 from app.db.models import Job, MediaFile, Pool, Project, Task, TaskKind, User
+from app.errors import NotFound, ValidationFailed
 from app.services.jobs.records import submit_job
 from app.services.projects.projects import get_project, list_options
 from app.services.quality.answer_weights import pool_model_voter
@@ -220,6 +221,46 @@ def refresh_model_confusion(session: Session, *, pool: Pool) -> dict:
     session.add(pool)
     session.flush()
     return counts
+
+
+def set_baseline_solutions(
+    session: Session, *, requester: User, task_id: int, solutions: list | None
+) -> Task:
+    """Replace a general task's preliminary answers (checked by the caller) and settle its
+    confidence as a submit would, under the task's row lock: a task whose every slot is
+    answered and that is now below the pool's minimum gets one more slot, up to the maximum
+    overlap (commits)."""
+    task = session.get(Task, task_id)
+    pool = session.get(Pool, task.pool_id) if task is not None else None
+    if task is None or pool is None or pool.owner_id != requester.id:
+        raise NotFound("No such task.")
+    if task.kind != TaskKind.GENERAL:
+        raise ValidationFailed(
+            "baseline_solutions are preliminary answers of general tasks; a control task has "
+            "known_solutions.",
+            errors={"baseline_solutions": "NOT_SUPPORTED"},
+        )
+    task = session.exec(select(Task).where(Task.id == task_id).with_for_update()).one()
+    values = option_values(session, pool=pool)
+    task.baseline_solutions = solutions or None
+    prior = preliminary_scores(
+        task.baseline_solutions, task.model_answer, model=pool_model_voter(pool, values),
+        values=values,
+    )  # fmt: skip
+    scores = combined(task.votes, prior)
+    task.confidence = confidence(scores, values) if scores else None
+    overlap = task.overlap or pool.overlap
+    if (
+        pool.max_overlap is not None
+        and task.submitted_count >= overlap
+        and (task.confidence or 0.0) < (pool.min_confidence or 1.0)
+        and overlap < pool.max_overlap
+    ):
+        task.overlap = overlap + 1
+    session.add(task)
+    session.commit()
+    session.refresh(task)
+    return task
 
 
 def set_preselect_model_answer(
