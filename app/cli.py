@@ -38,7 +38,8 @@ def _worker(args: argparse.Namespace) -> int:
     from huey.consumer import Consumer
 
     from app.settings import get_settings
-    from workers.queue import exit_with_parent, get_huey, recover_at_start, watch_leases
+    from workers.process import exit_with_parent
+    from workers.queue import get_huey, recover_at_start, watch_leases
 
     exit_with_parent()  # a worker started by ``crowdlab serve`` ends with it
     huey = get_huey()
