@@ -49,8 +49,22 @@ def _serve_one(host: str, port: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops us with SIGTERM
     os.environ["CROWDLAB_JOBS_IN_PROCESS"] = "false"  # (read when the app's settings load)
     sock = _listen(host, port)
-    config = uvicorn.Config("app.main:create_app", factory=True, log_level="info")
-    uvicorn.Server(config).run(sockets=[sock])
+    run_server(uvicorn.Config("app.main:create_app", factory=True, log_level="info"), [sock])
+
+
+def run_server(config, sockets: list[socket.socket] | None = None) -> None:
+    """Run uvicorn with the app loaded first and everything loaded so far frozen out of the
+    garbage collector's full passes (``gc.freeze``): a full pass otherwise walks the few
+    hundred thousand objects of the app and its libraries, holding every request thread of
+    the process meanwhile."""
+    import gc
+
+    import uvicorn
+
+    config.load()
+    gc.collect()
+    gc.freeze()
+    uvicorn.Server(config).run(sockets=sockets)
 
 
 def _runs_jobs() -> bool:
