@@ -14,7 +14,7 @@ def _serve(args: argparse.Namespace) -> int:
     from app.settings import get_settings
 
     settings = get_settings()  # main() made the data directory and migrated
-    from app.cli_commands.serve import process_count, serve_many
+    from app.cli_commands.serve import process_count, run_server, serve_many
 
     processes = 1 if args.reload else process_count(args.processes or settings.web_processes)
     web = f"{processes} web processes" if processes > 1 else "1 web process"
@@ -22,15 +22,20 @@ def _serve(args: argparse.Namespace) -> int:
     print(f"Crowdlab on http://{args.host}:{args.port}  (data: {data}, {web})")
     if processes > 1:
         return serve_many(args.host, args.port, processes)
-    uvicorn.run(
-        "app.main:create_app",
-        factory=True,
-        host=args.host,
-        port=args.port,
-        reload=args.reload,
-        workers=1,
-        log_level="info",
+    if args.reload:
+        uvicorn.run(
+            "app.main:create_app",
+            factory=True,
+            host=args.host,
+            port=args.port,
+            reload=True,
+            log_level="info",
+        )
+        return 0
+    config = uvicorn.Config(
+        "app.main:create_app", factory=True, host=args.host, port=args.port, log_level="info"
     )
+    run_server(config)
     return 0
 
 
@@ -38,7 +43,8 @@ def _worker(args: argparse.Namespace) -> int:
     from huey.consumer import Consumer
 
     from app.settings import get_settings
-    from workers.queue import exit_with_parent, get_huey, recover_at_start, watch_leases
+    from workers.process import exit_with_parent
+    from workers.queue import get_huey, recover_at_start, watch_leases
 
     exit_with_parent()  # a worker started by ``crowdlab serve`` ends with it
     huey = get_huey()

@@ -53,8 +53,10 @@ class Settings(BaseSettings):
     # upload or a training never competes with the pages for the server's interpreter; false
     # runs them on threads inside the server process
     jobs_child_process: bool = True
-    # that child's CPU niceness (0-19; higher yields more CPU to the web server)
-    worker_nice: int = Field(default=10, ge=0, le=19)
+    # that child's CPU niceness (0-19; higher yields more CPU to the web server). The
+    # scheduler weighs threads, and an import plus a training keep several busy (the torch
+    # threads among them), so 19, the lowest priority, is what leaves pages their cores
+    worker_nice: int = Field(default=19, ge=0, le=19)
     worker_threads: int = 2
     # A running job renews its heartbeat every ``job_heartbeat_seconds`` (default: a sixth
     # of the lease); one not heard from for ``job_lease_seconds`` is retried up to

@@ -1,7 +1,7 @@
 """SQLite under contention: a 20 MB TSV upload while 50 clients use the site.
 
 Starts ``crowdlab serve`` on a fresh SQLite database on a free 127.0.0.1 port (jobs run
-in the server process, as by default), seeds a requester, an open pool and labelers
+in the server's own worker process, as by default), seeds a requester, an open pool and labelers
 (``bench/labeling_load.py``'s seed), then for ``--duration`` seconds runs at once:
 
 * the requester's upload of a ``--mb`` MB task TSV into the open pool (API, a job);

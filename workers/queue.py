@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import logging
-import os
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -20,6 +18,7 @@ from app.services.jobs.leases import list_waiting_jobs
 from app.services.jobs.records import install_queue
 from app.settings import get_settings
 from workers.periodic import periodic_step
+from workers.process import spawn_worker
 from workers.registry import run_failure_hook
 
 log = logging.getLogger("crowdlab.queue")
@@ -215,23 +214,11 @@ def stop_in_process_consumer() -> None:
 
 # --- the embedded default's worker: a child process of the web server ---------------------
 
-PARENT_PID_ENV = "CROWDLAB_WORKER_PARENT_PID"
 _child: subprocess.Popen | None = None
 
 
 def _spawn_worker(threads: int) -> subprocess.Popen:
-    code = (
-        "from app.cli import main; "
-        f"raise SystemExit(main(['worker', '--threads', '{int(threads)}']))"
-    )
-    env = {**os.environ, PARENT_PID_ENV: str(os.getpid())}
-    # a lower CPU priority: on a small machine the pages come first, the jobs take what is
-    # left (they run as fast as before on an idle one)
-    nice = get_settings().worker_nice
-    preexec = (lambda: os.nice(nice)) if nice and hasattr(os, "nice") else None
-    child = subprocess.Popen([sys.executable, "-c", code], env=env, preexec_fn=preexec)
-    log.info("job worker process %d started with %d threads", child.pid, threads)
-    return child
+    return spawn_worker(threads, nice=get_settings().worker_nice)
 
 
 def start_worker_process(threads: int = 2) -> subprocess.Popen:
@@ -274,18 +261,3 @@ def stop_worker_process(timeout: float = 10.0) -> None:
     except subprocess.TimeoutExpired:
         child.kill()
         child.wait()
-
-
-def exit_with_parent() -> None:
-    """In a child worker: exit as soon as the web server that started it is gone."""
-    parent = os.environ.get(PARENT_PID_ENV)
-    if not parent:
-        return
-
-    def watch() -> None:
-        while os.getppid() == int(parent):
-            time.sleep(1.0)
-        log.warning("the web server that started this worker is gone: stopping")
-        os._exit(0)
-
-    threading.Thread(target=watch, name="parent-watch", daemon=True).start()

@@ -2,9 +2,11 @@
 
 Several processes each bind the port with ``SO_REUSEPORT``, so the kernel spreads the
 connections over them (a single shared socket would hand a keep-alive client's every
-request to whichever process woke first). The first process also runs the job worker, as
-one process does; this parent only starts the processes, starts again one that died, and
-stops them all on Ctrl+C or SIGTERM.
+request to whichever process woke first). Background jobs (imports, training,
+aggregation) run in one more process, ``crowdlab worker`` at a lower CPU priority
+(``CROWDLAB_WORKER_NICE``), so no web process shares its interpreter or its priority with
+a job. This parent only starts the processes, starts again one that died (a worker's
+running job is then retried by its lease), and stops them all on Ctrl+C or SIGTERM.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import multiprocessing
 import os
 import signal
 import socket
+import subprocess
 import time
 
 log = logging.getLogger("crowdlab.serve")
@@ -39,21 +42,62 @@ def _listen(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _serve_one(host: str, port: int, run_jobs: bool) -> None:
-    """One web process: its own socket on the shared port; ``run_jobs``: it also starts the
-    job worker (exactly one process does)."""
+def _serve_one(host: str, port: int) -> None:
+    """One web process: its own socket on the shared port; no jobs (the worker runs them)."""
     import uvicorn
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops us with SIGTERM
-    if not run_jobs:  # (read when the app's settings are first loaded, below)
-        os.environ["CROWDLAB_JOBS_IN_PROCESS"] = "false"
+    os.environ["CROWDLAB_JOBS_IN_PROCESS"] = "false"  # (read when the app's settings load)
     sock = _listen(host, port)
-    config = uvicorn.Config("app.main:create_app", factory=True, log_level="info")
-    uvicorn.Server(config).run(sockets=[sock])
+    run_server(uvicorn.Config("app.main:create_app", factory=True, log_level="info"), [sock])
+
+
+def run_server(config, sockets: list[socket.socket] | None = None) -> None:
+    """Run uvicorn with the app loaded first and everything loaded so far frozen out of the
+    garbage collector's full passes (``gc.freeze``): a full pass otherwise walks the few
+    hundred thousand objects of the app and its libraries, holding every request thread of
+    the process meanwhile."""
+    import gc
+
+    import uvicorn
+
+    config.load()
+    gc.collect()
+    gc.freeze()
+    uvicorn.Server(config).run(sockets=sockets)
+
+
+def _runs_jobs() -> bool:
+    """Whether this server runs the jobs (``CROWDLAB_JOBS_IN_PROCESS``, the default), in
+    a worker process of its own; not when jobs run immediately or another worker does."""
+    from app.settings import get_settings
+
+    settings = get_settings()
+    return settings.jobs_in_process and not settings.jobs_immediate
+
+
+def _start_worker() -> subprocess.Popen:
+    from app.settings import get_settings
+    from workers.process import spawn_worker
+
+    settings = get_settings()
+    return spawn_worker(settings.worker_threads, nice=settings.worker_nice)
+
+
+def _stop_worker(worker: subprocess.Popen | None) -> None:
+    if worker is None or worker.poll() is not None:
+        return
+    worker.terminate()
+    try:
+        worker.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        worker.kill()
+        worker.wait()
 
 
 def serve_many(host: str, port: int, processes: int) -> int:
-    """Run ``processes`` web processes until interrupted; restart any that dies."""
+    """Run ``processes`` web processes and the job worker until interrupted; restart any
+    that dies."""
     context = multiprocessing.get_context("spawn")
     probe = _listen(host, port)  # fail here, clearly, when the port is taken
     probe.close()
@@ -61,9 +105,7 @@ def serve_many(host: str, port: int, processes: int) -> int:
     stopping = False
 
     def start(index: int) -> None:
-        child = context.Process(
-            target=_serve_one, args=(host, port, index == 0), name=f"crowdlab-web-{index}"
-        )
+        child = context.Process(target=_serve_one, args=(host, port), name=f"crowdlab-web-{index}")
         child.start()
         children[index] = child
 
@@ -75,6 +117,7 @@ def serve_many(host: str, port: int, processes: int) -> int:
     signal.signal(signal.SIGINT, stop)
     for index in range(processes):
         start(index)
+    worker = _start_worker() if _runs_jobs() else None
     try:
         while not stopping:
             time.sleep(0.5)
@@ -84,7 +127,13 @@ def serve_many(host: str, port: int, processes: int) -> int:
                         "web process %s ended (%s): starting another", child.pid, child.exitcode
                     )
                     start(index)
+            if worker is not None and worker.poll() is not None and not stopping:
+                log.warning(
+                    "job worker %s ended (%s): starting another", worker.pid, worker.returncode
+                )
+                worker = _start_worker()
     finally:
+        _stop_worker(worker)
         for child in children.values():
             if child.is_alive():
                 child.terminate()

@@ -8,6 +8,10 @@ is) is kept for ``FRESH_S`` seconds, and while one request recounts it the other
 answered with the previous figure instead of waiting or counting too. Figures of small
 pools are never kept: they are exact on every page, as tests and small pools expect.
 
+A figure that is slow to count is kept longer: ``COST_SHARE`` times as long as its count
+took (at most ``MAX_FRESH_S``), so recounting a half-million-task pool's figures takes a
+small share of a core however often its page is polled.
+
 Only what pages show goes through here; money decisions (launch, pay, reserve) always
 count afresh. The cache lives in the process; several web processes each keep their own.
 """
@@ -23,6 +27,8 @@ from typing import Any, TypeVar
 T = TypeVar("T")
 
 FRESH_S = 5.0
+COST_SHARE = 20  # a figure is kept at least this many times as long as its count took
+MAX_FRESH_S = 30.0
 MAX_ENTRIES = 2048
 
 
@@ -36,15 +42,23 @@ class _Entry:
 class FiguresCache:
     """Keyed figures: ``get(key, compute, keep=...)``; ``keep(value)`` says "large"."""
 
-    def __init__(self, *, fresh_s: float = FRESH_S, clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self,
+        *,
+        fresh_s: float = FRESH_S,
+        max_fresh_s: float = MAX_FRESH_S,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         self.fresh_s = fresh_s
+        self.max_fresh_s = max(fresh_s, max_fresh_s)
         self._clock = clock
         self._lock = threading.Lock()
         self._entries: dict[Hashable, _Entry] = {}
 
     def get(self, key: Hashable, compute: Callable[[], T], *, keep: Callable[[T], bool]) -> T:
         """The kept figure while fresh (or while another caller recounts it), else
-        ``compute()``, kept when ``keep`` says so."""
+        ``compute()``, kept when ``keep`` says so (for ``fresh_s``, or ``COST_SHARE``
+        times as long as ``compute()`` took, up to ``max_fresh_s``)."""
         now = self._clock()
         with self._lock:
             entry = self._entries.get(key)
@@ -59,11 +73,13 @@ class FiguresCache:
                 if entry is not None:
                     entry.refreshing = False
             raise
+        counted = self._clock()
+        fresh_s = min(self.max_fresh_s, max(self.fresh_s, COST_SHARE * (counted - now)))
         with self._lock:
             if keep(value):
                 if len(self._entries) >= MAX_ENTRIES and key not in self._entries:
                     self._entries.pop(next(iter(self._entries)))
-                self._entries[key] = _Entry(value, self._clock() + self.fresh_s)
+                self._entries[key] = _Entry(value, counted + fresh_s)
             else:
                 self._entries.pop(key, None)
         return value

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import datetime
 from functools import lru_cache
 from typing import Any
@@ -9,8 +10,10 @@ from typing import Any
 import nh3
 from fastapi import Request
 from fastapi.templating import Jinja2Templates
+from jinja2 import pass_context
 from markdown_it import MarkdownIt
 from markupsafe import Markup
+from starlette.datastructures import URL, URLPath
 from starlette.responses import Response
 
 from app.security import CSRF_SESSION_KEY, new_csrf_token
@@ -62,11 +65,51 @@ def pop_flashes(request: Request) -> list[tuple[str, str]]:
     return [tuple(item) for item in request.session.pop("_flashes", [])]
 
 
+# Resolving a route's name walks the app's routes (several hundred, each refusing with an
+# exception) and a page names forty or so: most of a page's rendering time. Routes do not
+# change once the app is built, so each router keeps the paths it resolved, by name and
+# parameters (a page's are mostly the same from one request to the next).
+_URL_PATHS_ATTRIBUTE = "_crowdlab_url_paths"
+_URL_PATHS_LOCK = threading.Lock()
+MAX_URL_PATHS = 20_000  # per router; then it starts afresh
+
+
+def url_path(router: Any, name: str, /, **path_params: Any) -> URLPath:
+    """``router.url_path_for(name, **path_params)``, remembered."""
+    try:
+        key = (name, *sorted(path_params.items()))
+        hash(key)
+    except TypeError:  # an unhashable or unsortable parameter: resolve it every time
+        return router.url_path_for(name, **path_params)
+    with _URL_PATHS_LOCK:
+        paths = getattr(router, _URL_PATHS_ATTRIBUTE, None)
+        if paths is None:
+            paths = {}
+            setattr(router, _URL_PATHS_ATTRIBUTE, paths)
+        found = paths.get(key)
+    if found is None:
+        found = router.url_path_for(name, **path_params)
+        with _URL_PATHS_LOCK:
+            if len(paths) >= MAX_URL_PATHS:
+                paths.clear()
+            paths[key] = found
+    return found
+
+
+@pass_context
+def url_for(context: dict[str, Any], name: str, /, **path_params: Any) -> URL:
+    """Starlette's template ``url_for`` (an absolute URL), with the path remembered."""
+    request: Request = context["request"]
+    router = request.scope.get("router") or request.scope.get("app")
+    return url_path(router, name, **path_params).make_absolute_url(base_url=request.base_url)
+
+
 @lru_cache
 def get_templates() -> Jinja2Templates:
     """The template environment with our filters and globals."""
     templates = Jinja2Templates(directory=str(REPO_ROOT / "templates"))
     env = templates.env
+    env.globals["url_for"] = url_for
     env.filters["markdown"] = markdown_safe
     env.filters["money"] = money
     env.filters["when"] = when

@@ -39,6 +39,28 @@ def test_small_figures_are_counted_every_time_and_large_ones_kept_while_fresh():
     assert calls == [3, 4, 50, 70]
 
 
+def test_a_slow_count_is_kept_longer_but_not_past_the_ceiling():
+    clock = Clock()
+    cache = FiguresCache(fresh_s=5, max_fresh_s=30, clock=clock)
+
+    def count_taking(seconds, value):
+        def count():
+            clock.now += seconds
+            return value
+
+        return count
+
+    assert cache.get("a", count_taking(0.5, 1), keep=lambda v: True) == 1  # kept 10 s
+    clock.now += 9
+    assert cache.get("a", count_taking(0.5, 2), keep=lambda v: True) == 1
+    clock.now += 1.1
+    assert cache.get("a", count_taking(3, 3), keep=lambda v: True) == 3  # 60 s -> kept 30 s
+    clock.now += 29
+    assert cache.get("a", count_taking(0, 4), keep=lambda v: True) == 3
+    clock.now += 1.1
+    assert cache.get("a", count_taking(0, 5), keep=lambda v: True) == 5
+
+
 def test_while_one_caller_recounts_the_others_get_the_previous_figure():
     clock = Clock()
     cache = FiguresCache(fresh_s=5, clock=clock)

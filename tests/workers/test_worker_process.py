@@ -49,7 +49,8 @@ def test_the_server_runs_a_job_in_its_child_worker(session, requester, monkeypat
         child = queue._child
         assert child is not None and child.poll() is None and child.pid != os.getpid()
         mine = os.getpriority(os.PRIO_PROCESS, 0)
-        assert os.getpriority(os.PRIO_PROCESS, child.pid) == min(19, mine + 10)  # pages first
+        lower = min(19, mine + settings.worker_nice)
+        assert os.getpriority(os.PRIO_PROCESS, child.pid) == lower  # pages first
         tsv = b"INPUT:image\nhttps://img.example/a.png\nhttps://img.example/b.png\n"
         outcome = uploads.submit_upload(
             session, requester=requester, pool_id=pool.id, kind="tsv", files=[("a.tsv", tsv)]

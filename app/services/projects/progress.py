@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import csv
 import io
-from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
-from sqlalchemy import or_
+from sqlalchemy import case, func, or_
 from sqlmodel import Session, select
 
 from aggregation.tsv import spreadsheet_safe
@@ -66,8 +65,6 @@ class LabelerRow:
     majority_agree: int = 0
     seconds: list[float] = field(default_factory=list)
     status: str = "idle"
-    # several answers: the control answers as (given, known) set texts, for per-option figures
-    control_sets: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def control_accuracy(self) -> float | None:
@@ -126,12 +123,69 @@ def _active_bans(session: Session, pool: Pool) -> set[int]:
     return set(rows)
 
 
-def _seconds(assignment: Assignment) -> float | None:
+def _seconds(assignment) -> float | None:
+    """Time spent on a submitted suite (an ``Assignment`` or a row of its columns)."""
     if assignment.duration_seconds is not None:
         return float(assignment.duration_seconds)
     if assignment.submitted_at and assignment.created_at:
         return (assignment.submitted_at - assignment.created_at).total_seconds()
     return None
+
+
+def _live_answers(pool: Pool) -> tuple:
+    return Answer.pool_id == pool.id, Answer.excluded.is_(False)
+
+
+def _answer_figures(session: Session, pool: Pool) -> dict[int, list[int]]:
+    """Per labeler with answers in the pool: [answers, control answers, right ones, answers
+    on tasks with a majority (two votes or more, no tie for the most), ones agreeing with
+    it]. Counted in the database: a pool page must not read every answer into Python."""
+    live = _live_answers(pool)
+    figures = {
+        labeler_id: [int(n), 0, 0, 0, 0]
+        for labeler_id, n in session.exec(
+            select(Answer.labeler_id, func.count()).where(*live).group_by(Answer.labeler_id)
+        ).all()
+    }
+    if not figures:
+        return figures
+    right = func.sum(case((Answer.value == Task.known_answer, 1), else_=0))  # sets: exact
+    for labeler_id, n, agree in session.exec(
+        select(Answer.labeler_id, func.count(), right)
+        .join(Task, Task.id == Answer.task_id)
+        .where(*live, Task.kind == TaskKind.CONTROL, Task.known_answer.is_not(None))
+        .group_by(Answer.labeler_id)
+    ).all():
+        figures[labeler_id][1:3] = [int(n), int(agree or 0)]
+    votes = (
+        select(Answer.task_id, Answer.value, func.count().label("n"))
+        .join(Task, Task.id == Answer.task_id)
+        .where(*live, Task.kind == TaskKind.GENERAL)
+        .group_by(Answer.task_id, Answer.value)
+        .cte("votes")
+    )
+    most = (
+        select(votes.c.task_id, func.max(votes.c.n).label("n"))
+        .group_by(votes.c.task_id)
+        .having(func.sum(votes.c.n) >= 2)
+        .cte("most")
+    )
+    majority = (
+        select(votes.c.task_id, func.min(votes.c.value).label("value"))
+        .join(most, (most.c.task_id == votes.c.task_id) & (most.c.n == votes.c.n))
+        .group_by(votes.c.task_id)
+        .having(func.count() == 1)  # a tie for the most: no majority
+        .cte("majority")
+    )
+    agreeing = func.sum(case((Answer.value == majority.c.value, 1), else_=0))
+    for labeler_id, n, agree in session.exec(
+        select(Answer.labeler_id, func.count(), agreeing)
+        .join(majority, majority.c.task_id == Answer.task_id)
+        .where(*live)
+        .group_by(Answer.labeler_id)
+    ).all():
+        figures[labeler_id][3:5] = [int(n), int(agree or 0)]
+    return figures
 
 
 def get_pool_progress(session: Session, *, requester: User, pool_id: int) -> PoolProgress:
@@ -149,7 +203,17 @@ def _count_progress(session: Session, pool: Pool) -> PoolProgress:
     tally = recent_tally(session, pool=pool)
     tasks_total = tally.counts[TaskKind.GENERAL]
     tasks_done = tally.general_done
-    assignments = list(session.exec(select(Assignment).where(Assignment.pool_id == pool.id)))
+    # the columns the table needs, not ORM objects: a pool page reads every assignment
+    assignments = session.exec(
+        select(
+            Assignment.labeler_id,
+            Assignment.status,
+            Assignment.expires_at,
+            Assignment.duration_seconds,
+            Assignment.created_at,
+            Assignment.submitted_at,
+        ).where(Assignment.pool_id == pool.id)
+    ).all()
     banned = _active_bans(session, pool)
     people: dict[int, LabelerRow] = {}
     ids = {a.labeler_id for a in assignments}
@@ -158,8 +222,15 @@ def _count_progress(session: Session, pool: Pool) -> PoolProgress:
     )
     now = utcnow()
     all_seconds: list[float] = []
+
+    def row_of(labeler_id: int) -> LabelerRow:  # (built only the first time: once per labeler)
+        row = people.get(labeler_id)
+        if row is None:
+            row = people[labeler_id] = LabelerRow(labeler_id, names.get(labeler_id, ""))
+        return row
+
     for a in assignments:
-        row = people.setdefault(a.labeler_id, LabelerRow(a.labeler_id, names.get(a.labeler_id, "")))
+        row = row_of(a.labeler_id)
         if a.status in DONE_STATUSES:
             row.suites += 1
             seconds = _seconds(a)
@@ -168,30 +239,12 @@ def _count_progress(session: Session, pool: Pool) -> PoolProgress:
                 all_seconds.append(seconds)
         elif a.status == AssignmentStatus.ACTIVE and a.expires_at > now:
             row.status = "working"
-    answers = session.exec(
-        select(Answer.labeler_id, Answer.task_id, Answer.value, Task.kind, Task.known_answer)
-        .join(Task, Task.id == Answer.task_id)
-        .where(Answer.pool_id == pool.id, Answer.excluded.is_(False))
-    ).all()
-    by_task: dict[int, list[tuple[int, str]]] = defaultdict(list)
-    for labeler_id, task_id, value, kind, known in answers:
-        row = people.setdefault(labeler_id, LabelerRow(labeler_id, names.get(labeler_id, "")))
-        if kind == TaskKind.CONTROL and known is not None:
-            row.control_answers += 1
-            row.control_correct += value == known  # sets: only an exact match counts
-            row.control_sets.append((value, known))
-        elif kind == TaskKind.GENERAL:
-            by_task[task_id].append((labeler_id, value))
-    for votes in by_task.values():
-        if len(votes) < 2:
-            continue
-        ranked = Counter(value for _, value in votes).most_common(2)
-        if len(ranked) > 1 and ranked[0][1] == ranked[1][1]:
-            continue
-        majority = ranked[0][0]
-        for labeler_id, value in votes:
-            people[labeler_id].majority_answers += 1
-            people[labeler_id].majority_agree += value == majority
+    answers = 0
+    for labeler_id, figures in _answer_figures(session, pool).items():
+        row = row_of(labeler_id)
+        answers += figures[0]
+        row.control_answers, row.control_correct = figures[1], figures[2]
+        row.majority_answers, row.majority_agree = figures[3], figures[4]
     for labeler_id in banned & people.keys():
         people[labeler_id].status = "banned"
     active = sum(1 for row in people.values() if row.status == "working")
@@ -199,7 +252,13 @@ def _count_progress(session: Session, pool: Pool) -> PoolProgress:
     project = session.get(Project, pool.project_id)
     if project.answer_type == answer_sets.MULTIPLE:
         options = list_options(session, project=project)
-        pairs = [pair for row in people.values() for pair in row.control_sets]
+        pairs = session.exec(
+            select(Answer.value, Task.known_answer)
+            .join(Task, Task.id == Answer.task_id)
+            .where(
+                *_live_answers(pool), Task.kind == TaskKind.CONTROL, Task.known_answer.is_not(None)
+            )
+        ).all()
         tally = answer_sets.per_option(pairs, [o.value for o in options])
         for option in options:
             right, total = tally[option.value]
@@ -210,7 +269,7 @@ def _count_progress(session: Session, pool: Pool) -> PoolProgress:
         option_accuracy=option_accuracy,
         tasks_total=tasks_total,
         tasks_done=tasks_done,
-        answers=len(answers),
+        answers=answers,
         suites_submitted=sum(row.suites for row in people.values()),
         spent_cents=ledger.get_pool_spent(session, pool=pool),
         reserved_cents=ledger.get_pool_reserved(session, pool=pool),
