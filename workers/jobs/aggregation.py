@@ -435,6 +435,13 @@ def _write(run_id: int, labels: Labels, workers: list[dict], stats: dict) -> Non
     from app.db.models import WorkerQuality
 
     with session_scope() as session:
+        # the run row stays locked until the labels are in: a deletion of the run waits,
+        # then its trigger deletes them (aggregated_label has no foreign key to check)
+        run = session.exec(
+            select(AggregationRun).where(AggregationRun.id == run_id).with_for_update()
+        ).first()
+        if run is None:
+            raise LookupError(f"aggregation run {run_id} no longer exists")
         session.execute(delete(AggregatedLabel).where(col(AggregatedLabel.run_id) == run_id))
         session.execute(delete(WorkerQuality).where(col(WorkerQuality.run_id) == run_id))
         connection = session.connection()
@@ -446,8 +453,6 @@ def _write(run_id: int, labels: Labels, workers: list[dict], stats: dict) -> Non
                 session.execute(insert(AggregatedLabel), rows[start : start + _CHUNK])
         for start in range(0, len(workers), _CHUNK):
             session.execute(insert(WorkerQuality), workers[start : start + _CHUNK])
-        run = session.get(AggregationRun, run_id)
-        assert run is not None
         run.status = JobStatus.SUCCEEDED
         run.finished_at = utcnow()
         for key in ("task_count", "unanswered_count", "answer_count", "mean_confidence"):

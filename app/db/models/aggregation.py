@@ -44,20 +44,18 @@ class AggregationRun(SQLModel, table=True):
 class AggregatedLabel(SQLModel, table=True):
     """The aggregated answer of one task; ``value`` is None when nobody answered.
 
-    Keyed by ``(run_id, task_id)`` with one foreign key, to the run (its labels go with it):
-    a big run writes a million rows, and a serial id, a second unique index and a per-row
-    check against ``task`` made PostgreSQL spend most of the job on them. Tasks are never
-    deleted one by one; a pool's deletion cascades to its runs and so to their labels.
+    Keyed by ``(run_id, task_id)``, without foreign keys: a big run writes a million rows,
+    and a serial id, a second unique index and per-row checks against ``aggregation_run``
+    and ``task`` made PostgreSQL spend most of the job on them. A trigger of migration
+    ``0015_labels`` deletes a run's labels with the run (the job locks its run while it
+    writes them); tasks are never deleted one by one, and a pool's deletion cascades to its
+    runs and so to their labels.
     """
 
     __tablename__ = "aggregated_label"
     __table_args__ = (PrimaryKeyConstraint("run_id", "task_id", name="pk_aggregated_label"),)
 
-    run_id: int = Field(
-        sa_column=Column(
-            Integer, ForeignKey("aggregation_run.id", ondelete="CASCADE"), nullable=False
-        )
-    )
+    run_id: int = Field(sa_column=Column(Integer, nullable=False))
     task_id: int = Field(sa_column=Column(Integer, nullable=False))
     value: str | None = Field(default=None, max_length=200)
     confidence: float | None = Field(default=None)
