@@ -291,7 +291,8 @@ def _load(pool: Pool) -> Loaded:
     if not usable.all():
         rows = rows[usable]
     known = {task_id: value for task_id, value in known_rows if value in code}
-    matrix = encode_arrays(rows[:, 0], rows[:, 1], rows[:, 2], values)
+    task, worker, label = (np.ascontiguousarray(rows[:, i]) for i in range(3))  # no strides
+    matrix = encode_arrays(task, worker, label, values)
     general = tasks[tasks[:, 1] == 1, 0]
     return Loaded(_only_used_labels(matrix, known.values()), known, general)
 
