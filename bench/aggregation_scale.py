@@ -9,6 +9,10 @@ label per task and the labelers' figures). Reported: the fill time, the job's ow
 fit, write) and its whole wall time, the algorithm alone (the same method fitted on the same
 coded answers already in memory) and the ratio of the job's wall time to the algorithm's.
 
+The job runs as in a worker that has its job modules imported; under ``run_bench.sh`` the
+PostgreSQL backends serving the bench join its CPU cgroup (``share_cpu_priority``), so the
+job's queries and the in-memory baseline run at the same priority on a busy machine.
+
 ``--reuse`` keeps a database an earlier run filled with the same arguments (it migrates it to
 head and deletes its aggregation runs; the crowd is simulated again from the seed, which the
 in-memory baseline needs): only the aggregation is measured again.
