@@ -9,8 +9,16 @@ label per task and the labelers' figures). Reported: the fill time, the job's ow
 fit, write) and its whole wall time, the algorithm alone (the same method fitted on the same
 coded answers already in memory) and the ratio of the job's wall time to the algorithm's.
 
+The job runs as in a worker that has its job modules imported; under ``run_bench.sh`` the
+PostgreSQL backends serving the bench join its CPU cgroup (``share_cpu_priority``), so the
+job's queries and the in-memory baseline run at the same priority on a busy machine.
+
+``--reuse`` keeps a database an earlier run filled with the same arguments (it migrates it to
+head and deletes its aggregation runs; the crowd is simulated again from the seed, which the
+in-memory baseline needs): only the aggregation is measured again.
+
 Usage:
-    python bench/aggregation_scale.py [--db URL] [--answers 3000000] [--method auto]
+    python bench/aggregation_scale.py [--db URL] [--answers 3000000] [--method auto] [--reuse]
 
 The last line printed is one JSON object with every figure.
 """
@@ -37,6 +45,38 @@ sys.path.insert(0, str(ROOT))
 DEFAULT_DB = "postgresql+psycopg://postgres@127.0.0.1:5432/crowdlab_aggscale"
 SUITE = 10
 """Tasks per assignment (suite) in the filled pool."""
+
+
+def share_cpu_priority(url: str) -> None:
+    """Run the database server's side of the job at the bench's own CPU priority.
+
+    ``run_bench.sh`` starts the bench in a CPU cgroup of high weight; the PostgreSQL backends
+    that serve it are the server's processes, outside it, so on a busy machine the job's
+    queries would wait behind other work while the in-memory baseline does not. When the
+    server is on this machine and the bench is in a CPU cgroup other than the root, each new
+    connection's backend joins that cgroup (where it may: otherwise nothing changes).
+    """
+    host = sa.make_url(url).host or "localhost"
+    if host not in ("localhost", "127.0.0.1", "::1"):
+        return
+    try:
+        lines = Path("/proc/self/cgroup").read_text().splitlines()
+    except OSError:
+        return
+    groups = [line.split(":", 2) for line in lines if line.count(":") >= 2]
+    found = [path for _, names, path in groups if "cpu" in names.split(",") and path != "/"]
+    if not found:
+        return
+    procs = Path("/sys/fs/cgroup/cpu") / found[0].lstrip("/") / "cgroup.procs"
+
+    @sa.event.listens_for(sa.engine.Engine, "connect")
+    def join_cgroup(dbapi_connection: Any, record: Any) -> None:
+        pid = getattr(getattr(dbapi_connection, "info", None), "backend_pid", None)
+        if pid:
+            try:
+                procs.write_text(str(pid))
+            except OSError:
+                pass
 
 
 def reset_database(url: str) -> None:
@@ -242,8 +282,68 @@ def fill(url: str, args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def reuse(url: str, args: argparse.Namespace) -> dict[str, Any] | None:
+    """The fixture of a database an earlier run filled with the same arguments, else None."""
+    from aggregation import simulate_crowd
+
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            row = conn.exec_driver_sql(
+                "SELECT p.id, p.owner_id, (SELECT count(*) FROM answer a WHERE a.pool_id = p.id) "
+                "FROM pool p WHERE p.name = 'Scale pool'"
+            ).first()
+    except sa.exc.DBAPIError:  # no such database, or not filled
+        return None
+    finally:
+        engine.dispose()
+    n_tasks = args.answers // args.overlap
+    if row is None or row[2] != n_tasks * args.overlap:
+        return None
+    from app.db.migrate import upgrade
+
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("DELETE FROM aggregation_run")
+    engine.dispose()
+    upgrade(url)
+    engine = sa.create_engine(url)
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.exec_driver_sql("VACUUM ANALYZE aggregated_label")
+    engine.dispose()
+    started = time.perf_counter()
+    crowd = simulate_crowd(
+        n_tasks,
+        args.workers,
+        n_labels=args.labels,
+        overlap=args.overlap,
+        accuracy=(0.55, 0.95),
+        spammers=0.2,
+        adversaries=0.05,
+        seed=args.seed,
+    )
+    task_names = pd.factorize(crowd.answers["task"])[1]
+    control = np.random.default_rng(args.seed).random(len(task_names)) < args.control
+    return {
+        "pool_id": row[0],
+        "requester_id": row[1],
+        "answers": len(crowd.answers),
+        "tasks": len(task_names),
+        "control_tasks": int(control.sum()),
+        "workers": args.workers,
+        "labels": len(crowd.truth.unique()),
+        "simulate_s": round(time.perf_counter() - started, 2),
+        "fill_s": None,
+        "reused": True,
+        "crowd": crowd,
+        "control": control,
+        "task_names": task_names,
+    }
+
+
 def aggregate(pool_id: int, requester_id: int, method: str) -> dict[str, Any]:
     """One aggregation run as the product runs it (the job inline); its wall time and split."""
+    import workers.queue  # noqa: F401  (a worker has its job modules imported before a job)
     from app.db.engine import session_scope
     from app.db.models import AggregationRun, Job, User
     from app.services.aggregations.runs import start_aggregation
@@ -295,13 +395,19 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--control", type=float, default=0.1, help="share of control tasks")
     parser.add_argument("--method", default="auto")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--reuse", action="store_true", help="keep a database filled with the same arguments"
+    )
     args = parser.parse_args(argv)
     if not sa.make_url(args.db).get_backend_name().startswith("postgresql"):
         raise SystemExit("--db must be a PostgreSQL URL")
     os.environ["CROWDLAB_DATABASE_URL"] = args.db
     os.environ["CROWDLAB_JOBS_IMMEDIATE"] = "1"
-    reset_database(args.db)
-    fixture = fill(args.db, args)
+    share_cpu_priority(args.db)
+    fixture = reuse(args.db, args) if args.reuse else None
+    if fixture is None:
+        reset_database(args.db)
+        fixture = fill(args.db, args)
     print(
         f"filled {fixture['answers']:,} answers on {fixture['tasks']:,} tasks "
         f"({fixture['control_tasks']:,} control) by {args.workers:,} labelers in "

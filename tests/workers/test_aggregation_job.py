@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import pytest
+import sqlalchemy as sa
 from sqlmodel import select
 
 from app.api.operations import operation_json
-from app.db.models import AggregatedLabel, AggregationRun, Job, WorkerQuality
+from app.db.models import AggregatedLabel, AggregationRun, Job, Pool, WorkerQuality
 from app.services.aggregations import runs as svc
 from tests.builders.answers import add_answers
 from tests.builders.pools import add_tasks, make_pool, make_project
@@ -149,3 +150,46 @@ def test_progress_goes_from_loading_through_fitting_to_done(session, requester, 
     assert fractions == sorted(fractions) and fractions[-1] == 1.0
     assert any("EM iteration" in m for _, m in seen)
     assert seen[-1][1] == "Aggregated 2 of 3 tasks"
+
+
+def test_labels_in_other_scripts_are_written_as_given(session, requester):
+    # PostgreSQL writes the labels by binary COPY: the value's bytes as UTF-8
+    options = ["chat noir é", "猫"]
+    pool = make_pool(session, requester, make_project(session, requester, options=options))
+    tasks = add_tasks(session, pool, general=2)
+    people = [make_labeler(session) for _ in range(3)]
+    add_answers(
+        session,
+        pool,
+        {task.id: [(p, options[i]) for p in people] for i, task in enumerate(tasks)},
+    )
+
+    run = svc.start_aggregation(session, requester=requester, pool_id=pool.id, method="ds")
+
+    session.expire_all()
+    labels = session.exec(select(AggregatedLabel).where(AggregatedLabel.run_id == run.id)).all()
+    assert {label.task_id: (label.value, label.answer_count) for label in labels} == {
+        tasks[0].id: (options[0], 3),
+        tasks[1].id: (options[1], 3),
+    }
+    assert all(0.0 < label.confidence <= 1.0 for label in labels)
+
+
+def test_deleting_a_run_or_its_pool_deletes_its_labels(session, requester, answered_pool):
+    pool, _ = answered_pool
+    first = svc.start_aggregation(session, requester=requester, pool_id=pool.id).id
+    second = svc.start_aggregation(session, requester=requester, pool_id=pool.id, method="ds").id
+    pool_id = pool.id
+
+    def labels_of(run_id: int) -> int:
+        query = select(AggregatedLabel).where(AggregatedLabel.run_id == run_id)
+        return len(session.exec(query).all())
+
+    assert (labels_of(first), labels_of(second)) == (3, 3)
+    session.execute(sa.delete(AggregationRun).where(AggregationRun.id == first))
+    assert (labels_of(first), labels_of(second)) == (0, 3)
+
+    session.execute(sa.delete(Pool).where(Pool.id == pool_id))
+    session.expire_all()
+    assert session.get(AggregationRun, second) is None
+    assert labels_of(second) == 0

@@ -78,55 +78,60 @@ class Loaded:
 
     matrix: AnswerMatrix
     known: dict[int, str]
-    general: list[int]
+    general: np.ndarray
 
 
-def _answer_query(pool: Pool, label: Any) -> Any:
-    return (
-        sa_select(Answer.task_id, Answer.labeler_id, label)
-        .join(Assignment, col(Assignment.id) == Answer.assignment_id)
-        .join(Task, col(Task.id) == Answer.task_id)
-        .where(
-            col(Answer.pool_id) == pool.id,
-            col(Answer.excluded).is_(False),
-            col(Assignment.status).in_(usable_statuses(pool)),
-            col(Task.kind).in_([TaskKind.GENERAL, TaskKind.CONTROL]),
-        )
-    )
+@dataclass
+class Labels:
+    """One label row per general task, as arrays: ``code`` indexes ``values`` (-1: nobody
+    answered, confidence NaN); ``option_confidence`` only for several answers."""
+
+    task: np.ndarray
+    code: np.ndarray
+    values: list[str]
+    confidence: np.ndarray
+    count: np.ndarray
+    option_confidence: list[dict | None] | None = None
 
 
 _CHUNK_SHIFT = 16
 """PostgreSQL packs the answers of each range of 2^16 task ids into one bytea value."""
 
 
-def _packed_codes(connection: Any, query: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """PostgreSQL: the three int4 columns of ``query`` packed by the server.
+def _packed_ints(connection: Any, query: Any) -> np.ndarray:
+    """PostgreSQL: the int4 columns of ``query`` (never NULL) as an ``(n, columns)`` array.
 
-    Each row becomes 12 big-endian bytes (``int4send``) and the rows of a range of task ids
-    are concatenated into one ``bytea`` (``string_agg``), so a few values cross the wire and
-    numpy reads them at once: no Python object per row (a row-by-row ``COPY`` costs about
-    20 us a row in the driver).
+    Each row becomes 4 big-endian bytes a column (``int4send``) and the rows of a range of
+    first-column values are concatenated into one ``bytea`` (``string_agg``), so a few values
+    cross the wire and numpy reads them at once: no Python object per row (a row-by-row
+    ``COPY`` costs about 20 us a row in the driver).
     """
     inner = query.subquery()
-    task, worker, label = list(inner.c)
-    packed = func.int4send(task).op("||")(func.int4send(worker)).op("||")(func.int4send(label))
+    columns = list(inner.c)
+    packed = func.int4send(columns[0])
+    for column in columns[1:]:
+        packed = packed.op("||")(func.int4send(column))
     chunks = sa_select(func.string_agg(packed, literal_column("''::bytea"))).group_by(
-        task.op(">>")(_CHUNK_SHIFT)
+        columns[0].op(">>")(_CHUNK_SHIFT)
     )
     data = b"".join(bytes(part) for part in connection.execute(chunks).scalars())
-    rows = np.frombuffer(data, dtype=">i4").reshape(-1, 3).astype(np.int64)
-    return rows[:, 0].copy(), rows[:, 1].copy(), rows[:, 2].copy()
+    return np.frombuffer(data, dtype=">i4").reshape(-1, len(columns)).astype(np.int64)
 
 
-def _stream_codes(connection: Any, query: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _stream_ints(connection: Any, query: Any, width: int) -> np.ndarray:
     """Any database: the rows in chunks of ``_STREAM`` (a server-side cursor where there is
-    one), each chunk turned into numpy arrays at once."""
+    one), each chunk turned into a numpy array at once."""
     parts: list[np.ndarray] = []
     result = connection.execution_options(stream_results=True, yield_per=_STREAM).execute(query)
     for chunk in result.partitions(_STREAM):
-        parts.append(np.array(chunk, dtype=np.int64).reshape(-1, 3))
-    rows = np.concatenate(parts) if parts else np.zeros((0, 3), dtype=np.int64)
-    return rows[:, 0].copy(), rows[:, 1].copy(), rows[:, 2].copy()
+        parts.append(np.array(chunk, dtype=np.int64).reshape(-1, width))
+    return np.concatenate(parts) if parts else np.zeros((0, width), dtype=np.int64)
+
+
+def _int_rows(connection: Any, query: Any, width: int) -> np.ndarray:
+    if connection.dialect.name == "postgresql":
+        return _packed_ints(connection, query)
+    return _stream_ints(connection, query, width)
 
 
 def _options(pool: Pool) -> tuple[list[str], bool]:
@@ -225,12 +230,15 @@ def _multilabel_worker_rows(fitted: Any, answers: Any, known: Any) -> list[dict]
 
 
 def _load(pool: Pool) -> Loaded:
-    """The usable answers, streamed into arrays (3 integers a row, never ORM objects).
+    """The usable answers, streamed into arrays (4 integers a row, never ORM objects).
 
     Labels are coded in the query (a ``CASE`` over the project's answer options, sorted, so
-    code order is the tie rule), which also drops any value outside them. On PostgreSQL the
-    server packs the rows into a few ``bytea`` values; elsewhere they come in chunks of a
-    server-side cursor.
+    code order is the tie rule; -1 for any value outside them). The answers come from one
+    scan of the pool's answers, without joins: their suites' and tasks' eligibility is
+    checked by numpy against the pool's usable suite ids and general or control task ids
+    (on 10^6 answers, PostgreSQL's hash joins took longer than the scan itself). On
+    PostgreSQL the server packs the rows into a few ``bytea`` values; elsewhere they come
+    in chunks of a server-side cursor.
     """
     with session_scope(write=False) as session:
         options = set(
@@ -246,14 +254,22 @@ def _load(pool: Pool) -> Loaded:
                 col(Task.known_answer).is_not(None),
             )
         ).all()
-        general = [
-            task_id
-            for (task_id,) in connection.execute(
-                sa_select(Task.id)
-                .where(col(Task.pool_id) == pool.id, col(Task.kind) == TaskKind.GENERAL)
-                .order_by(col(Task.position), col(Task.id))
-            ).all()
-        ]
+        tasks = _int_rows(
+            connection,
+            sa_select(Task.id, case((col(Task.kind) == TaskKind.GENERAL, 1), else_=0)).where(
+                col(Task.pool_id) == pool.id,
+                col(Task.kind).in_([TaskKind.GENERAL, TaskKind.CONTROL]),
+            ),
+            2,
+        )
+        suites = _int_rows(
+            connection,
+            sa_select(Assignment.id).where(
+                col(Assignment.pool_id) == pool.id,
+                col(Assignment.status).in_(usable_statuses(pool)),
+            ),
+            1,
+        )[:, 0]
         if not options:  # no options defined: every value given is a label
             options = set(
                 connection.execute(
@@ -263,21 +279,41 @@ def _load(pool: Pool) -> Loaded:
         values = sorted(options)
         code = {value: i for i, value in enumerate(values)}
         label = case(code, value=col(Answer.value), else_=-1) if values else literal(-1)
-        query = _answer_query(pool, label).where(col(Answer.value).in_(values))
+        query = sa_select(Answer.task_id, Answer.labeler_id, label, Answer.assignment_id).where(
+            col(Answer.pool_id) == pool.id, col(Answer.excluded).is_(False)
+        )
         if connection.dialect.name == "postgresql":
-            task, worker, labels = _packed_codes(connection, query)
-        else:
-            task, worker, labels = _stream_codes(connection, query)
+            # the packed rows are the aggregate's state (16 bytes an answer): held in memory
+            # rather than spilled to disk and read again (3 * 10^6 answers: 48 MB)
+            connection.exec_driver_sql("SET LOCAL work_mem = '256MB'")
+        rows = _int_rows(connection, query, 4)
+    usable = (rows[:, 2] >= 0) & _member(rows[:, 3], suites) & _member(rows[:, 0], tasks[:, 0])
+    if not usable.all():
+        rows = rows[usable]
     known = {task_id: value for task_id, value in known_rows if value in code}
-    matrix = encode_arrays(task, worker, labels, values)
+    task, worker, label = (np.ascontiguousarray(rows[:, i]) for i in range(3))  # no strides
+    matrix = encode_arrays(task, worker, label, values)
+    general = tasks[tasks[:, 1] == 1, 0]
     return Loaded(_only_used_labels(matrix, known.values()), known, general)
+
+
+def _member(values: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """Whether each value is one of ``ids``, by a table over their range (O(n), no sort)."""
+    if not len(ids):
+        return np.zeros(len(values), dtype=bool)
+    low, high = int(ids.min()), int(ids.max())
+    table = np.zeros(high - low + 1, dtype=bool)
+    table[ids - low] = True
+    inside = (values >= low) & (values <= high)
+    found = np.zeros(len(values), dtype=bool)
+    found[inside] = table[values[inside] - low]
+    return found
 
 
 def _only_used_labels(matrix: AnswerMatrix, known: Iterable[str]) -> AnswerMatrix:
     """The matrix with only the labels answered or known (as a DataFrame would code it)."""
     k = matrix.n_labels
-    used = np.zeros(k, dtype=bool)
-    used[np.unique(matrix.label)] = True
+    used = np.bincount(matrix.label, minlength=k) > 0  # O(n): no sort of 10^6 codes
     where = {value: i for i, value in enumerate(matrix.label_values.tolist())}
     for value in known:
         used[where[value]] = True
@@ -335,36 +371,107 @@ def _worker_rows(model: Any, known: KnownCodes) -> list[dict]:
     return rows
 
 
-def _copy_labels(connection: Any, labels: list[dict]) -> None:
-    """PostgreSQL: the label rows by ``COPY`` (a pool can have a million tasks)."""
-    columns = ("run_id", "task_id", "value", "confidence", "answer_count", "option_confidence")
+_COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + bytes(8)  # signature, no flags, no extension
+_COPY_TRAILER = b"\xff\xff"
+
+
+def _binary_block(run_id: int, labels: Labels, rows: np.ndarray, value: bytes | None) -> bytes:
+    """``COPY … (FORMAT binary)`` rows ``run_id, task_id, value, confidence, answer_count``
+    of the labels at ``rows``, which all have ``value`` (None: unanswered, confidence NULL):
+    rows of one shape, built by numpy at once."""
+    fields: list[tuple[str, str]] = [("n", ">i2"), ("l_run", ">i4"), ("run", ">i4")]
+    fields += [("l_task", ">i4"), ("task", ">i4"), ("l_value", ">i4")]
+    if value:
+        fields.append(("value", f"S{len(value)}"))
+    fields.append(("l_confidence", ">i4"))
+    if value is not None:
+        fields.append(("confidence", ">f8"))
+    fields += [("l_count", ">i4"), ("count", ">i4")]
+    block = np.zeros(len(rows), dtype=fields)
+    block["n"] = 5
+    block["l_run"], block["run"] = 4, run_id
+    block["l_task"], block["task"] = 4, labels.task[rows]
+    block["l_value"] = -1 if value is None else len(value)
+    if value:
+        block["value"] = value
+    if value is None:
+        block["l_confidence"] = -1
+    else:
+        block["l_confidence"], block["confidence"] = 8, labels.confidence[rows]
+    block["l_count"], block["count"] = 4, labels.count[rows]
+    return block.tobytes()
+
+
+def _copy_labels(connection: Any, run_id: int, labels: Labels) -> None:
+    """PostgreSQL: the label rows by binary ``COPY`` (a pool can have a million tasks), one
+    block of same-shaped rows per label value; several answers' rows one by one."""
     raw = connection.connection.dbapi_connection
-    sql = f"COPY aggregated_label ({', '.join(columns)}) FROM STDIN"
-    with raw.cursor() as cursor, cursor.copy(sql) as copy:
-        for row in labels:
-            copy.write_row([_copy_cell(row.get(c)) for c in columns])
+    columns = "run_id, task_id, value, confidence, answer_count"
+    with raw.cursor() as cursor:
+        if labels.option_confidence is not None:
+            sql = f"COPY aggregated_label ({columns}, option_confidence) FROM STDIN"
+            with cursor.copy(sql) as copy:
+                for row in _label_dicts(run_id, labels):
+                    option = row["option_confidence"]
+                    copy.write_row(
+                        [*list(row.values())[:5], None if option is None else json.dumps(option)]
+                    )
+            return
+        sql = f"COPY aggregated_label ({columns}) FROM STDIN (FORMAT binary)"
+        with cursor.copy(sql) as copy:
+            copy.write(_COPY_HEADER)
+            for code in np.unique(labels.code).tolist():
+                rows = np.flatnonzero(labels.code == code)
+                value = None if code < 0 else labels.values[code].encode()
+                copy.write(_binary_block(run_id, labels, rows, value))
+            copy.write(_COPY_TRAILER)
 
 
-def _copy_cell(value: Any) -> Any:
-    return json.dumps(value) if isinstance(value, dict) else value
+def _label_dicts(run_id: int, labels: Labels) -> Iterable[dict]:
+    values = [None, *labels.values]  # code -1 → None
+    rows = zip(
+        labels.task.tolist(),
+        (labels.code + 1).tolist(),
+        labels.confidence.tolist(),
+        labels.count.tolist(),
+        labels.option_confidence or [None] * len(labels.task),
+        strict=True,
+    )
+    for task, code, confidence, count, option in rows:
+        row = {
+            "run_id": run_id,
+            "task_id": task,
+            "value": values[code],
+            "confidence": None if code == 0 else confidence,
+            "answer_count": count,
+        }
+        if labels.option_confidence is not None:
+            row["option_confidence"] = option
+        yield row
 
 
-def _write(run_id: int, labels: list[dict], workers: list[dict], stats: dict) -> None:
+def _write(run_id: int, labels: Labels, workers: list[dict], stats: dict) -> None:
     from app.db.models import WorkerQuality
 
     with session_scope() as session:
+        # the run row stays locked until the labels are in: a deletion of the run waits,
+        # then its trigger deletes them (aggregated_label has no foreign key to check)
+        run = session.exec(
+            select(AggregationRun).where(AggregationRun.id == run_id).with_for_update()
+        ).first()
+        if run is None:
+            raise LookupError(f"aggregation run {run_id} no longer exists")
         session.execute(delete(AggregatedLabel).where(col(AggregatedLabel.run_id) == run_id))
         session.execute(delete(WorkerQuality).where(col(WorkerQuality.run_id) == run_id))
         connection = session.connection()
         if connection.dialect.name == "postgresql":
-            _copy_labels(connection, labels)
+            _copy_labels(connection, run_id, labels)
         else:
-            for start in range(0, len(labels), _CHUNK):
-                session.execute(insert(AggregatedLabel), labels[start : start + _CHUNK])
+            rows = list(_label_dicts(run_id, labels))
+            for start in range(0, len(rows), _CHUNK):
+                session.execute(insert(AggregatedLabel), rows[start : start + _CHUNK])
         for start in range(0, len(workers), _CHUNK):
             session.execute(insert(WorkerQuality), workers[start : start + _CHUNK])
-        run = session.get(AggregationRun, run_id)
-        assert run is not None
         run.status = JobStatus.SUCCEEDED
         run.finished_at = utcnow()
         for key in ("task_count", "unanswered_count", "answer_count", "mean_confidence"):
@@ -392,28 +499,52 @@ def run_aggregation(job_id: int, payload: dict, progress: ProgressReporter) -> d
     def fitting(fraction: float, message: str) -> None:
         progress(_LOAD + (_FIT - _LOAD) * fraction, message)
 
-    result: dict[int, tuple[str, float]] = {}
+    labels = _no_labels(general)
     workers: list[dict] = []
     report: dict[str, Any] | None = None
     if matrix.n_answers:
         model = get_method(run.method)()
         model.fit_matrix(matrix, known, on_progress=fitting)
-        result = {
-            task: (value, confidence)
-            for task, value, confidence in model.result_rows()  # type: ignore[misc]
-        }
+        labels = _model_labels(model, general)
         workers = [{"run_id": run.id, **row} for row in _worker_rows(model, known)]
         report = quality_report(model)
     fitted = time.perf_counter()
     progress(_FIT, "Writing labels", force=True)
-
-    per_task = dict(
-        zip(matrix.task_values.tolist(), np.bincount(matrix.task).tolist(), strict=True)
-    )
     return _finish(
-        run, general, result, per_task, workers, report, progress,
+        run, labels, workers, report, progress,
         answers=matrix.n_answers, known=len(known), times=(started, loaded, fitted),
     )  # fmt: skip
+
+
+def _no_labels(general: np.ndarray) -> Labels:
+    n = len(general)
+    return Labels(
+        task=np.asarray(general, dtype=np.int64),
+        code=np.full(n, -1, dtype=np.int64),
+        values=[],
+        confidence=np.full(n, np.nan),
+        count=np.zeros(n, dtype=np.int64),
+    )
+
+
+def _model_labels(model: Any, general: np.ndarray) -> Labels:
+    """The fitted model's label of each general task (tasks it never saw: none), as arrays."""
+    import pandas as pd
+
+    m = model.matrix_
+    where = pd.Index(m.task_values).get_indexer(general)
+    seen = where >= 0
+    at = np.where(seen, where, 0)
+    code = np.where(seen, np.asarray(model.label_codes_, dtype=np.int64)[at], -1)
+    confidence = np.where(seen, np.asarray(model.confidence_array(), dtype=float)[at], np.nan)
+    count = np.where(seen, np.bincount(m.task, minlength=m.n_tasks)[at], 0)
+    return Labels(
+        task=np.asarray(general, dtype=np.int64),
+        code=code,
+        values=[str(v) for v in m.label_values.tolist()],
+        confidence=confidence,
+        count=count,
+    )
 
 
 def _run_sets(
@@ -450,18 +581,28 @@ def _run_sets(
     fitted = time.perf_counter()
     progress(_FIT, "Writing labels", force=True)
     per_task = answers.groupby("task").size().to_dict()
+    sets = sorted({value for value, _ in result.values()})
+    code_of = {value: i for i, value in enumerate(sets)}
+    missing = (None, float("nan"))
+    labels = Labels(
+        task=np.asarray(general, dtype=np.int64),
+        code=np.array(
+            [code_of.get(result.get(t, missing)[0], -1) for t in general], dtype=np.int64
+        ),
+        values=sets,
+        confidence=np.array([result.get(t, missing)[1] for t in general], dtype=float),
+        count=np.array([per_task.get(t, 0) for t in general], dtype=np.int64),
+        option_confidence=[option_confidence.get(t) for t in general],
+    )
     return _finish(
-        run, general, result, per_task, workers, None, progress,
+        run, labels, workers, None, progress,
         answers=len(answers), known=len(known), times=(started, loaded, fitted),
-        option_confidence=option_confidence,
     )  # fmt: skip
 
 
 def _finish(
     run: AggregationRun,
-    general: list[int],
-    result: dict[int, tuple[str, float]],
-    per_task: dict[int, int],
+    labels: Labels,
     workers: list[dict],
     report: dict[str, Any] | None,
     progress: ProgressReporter,
@@ -469,35 +610,21 @@ def _finish(
     answers: int,
     known: int,
     times: tuple[float, float, float],
-    option_confidence: dict[int, dict[str, float]] | None = None,
 ) -> dict:
     """Write one label row per general task and the run's figures; the job's result."""
     started, loaded, fitted = times
-    labels, confidences = [], []
-    for task_id in general:
-        value, confidence = result.get(task_id, (None, None))
-        if value is not None:
-            confidence = float(min(max(confidence, 0.0), 1.0))
-            confidences.append(confidence)
-        label = {
-            "run_id": run.id,
-            "task_id": task_id,
-            "value": value,
-            "confidence": confidence,
-            "answer_count": int(per_task.get(task_id, 0)),
-        }
-        if option_confidence is not None:
-            label["option_confidence"] = option_confidence.get(task_id)
-        labels.append(label)
+    answered = labels.code >= 0
+    labels.confidence = np.where(answered, np.clip(labels.confidence, 0.0, 1.0), np.nan)
+    n_answered = int(answered.sum())
     stats: dict[str, Any] = {
         "run_id": run.id,
         "method": run.method,
-        "task_count": len(general),
-        "unanswered_count": len(general) - len(confidences),
+        "task_count": len(labels.task),
+        "unanswered_count": len(labels.task) - n_answered,
         "answer_count": answers,
         "worker_count": len(workers),
         "known_count": known,
-        "mean_confidence": float(np.mean(confidences)) if confidences else None,
+        "mean_confidence": float(labels.confidence[answered].mean()) if n_answered else None,
     }
     _write(run.id, labels, workers, stats)
     stats["method_used"] = report["method_used"] if report else run.method
@@ -507,7 +634,7 @@ def _finish(
         "fit_seconds": round(fitted - loaded, 3),
         "write_seconds": round(time.perf_counter() - fitted, 3),
     }
-    progress(1.0, f"Aggregated {len(confidences)} of {len(general)} tasks", force=True)
+    progress(1.0, f"Aggregated {n_answered} of {len(labels.task)} tasks", force=True)
     return stats
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, Column, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy import JSON, Column, ForeignKey, Index, Integer, PrimaryKeyConstraint, String
 from sqlmodel import Field, SQLModel
 
 from app.db.types import UTCDateTime, utcnow
@@ -42,20 +42,21 @@ class AggregationRun(SQLModel, table=True):
 
 
 class AggregatedLabel(SQLModel, table=True):
-    """The aggregated answer of one task; ``value`` is None when nobody answered."""
+    """The aggregated answer of one task; ``value`` is None when nobody answered.
+
+    Keyed by ``(run_id, task_id)``, without foreign keys: a big run writes a million rows,
+    and a serial id, a second unique index and per-row checks against ``aggregation_run``
+    and ``task`` made PostgreSQL spend most of the job on them. A trigger of migration
+    ``0015_labels`` deletes a run's labels with the run (the job locks its run while it
+    writes them); tasks are never deleted one by one, and a pool's deletion cascades to its
+    runs and so to their labels.
+    """
 
     __tablename__ = "aggregated_label"
-    __table_args__ = (UniqueConstraint("run_id", "task_id", name="uq_aggregated_label"),)
+    __table_args__ = (PrimaryKeyConstraint("run_id", "task_id", name="pk_aggregated_label"),)
 
-    id: int | None = Field(default=None, primary_key=True)
-    run_id: int = Field(
-        sa_column=Column(
-            Integer, ForeignKey("aggregation_run.id", ondelete="CASCADE"), nullable=False
-        )
-    )
-    task_id: int = Field(
-        sa_column=Column(Integer, ForeignKey("task.id", ondelete="CASCADE"), nullable=False)
-    )
+    run_id: int = Field(sa_column=Column(Integer, nullable=False))
+    task_id: int = Field(sa_column=Column(Integer, nullable=False))
     value: str | None = Field(default=None, max_length=200)
     confidence: float | None = Field(default=None)
     answer_count: int = Field(default=0)
