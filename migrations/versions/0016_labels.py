@@ -7,7 +7,7 @@ unique indexes and two foreign-key checks a row. The table is rebuilt (SQLite ca
 primary key in place) and its rows copied.
 
 Revision ID: 0015_labels
-Revises: 0012_multilabel
+Revises: 0015_model_loop
 Create Date: 2026-12-02 05:00:00
 """
 from alembic import op
@@ -16,7 +16,7 @@ import sqlmodel
 
 
 revision = '0015_labels'
-down_revision = '0012_multilabel'
+down_revision = '0015_model_loop'
 branch_labels = None
 depends_on = None
 
