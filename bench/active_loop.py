@@ -316,7 +316,7 @@ def main() -> None:
     parser.add_argument("--controls", type=int, default=40)
     parser.add_argument("--labelers", type=int, default=40)
     parser.add_argument("--min-confidence", type=float, default=0.74)
-    parser.add_argument("--rounds", type=int, default=4, help="model rounds (retrain between)")
+    parser.add_argument("--rounds", type=int, default=8, help="model rounds (retrain between)")
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args()
 
