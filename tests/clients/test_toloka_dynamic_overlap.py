@@ -138,23 +138,31 @@ def test_pool_settings_crowdlab_does_not_honour_are_refused(
     assert session.exec(select(Pool).where(Pool.project_id == project.id)).all() == []
 
 
-def test_baseline_solutions_are_stored_returned_and_weigh_in(toloka_server, session, funded):
-    """A requester's own model answers first through ``baseline_solutions``: a confident
-    baseline plus one agreeing labeler closes the task; a task without one gets a slot."""
+CAT_90 = toloka.Task.BaselineSolution(output_values={"result": "cat"}, confidence_weight=0.9)
+
+
+def _one_task_suites_pool(
+    toloka_server, session, funded
+) -> tuple[toloka.TolokaClient, toloka.Pool]:
+    """A client of the funded requester and its draft pool: one task per suite, dynamic
+    overlap up to 3 until 80 %."""
     requester, token = funded
     client = toloka.TolokaClient(token, url=toloka_server.url, retries=0)
-    project = make_project(session, requester)
     draft = _draft(
-        project.id,
+        make_project(session, requester).id,
         dynamic_overlap_config=DynamicOverlapConfig(
             type="BASIC", max_overlap=3, min_confidence=0.8
         ),
     )
     draft.set_mixer_config(real_tasks_count=1)
-    pool = client.create_pool(draft)
-    baseline = [
-        toloka.Task.BaselineSolution(output_values={"result": "cat"}, confidence_weight=0.9)
-    ]
+    return client, client.create_pool(draft)
+
+
+def test_baseline_solutions_are_stored_returned_and_weigh_in(toloka_server, session, funded):
+    """A requester's own model answers first through ``baseline_solutions``: a confident
+    baseline plus one agreeing labeler closes the task; a task without one gets a slot."""
+    client, pool = _one_task_suites_pool(toloka_server, session, funded)
+    baseline = [CAT_90]
     with_model = client.create_task(
         toloka.Task(pool_id=pool.id, input_values={"image": "https://img.example/a.png"},
                     baseline_solutions=baseline),
@@ -204,26 +212,12 @@ def test_baseline_solutions_can_be_patched_after_the_task_is_created(
 ):
     """A requester's model answers later: ``patch_task`` sets a task's preliminary answer
     (its confidence follows at once), and an empty list (or ``null``) removes it."""
-    requester, token = funded
-    client = toloka.TolokaClient(token, url=toloka_server.url, retries=0)
-    project = make_project(session, requester)
-    draft = _draft(
-        project.id,
-        dynamic_overlap_config=DynamicOverlapConfig(
-            type="BASIC", max_overlap=3, min_confidence=0.8
-        ),
-    )
-    draft.set_mixer_config(real_tasks_count=1)
-    pool = client.create_pool(draft)
+    client, pool = _one_task_suites_pool(toloka_server, session, funded)
     task = client.create_task(
         toloka.Task(pool_id=pool.id, input_values={"image": "https://img.example/a.png"}),
         allow_defaults=True,
     )
-    patch = TaskPatch(
-        baseline_solutions=[
-            toloka.Task.BaselineSolution(output_values={"result": "cat"}, confidence_weight=0.9)
-        ]
-    )
+    patch = TaskPatch(baseline_solutions=[CAT_90])
     patched = client.patch_task(task.id, patch)
     assert [(b.output_values, b.confidence_weight) for b in patched.baseline_solutions] == [
         ({"result": "cat"}, 0.9)
@@ -252,20 +246,8 @@ def test_baseline_solutions_can_be_patched_after_the_task_is_created(
 def test_removing_a_baseline_gives_the_task_the_answers_it_now_needs(
     toloka_server, session, funded
 ):
-    requester, token = funded
-    client = toloka.TolokaClient(token, url=toloka_server.url, retries=0)
-    project = make_project(session, requester)
-    draft = _draft(
-        project.id,
-        dynamic_overlap_config=DynamicOverlapConfig(
-            type="BASIC", max_overlap=3, min_confidence=0.8
-        ),
-    )
-    draft.set_mixer_config(real_tasks_count=1)
-    pool = client.create_pool(draft)
-    baseline = [
-        toloka.Task.BaselineSolution(output_values={"result": "cat"}, confidence_weight=0.9)
-    ]
+    client, pool = _one_task_suites_pool(toloka_server, session, funded)
+    baseline = [CAT_90]
     task = client.create_task(
         toloka.Task(pool_id=pool.id, input_values={"image": "https://img.example/a.png"},
                     baseline_solutions=baseline),

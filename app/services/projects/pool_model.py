@@ -143,10 +143,10 @@ def record_predictions(
 
 def engine_labels(
     session: Session, *, pool: Pool, min_confidence: float = 0.0
-) -> list[tuple[int, int | None, str, float, str]]:
-    """(task id, media id, label, confidence, the people's own top answer) of each general
-    task with answers, as dynamic overlap sees it (the people's weighted votes plus the
-    preliminary answers), at ``min_confidence`` or above."""
+) -> list[tuple[int, int | None, str, float, str, str | None]]:
+    """(task id, media id, label, confidence, the people's own top answer, the model's
+    answer) of each general task with answers, as dynamic overlap sees it (the people's
+    weighted votes plus the preliminary answers), at ``min_confidence`` or above."""
     values = option_values(session, pool=pool)
     voter = pool_model_voter(pool, values)
     found = session.exec(
@@ -167,7 +167,7 @@ def engine_labels(
         prior = preliminary_scores(baseline, model_answer, model=voter, values=values)
         scores = combined(votes, prior)
         chosen = max(values, key=lambda v: scores.get(v, 0.0))
-        out.append((task_id, media_id, chosen, confidence(scores, values), people))
+        out.append((task_id, media_id, chosen, confidence(scores, values), people, model_answer))
     return out
 
 
@@ -175,14 +175,14 @@ def confident_labels(session: Session, *, pool: Pool) -> list[tuple[int, int | N
     """(task id, media id, label, confidence) of each general task that is confident (at the
     pool's minimum confidence, else ``LEARN_CONFIDENCE``) with the people's own top answer as
     its label: a task the model's answer alone carried, against the people, is left out."""
+    return [row[:4] for row in _agreed(session, pool)]
+
+
+def _agreed(session: Session, pool: Pool) -> list[tuple]:
+    """``engine_labels`` rows at the learning threshold whose label the people agree with."""
     threshold = pool.min_confidence if pool.min_confidence is not None else LEARN_CONFIDENCE
-    return [
-        (task_id, media_id, label, conf)
-        for task_id, media_id, label, conf, people in engine_labels(
-            session, pool=pool, min_confidence=threshold
-        )
-        if label == people
-    ]
+    rows = engine_labels(session, pool=pool, min_confidence=threshold)
+    return [row for row in rows if row[2] == row[4]]
 
 
 def refresh_model_confusion(session: Session, *, pool: Pool) -> dict:
@@ -203,20 +203,9 @@ def refresh_model_confusion(session: Session, *, pool: Pool) -> dict:
         )
     ).all():
         add(known, answer)
-    answers = dict(
-        session.exec(
-            select(Task.id, Task.model_answer).where(
-                Task.pool_id == pool.id,
-                Task.kind == TaskKind.GENERAL,
-                Task.model_answer.is_not(None),
-                Task.votes.is_not(None),
-            )
-        ).all()
-    )
-    if answers:
-        for task_id, _, label, _ in confident_labels(session, pool=pool):
-            if task_id in answers:
-                add(label, answers[task_id])
+    for _, _, label, _, _, model_answer in _agreed(session, pool):
+        if model_answer is not None:
+            add(label, model_answer)
     pool.model_confusion = counts or None
     session.add(pool)
     session.flush()
@@ -230,7 +219,8 @@ def set_baseline_solutions(
     confidence as a submit would, under the task's row lock: a task whose every slot is
     answered and that is now below the pool's minimum gets one more slot, up to the maximum
     overlap (commits)."""
-    task = session.get(Task, task_id)
+    locked = select(Task).where(Task.id == task_id).with_for_update()
+    task = session.exec(locked.execution_options(populate_existing=True)).first()
     pool = session.get(Pool, task.pool_id) if task is not None else None
     if task is None or pool is None or pool.owner_id != requester.id:
         raise NotFound("No such task.")
@@ -240,7 +230,6 @@ def set_baseline_solutions(
             "known_solutions.",
             errors={"baseline_solutions": "NOT_SUPPORTED"},
         )
-    task = session.exec(select(Task).where(Task.id == task_id).with_for_update()).one()
     values = option_values(session, pool=pool)
     task.baseline_solutions = solutions or None
     prior = preliminary_scores(

@@ -232,23 +232,7 @@ def build_task_spec(
         ),
         "1.0.0",
     )
-    return {
-        "input_spec": {"image": {"type": "url", "required": True, "hidden": False}},
-        "output_spec": {
-            "result": {
-                "type": "string",
-                "required": True,
-                "hidden": False,
-                "allowed_values": [option["value"] for option in option_list],
-            }
-        },
-        "view_spec": {
-            "type": "tb",
-            "inferDataSpec": False,
-            "config": json.dumps(config, indent=4),
-            "lock": lock,
-        },
-    }
+    return _task_spec("string", option_list, config, lock)
 
 
 def _checkbox_task_spec(question: str, options: Sequence[OptionInput | AnswerOption]) -> dict:
@@ -275,11 +259,16 @@ def _checkbox_task_spec(question: str, options: Sequence[OptionInput | AnswerOpt
          "plugin.toloka", "plugin.hotkeys", "action.toggle"),
         "1.0.0",
     )  # fmt: skip
+    return _task_spec("array_string", option_list, config, lock)
+
+
+def _task_spec(output_type: str, option_list: list[dict], config: dict, lock: dict) -> dict:
+    """A Template Builder task spec: an image in, ``result`` of ``output_type`` out."""
     return {
         "input_spec": {"image": {"type": "url", "required": True, "hidden": False}},
         "output_spec": {
             "result": {
-                "type": "array_string",
+                "type": output_type,
                 "required": True,
                 "hidden": False,
                 "allowed_values": [option["value"] for option in option_list],
