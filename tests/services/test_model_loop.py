@@ -173,3 +173,18 @@ def test_retraining_needs_dynamic_overlap_and_ones_own_collection(session, reque
     assert refused.value.errors == {
         "model_retrain_collection_id": "No such collection among yours."
     }
+
+
+def test_a_retried_retraining_job_does_not_start_a_second_training(session, requester):
+    """The worker died after the job had started the training: the retry finds it."""
+    pool, _, truth = _digit_pool(session, requester, every=4)
+    _answer_all(session, pool, lambda task: truth[task.id], suites=6)
+    session.expire_all()
+    pool = session.get(Pool, pool.id)
+    pool.model_retrain_model_id = make_trained_model(session, requester, status="training").id
+    session.add(pool)
+    session.commit()
+    models_before = len(session.exec(select(TrainedModel)).all())
+    again = pool_retraining.start_retraining(session, pool_id=pool.id)
+    assert again.id == pool.model_retrain_model_id
+    assert len(session.exec(select(TrainedModel)).all()) == models_before

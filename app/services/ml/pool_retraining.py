@@ -180,10 +180,13 @@ def _settings(session: Session, *, pool: Pool, images: int) -> dict:
 
 def start_retraining(session: Session, *, pool_id: int) -> TrainedModel | None:
     """The retraining job's work: gather the collection and start its training (commits);
-    None when the pool no longer retrains."""
+    None when the pool no longer retrains. A retried job (its worker died after starting
+    the training) returns that training instead of starting another."""
     pool = session.get(Pool, pool_id)
     if pool is None or pool.model_retrain_every is None:
         return None
+    if pool.model_retrain_model_id is not None:
+        return session.get(TrainedModel, pool.model_retrain_model_id)
     collection = build_retrain_collection(session, pool=pool)
     owner = session.get(User, pool.owner_id)
     images = int((collection.extra or {}).get("image_count", 0))
