@@ -29,6 +29,7 @@ def test_captcha_between_suites_is_typed_and_sent_with_enter(session, requester,
 
     page.wait_for_selector("#captcha-answer:focus")
     assert "/captcha" in page.url
+    page.wait_for_function("document.querySelector('[data-captcha-image]').complete")
     assert page.evaluate("document.querySelector('[data-captcha-image]').naturalWidth") == 240
     assert "M4QZT" not in page.content()
     page.keyboard.type("m4qzt")

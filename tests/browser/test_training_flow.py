@@ -75,6 +75,9 @@ def test_train_watch_progress_evaluate_publish_and_predict(page, session, tmp_pa
     page.wait_for_selector("#accuracy", timeout=180_000)  # reloaded when the job ended
     assert "training from scratch" in page.inner_text("#model-message")
     assert page.locator("#per-class tbody tr").count() == 3
+    page.wait_for_function(
+        "Array.from(document.querySelectorAll('img.figure')).every(i => i.complete)"
+    )
     image_ok = page.evaluate(
         "Array.from(document.querySelectorAll('img.figure')).every(i => i.naturalWidth > 0)"
     )
