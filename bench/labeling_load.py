@@ -7,6 +7,11 @@ checks the invariants afterwards: overlap never exceeded, no answer lost, every 
 suite paid exactly once. The last line printed is one JSON object with the figures.
 
     python bench/labeling_load.py --duration 20 --labelers 200 --workers 32
+
+Before the load it measures the machine's own floor, PostgreSQL's raw rate (``pgbench``'s
+TPC-B-like script, 32 clients, ``--pgbench`` seconds, on a database of its own kept between
+runs), and reports the labeling round trips per second against it (issue 17's target: at
+least 0.3). ``--pgbench 0`` skips it.
 """
 
 from __future__ import annotations
@@ -16,7 +21,9 @@ import asyncio
 import json
 import os
 import random
+import re
 import secrets
+import shutil
 import socket
 import statistics
 import subprocess
@@ -57,8 +64,13 @@ def reset_database(url: str) -> None:
     upgrade(url)
 
 
-def seed(url: str, *, labelers: int, tasks: int, controls: int, overlap: int) -> dict:
-    """Requester, project, open funded pool, tasks, labelers with tokens (bulk inserts)."""
+def seed(
+    url: str, *, labelers: int, tasks: int, controls: int, overlap: int, insert_tasks: bool = True
+) -> dict:
+    """Requester, project, open funded pool, tasks, labelers with tokens (bulk inserts).
+
+    ``insert_tasks=False``: the pool is funded for ``tasks`` but left empty (the caller fills
+    it, e.g. on the server)."""
     from app.db.models import (
         AnswerOption,
         ApiToken,
@@ -174,7 +186,8 @@ def seed(url: str, *, labelers: int, tasks: int, controls: int, overlap: int) ->
             }
             for i in range(controls)
         ]
-        conn.execute(sa.insert(Task.__table__), rows)
+        if insert_tasks and rows:
+            conn.execute(sa.insert(Task.__table__), rows)
         common = {"user_id": requester, "pool_id": None, "memo": "bench", "created_at": now}
         conn.execute(
             sa.insert(LedgerEntry.__table__),
@@ -453,6 +466,39 @@ def check_invariants(url: str, seeded: dict) -> dict:
     }
 
 
+PGBENCH_SCALE = 32
+"""pgbench's scale: one branch per client (fewer branches would measure their row locks)."""
+
+
+def pgbench_tps(url: str, seconds: float, clients: int = 32) -> float | None:
+    """PostgreSQL's TPC-B-like rate on this machine (transactions per second), on a database
+    beside the bench's (initialised once, kept); None without ``pgbench`` or a local server."""
+    parsed = sa.make_url(url)
+    if parsed.get_backend_name() != "postgresql" or not shutil.which("pgbench") or seconds <= 0:
+        return None
+    name = f"{parsed.database}_pgbench"
+    env = {
+        **os.environ,
+        "PGHOST": parsed.host or "127.0.0.1",
+        "PGPORT": str(parsed.port or 5432),
+        "PGUSER": parsed.username or "postgres",
+    }
+    admin = sa.create_engine(parsed.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        exists = conn.exec_driver_sql(f"SELECT 1 FROM pg_database WHERE datname = '{name}'").first()
+        if not exists:
+            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    admin.dispose()
+    if not exists:
+        init = ["pgbench", "-i", "-q", "-s", str(PGBENCH_SCALE), name]
+        subprocess.run(init, env=env, check=True, capture_output=True)
+    threads = min(clients, os.cpu_count() or 1)
+    run = ["pgbench", "-c", str(clients), "-j", str(threads), "-T", str(int(seconds)), name]
+    out = subprocess.run(run, env=env, check=True, capture_output=True, text=True).stdout
+    found = re.search(r"tps = ([0-9.]+)", out)
+    return float(found.group(1)) if found else None
+
+
 def _pct(values: list[float], p: float) -> float:
     if not values:
         return 0.0
@@ -476,7 +522,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--controls", type=int, default=400)
     parser.add_argument("--overlap", type=int, default=3)
     parser.add_argument("--database-url", default=os.environ.get("BENCH_DATABASE_URL", DEFAULT_DB))
+    parser.add_argument(
+        "--pgbench", type=float, default=10, help="seconds of pgbench before the load (0: none)"
+    )
     args = parser.parse_args(argv)
+    tps = pgbench_tps(args.database_url, args.pgbench)
+    if tps is not None:
+        print(f"pgbench (TPC-B-like, 32 clients, scale {PGBENCH_SCALE}): {tps:.0f} tps")
 
     data_dir = Path(tempfile.mkdtemp(prefix="crowdlab-bench-"))
     env = {
@@ -538,6 +590,10 @@ def main(argv: list[str] | None = None) -> int:
         # hypervisor gave to other machines meanwhile ("stolen": high means a noisy run)
         "cpu_ms_per_suite": {k: round(v * 1000 / max(stats.suites, 1), 2) for k, v in cpu.items()},
         "labelers_out_of_tasks": stats.no_tasks,
+        "pgbench_tps": round(tps, 1) if tps is not None else None,
+        # labeling round trips (takes + submits) per pgbench transaction: the hot path's
+        # efficiency against what this machine's PostgreSQL does raw
+        "round_trips_per_pgbench_tx": round(requests / elapsed / tps, 3) if tps else None,
     }
     print(
         f"{stats.suites} suites in {elapsed:.1f} s: {figures['suites_per_s']} suites/s, "
@@ -559,6 +615,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     if stats.fetch:
         print(f"mean fetch {statistics.mean(stats.fetch) * 1000:.1f} ms")
+    if tps:
+        print(
+            f"{figures['round_trips_per_s']} round trips/s against pgbench's {tps:.0f} tps: "
+            f"{figures['round_trips_per_pgbench_tx']} (target ≥ 0.3)"
+        )
     print(json.dumps(figures))
     return 0
 

@@ -50,7 +50,12 @@ def add_answers(
         session.flush()
         for position, (task_id, value) in enumerate(items):
             session.add(
-                AssignmentTask(assignment_id=assignment.id, task_id=task_id, position=position)
+                AssignmentTask(
+                    assignment_id=assignment.id,
+                    task_id=task_id,
+                    position=position,
+                    labeler_id=labeler_id,
+                )
             )
             session.add(
                 Answer(

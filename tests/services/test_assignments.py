@@ -6,6 +6,7 @@ from collections import Counter
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import text
 from sqlmodel import select
 
 from app.db.models import (
@@ -27,6 +28,7 @@ from app.db.types import utcnow
 from app.errors import Forbidden, LabelerBanned, NotFound, ValidationFailed
 from app.services.labeling.assignments import (
     NoSuiteAvailable,
+    _pick_tasks,
     assign_next_suite,
     check_training_answer,
     expire_overdue,
@@ -34,7 +36,13 @@ from app.services.labeling.assignments import (
     skip_assignment,
     submit_assignment,
 )
-from app.services.labeling.available import CONTROL_SKILL_NAME, list_available_pools
+from app.services.labeling.available import (
+    CONTROL_SKILL_NAME,
+    PoolTerms,
+    list_available_pools,
+)
+from app.services.labeling.locks import on_pg
+from app.services.labeling.sql import POOL_TERMS, SEEN_WINDOW
 from app.services.money import ledger
 from tests.builders.pools import add_tasks, make_pool, open_pool
 from tests.builders.users import make_labeler
@@ -47,6 +55,14 @@ def _pool(session, requester, *, general=12, control=("cat", "dog", "bird"), **f
     pool = make_pool(session, requester, **fields)
     add_tasks(session, pool, general=general, control=control)
     return open_pool(session, requester, pool)
+
+
+def _terms(session, pool_id) -> PoolTerms:
+    columns = ", ".join(POOL_TERMS)
+    row = session.connection().execute(
+        text(f"SELECT {columns} FROM pool WHERE id = :id"), {"id": pool_id}
+    )
+    return PoolTerms(*row.one())
 
 
 def _kinds(session, view):
@@ -144,6 +160,33 @@ def test_control_tasks_do_not_repeat_while_others_remain(session, requester, lab
         select(Task.id).where(Task.id.in_(ids), Task.kind == TaskKind.CONTROL)
     ).all()
     assert len(again) == 1 and again[0] in seen
+
+
+def test_every_one_of_many_control_tasks_is_drawn_and_none_repeats_while_new_ones_remain(
+    session, requester, labeler
+):
+    # more control tasks than a suite considers at once (a random window of them)
+    assert SEEN_WINDOW < 100
+    pool = _pool(session, requester, general=200, control=["cat"] * 100, general_per_suite=1)
+    controls = session.exec(
+        select(Task.id).where(Task.pool_id == pool.id, Task.kind == TaskKind.CONTROL)
+    ).all()
+    terms = _terms(session, pool.id)
+    drawn = Counter()
+    for _ in range(2000):  # the choice alone, as a new labeler, never kept
+        conn = session.connection()
+        picked = _pick_tasks(conn, labeler_id=labeler.id, pool=terms, pg=on_pg(session))
+        drawn.update(row[0] for row in picked if row[2] == TaskKind.CONTROL)
+        session.rollback()
+    assert set(drawn) == set(controls)  # the first and last ones too
+    assert max(drawn.values()) < 3 * 2000 / 100
+
+    seen = []
+    for _ in range(40):
+        view = assign_next_suite(session, labeler=labeler, pool_id=pool.id)
+        seen += [t for t in (t.task_id for t in view.tasks) if t in set(controls)]
+        _answer_all(session, labeler, view)
+    assert len(seen) == 40 and len(set(seen)) == 40
 
 
 def test_expired_suite_returns_its_slots(session, requester, labeler):

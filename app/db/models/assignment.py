@@ -59,7 +59,9 @@ class AssignmentTask(SQLModel, table=True):
     __tablename__ = "assignment_task"
     __table_args__ = (
         UniqueConstraint("assignment_id", "task_id", name="uq_assignment_task"),
-        Index("ix_assignment_task_task", "task_id"),
+        # "has this labeler had this task?", probed per candidate task when a suite is
+        # picked: its cost does not grow with the labeler's history
+        Index("ix_assignment_task_task_labeler", "task_id", "labeler_id"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -70,6 +72,8 @@ class AssignmentTask(SQLModel, table=True):
         sa_column=Column(Integer, ForeignKey("task.id", ondelete="CASCADE"), nullable=False)
     )
     position: int = Field(default=0)
+    # the suite's labeler, copied from the assignment (never changes) for the index above
+    labeler_id: int = Field(sa_column=Column(Integer, nullable=False))
 
 
 class Answer(SQLModel, table=True):

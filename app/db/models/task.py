@@ -23,7 +23,9 @@ class Task(SQLModel, table=True):
     __table_args__ = (
         CheckConstraint("taken_count >= 0", name="ck_task_taken"),
         CheckConstraint("overlap IS NULL OR overlap >= 1", name="ck_task_overlap"),
-        Index("ix_task_pool_kind_taken", "pool_id", "kind", "taken_count"),
+        # general tasks with a free slot, fewest taken first; a window of a pool's control /
+        # training tasks in id order (their taken_count stays 0: labeling.sql._seen_least)
+        Index("ix_task_pool_kind_taken", "pool_id", "kind", "taken_count", "id"),
         Index("ix_task_media", "media_id"),
         Index("ix_task_suite", "suite_id"),
     )

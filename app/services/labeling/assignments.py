@@ -29,7 +29,6 @@ from app.services.labeling import sql
 from app.services.labeling.available import PoolTerms, check_labeler_fits
 from app.services.labeling.captchas import require_captcha
 from app.services.labeling.locks import end_assignment, lock_own, on_pg, release_slots
-from app.services.labeling.sql import pick
 from app.services.labeling.submissions import (  # noqa: F401  (the engine's public surface)
     SubmitResult,
     TrainingCheck,
@@ -81,10 +80,11 @@ def _pick_fixed_suite(conn, *, labeler_id: int, pool: PoolTerms, pg: bool) -> li
 
 def _pick_tasks(conn, *, labeler_id: int, pool: PoolTerms, pg: bool) -> list[tuple]:
     """(id, position, kind, hint, image, sha256, content type) per picked task: general
-    tasks with a free slot, and the control / training tasks this labeler has seen least
-    often, at random."""
+    tasks with a free slot that the labeler never had, and control / training tasks the
+    labeler has had least often, at random (seen ones again only alongside general tasks)."""
     if pool.fixed_suites:
         return _pick_fixed_suite(conn, labeler_id=labeler_id, pool=pool, pg=pg)
+    reuse = pool.general_per_suite > 0
     params = {
         "pool_id": pool.id,
         "labeler_id": labeler_id,
@@ -92,19 +92,16 @@ def _pick_tasks(conn, *, labeler_id: int, pool: PoolTerms, pg: bool) -> list[tup
         "n": pool.general_per_suite,
         "n_control": pool.control_per_suite,
         "n_training": pool.training_per_suite,
+        "reuse": reuse,
+        "r": random.random(),
+        # a suite of control / training tasks alone must find any one never had
+        "window": sql.SEEN_WINDOW if reuse else 2**31 - 1,
     }
     order = bool(pool.keep_task_order) or ("uncertain" if pool.max_overlap else False)
-    picked = sql.rows(conn, pick(sql.PICK_SUITE[order], pg), params)
-    reuse = pool.general_per_suite > 0  # seen ones again only alongside general tasks
-    for kind, count in (
-        (TaskKind.CONTROL, pool.control_per_suite),
-        (TaskKind.TRAINING, pool.training_per_suite),
-    ):
-        unseen = sum(1 for row in picked if row[2] == kind)
-        if reuse and unseen < count:  # every one seen already: the least seen ones
-            least = sql.rows(conn, sql.PICK_LEAST_SEEN, {**params, "kind": str(kind), "n": count})
-            picked = [row for row in picked if row[2] != kind] + least
-    return picked
+    statement = sql.pick_suite(
+        order, control=pool.control_per_suite > 0, training=pool.training_per_suite > 0, pg=pg
+    )
+    return sql.rows(conn, statement, params)
 
 
 @dataclass
@@ -208,7 +205,12 @@ def assign_next_suite(session: Session, *, labeler: User | TokenLabeler, pool_id
         conn.execute(
             sql.INSERT_SUITE_TASKS,
             [
-                {"assignment_id": assignment_id, "task_id": task_id, "position": position}
+                {
+                    "assignment_id": assignment_id,
+                    "task_id": task_id,
+                    "position": position,
+                    "labeler_id": labeler.id,
+                }
                 for position, (task_id, *_) in enumerate(picked)
             ],
         )

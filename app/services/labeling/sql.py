@@ -14,6 +14,7 @@ from sqlalchemy import (
     Float,
     Integer,
     String,
+    TextClause,
     bindparam,
     column,
     insert,
@@ -77,16 +78,28 @@ TAKE_CONTEXT = (
 
 # what a suite view needs of a picked task: (id, position, kind, hint, image, sha256, type)
 _PICKED = "t.id, t.position, t.kind, t.hint, t.image, m.sha256, m.content_type"
-_HAD = (
-    "SELECT at.task_id FROM assignment_task at JOIN assignment a ON a.id = at.assignment_id "
-    "WHERE a.labeler_id = :labeler_id AND a.pool_id = :pool_id"
-)
-_GENERAL = f"""
+
+
+def _had(task: str, barrier: str) -> str:
+    """How many times the labeler had the task in a suite: one probe of
+    ix_assignment_task_task_labeler, whatever the labeler's history. ``barrier`` (PostgreSQL's
+    ``OFFSET 0``) keeps the probe a per-row subquery (never a join over the whole history)."""
+    return (
+        "(SELECT count(*) FROM (SELECT 1 FROM assignment_task h "
+        f"WHERE h.task_id = {task} AND h.labeler_id = :labeler_id{barrier}) hx)"
+    )
+
+
+def _general(order: str, barrier: str) -> str:
+    return f"""
 SELECT {_PICKED} FROM task t LEFT JOIN media_file m ON m.id = t.media_id
 WHERE t.pool_id = :pool_id AND t.kind = 'general'
   AND t.taken_count < COALESCE(t.overlap, :overlap)
-  AND t.id NOT IN (SELECT task_id FROM seen)
-"""
+  AND NOT EXISTS (SELECT 1 FROM assignment_task h
+                  WHERE h.task_id = t.id AND h.labeler_id = :labeler_id{barrier})
+{order}"""
+
+
 _GENERAL_ORDER = {  # keep_task_order → (SQLite, PostgreSQL)
     True: ("ORDER BY t.position, t.id LIMIT :n",
            "ORDER BY t.position, t.id LIMIT :n FOR NO KEY UPDATE OF t SKIP LOCKED"),
@@ -102,47 +115,73 @@ _GENERAL_ORDER = {  # keep_task_order → (SQLite, PostgreSQL)
 }  # fmt: skip
 
 
-# Control / training tasks the labeler has not had in this pool, at random (ids are drawn
-# first: shuffling narrow rows costs half of shuffling whole tasks).
-def _unseen(kind: str, limit: str) -> str:
-    return (
-        f"SELECT {_PICKED} FROM task t LEFT JOIN media_file m ON m.id = t.media_id "
-        f"WHERE t.id IN (SELECT c.id FROM task c WHERE c.pool_id = :pool_id AND c.kind = '{kind}' "
-        f"AND c.id NOT IN (SELECT task_id FROM seen) ORDER BY random() LIMIT {limit})"
+def _seen_least(kind: str, limit: str, barrier: str) -> str:
+    """Control / training tasks: those the labeler has had least often, at random, from a
+    window of them: the first :window tasks of the kind in id order from a random point
+    of their id range on (``:r`` in [0, 1)), going round to the start. The window keeps the
+    cost flat in the number of such tasks and in the labeler's history; with :window at
+    least the pool's count of the kind it is every one of them. ``:reuse`` false: only
+    tasks the labeler never had."""
+    # control and training tasks hold no slots: their taken_count stays 0, so this reads
+    # ix_task_pool_kind_taken in id order
+    where = f"pool_id = :pool_id AND kind = '{kind}' AND taken_count = 0"
+    pivot = (
+        f"(SELECT lo + CAST(:r * (hi - lo + 1) AS INTEGER) FROM (SELECT min(id) AS lo, "
+        f"max(id) AS hi FROM task WHERE {where}) bounds)"
     )
+    return f"""
+SELECT {_PICKED} FROM (
+  SELECT id FROM (
+    SELECT w.id, {_had("w.id", barrier)} AS had FROM (
+      SELECT id FROM (
+        SELECT id, 0 AS part FROM (SELECT id FROM task WHERE {where} AND id >= {pivot}
+                                   ORDER BY id LIMIT :window) after_pivot
+        UNION ALL
+        SELECT id, 1 AS part FROM (SELECT id FROM task WHERE {where} AND id < {pivot}
+                                   ORDER BY id LIMIT :window) before_pivot
+      ) around ORDER BY part, id LIMIT :window
+    ) w
+  ) x WHERE x.had = 0 OR :reuse ORDER BY x.had, random() LIMIT {limit}
+) chosen JOIN task t ON t.id = chosen.id LEFT JOIN media_file m ON m.id = t.media_id"""
 
 
-# A suite's tasks in one statement (``seen``: the tasks the labeler had in the pool, read
-# once): :n general tasks with a free slot (PostgreSQL walks
-# ix_task_pool_kind_taken in order and skips rows other labelers are taking right now
-# instead of waiting for them), :n_control control and :n_training training tasks.
-# keep_task_order (or "uncertain") → (SQLite, PostgreSQL)
-PICK_SUITE = {
-    keep: tuple(
-        text(
-            f"WITH seen AS ({_HAD}), g AS ({_GENERAL}{order}), "
-            f"c AS ({_unseen('control', ':n_control')}), "
-            f"tr AS ({_unseen('training', ':n_training')}) "
-            "SELECT * FROM g UNION ALL SELECT * FROM c UNION ALL SELECT * FROM tr"
+_PICK_SUITE: dict[tuple, TextClause] = {}
+
+
+def pick_suite(order, *, control: bool, training: bool, pg: bool) -> TextClause:
+    """A suite's tasks in one statement: :n general tasks with a free slot that the labeler
+    never had (PostgreSQL walks ix_task_pool_kind_taken in order and skips rows other
+    labelers are taking right now instead of waiting for them), and when asked :n_control
+    control and :n_training training tasks (``_seen_least``). ``order``: keep_task_order,
+    or "uncertain". Built once per variant (a part not asked for is not planned)."""
+    key = (order, control, training, pg)
+    statement = _PICK_SUITE.get(key)
+    if statement is None:
+        barrier = " OFFSET 0" if pg else ""
+        parts = {"g": _general(pick(_GENERAL_ORDER[order], pg), barrier)}
+        if control:
+            parts["c"] = _seen_least("control", ":n_control", barrier)
+        if training:
+            parts["tr"] = _seen_least("training", ":n_training", barrier)
+        statement = text(
+            "WITH "
+            + ", ".join(f"{name} AS ({body})" for name, body in parts.items())
+            + " "
+            + " UNION ALL ".join(f"SELECT * FROM {name}" for name in parts)
         )
-        for order in orders
-    )
-    for keep, orders in _GENERAL_ORDER.items()
-}
-# once no unseen control / training task is left: the ones the labeler has seen least often
-PICK_LEAST_SEEN = text(
-    f"""
-SELECT {_PICKED} FROM task t
-LEFT JOIN (
-  SELECT at.task_id, COUNT(*) AS n FROM assignment_task at
-  JOIN assignment a ON a.id = at.assignment_id
-  WHERE a.labeler_id = :labeler_id AND a.pool_id = :pool_id GROUP BY at.task_id
-) seen ON seen.task_id = t.id
-LEFT JOIN media_file m ON m.id = t.media_id
-WHERE t.pool_id = :pool_id AND t.kind = :kind
-ORDER BY COALESCE(seen.n, 0), random() LIMIT :n
-"""
-)
+        if control or training:
+            statement = statement.bindparams(
+                bindparam("reuse", type_=Boolean), bindparam("r", type_=Float)
+            )
+        _PICK_SUITE[key] = statement
+    return statement
+
+
+SEEN_WINDOW = 32
+"""Control / training tasks considered for a suite beside the general ones (see
+``_seen_least``): a labeler with general tasks to do meets a fresh random window of them at
+each suite; a suite of such tasks alone considers all of them."""
+
 
 # Pools of requester-composed task suites (``fixed_suites``): the first suite, in creation
 # order, of which every general task still has a free slot and no task was the labeler's
@@ -154,9 +193,8 @@ WHERE s.pool_id = :pool_id
   AND s.id > :after
   AND NOT EXISTS (SELECT 1 FROM task t WHERE t.suite_id = s.id AND t.kind = 'general'
                   AND t.taken_count >= COALESCE(t.overlap, :overlap))
-  AND NOT EXISTS (SELECT 1 FROM task t WHERE t.suite_id = s.id AND t.id IN (
-      SELECT at.task_id FROM assignment_task at JOIN assignment a ON a.id = at.assignment_id
-      WHERE a.labeler_id = :labeler_id AND a.pool_id = :pool_id))
+  AND NOT EXISTS (SELECT 1 FROM task t JOIN assignment_task h ON h.task_id = t.id
+                  WHERE t.suite_id = s.id AND h.labeler_id = :labeler_id)
 ORDER BY s.id LIMIT 1
 """
 # (SQLite, PostgreSQL skipping suites being handed out, PostgreSQL waiting for them)
@@ -186,8 +224,8 @@ WITH a AS (
   VALUES (:pool_id, :labeler_id, 'active', :reward_cents, :created_at, :expires_at)
   RETURNING id
 ), suite AS (
-  INSERT INTO assignment_task (assignment_id, task_id, position)
-  SELECT a.id, u.task_id, u.position FROM a,
+  INSERT INTO assignment_task (assignment_id, task_id, position, labeler_id)
+  SELECT a.id, u.task_id, u.position, :labeler_id FROM a,
     unnest(CAST(:task_ids AS integer[]), CAST(:positions AS integer[])) AS u(task_id, position)
 ), taken AS (
   UPDATE task SET taken_count = taken_count + 1 WHERE id = ANY(CAST(:general_ids AS integer[]))

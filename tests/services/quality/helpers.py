@@ -56,7 +56,14 @@ def submit_suite(
         s.flush()
         for position, (task, value) in enumerate(answers):
             row = s.get(Task, task.id)
-            s.add(AssignmentTask(assignment_id=assignment.id, task_id=row.id, position=position))
+            s.add(
+                AssignmentTask(
+                    assignment_id=assignment.id,
+                    task_id=row.id,
+                    position=position,
+                    labeler_id=assignment.labeler_id,
+                )
+            )
             s.add(
                 Answer(
                     assignment_id=assignment.id,
