@@ -134,7 +134,7 @@ def time_labeler(url: str, pool_id: int, labeler_id: int, samples: int) -> dict:
             conn = session.connection()
             pool = PoolTerms(*conn.execute(terms_sql, {"id": pool_id}).one())
             started = time.perf_counter()
-            picked = assignments._pick_tasks(conn, labeler_id=labeler_id, pool=pool, pg=True)
+            picked = assignments.pick_tasks(conn, labeler_id=labeler_id, pool=pool, pg=True)
             elapsed = time.perf_counter() - started
             session.rollback()
             assert picked, "the pool ran out of tasks for the labeler"

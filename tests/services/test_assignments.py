@@ -28,11 +28,11 @@ from app.db.types import utcnow
 from app.errors import Forbidden, LabelerBanned, NotFound, ValidationFailed
 from app.services.labeling.assignments import (
     NoSuiteAvailable,
-    _pick_tasks,
     assign_next_suite,
     check_training_answer,
     expire_overdue,
     get_assignment,
+    pick_tasks,
     skip_assignment,
     submit_assignment,
 )
@@ -175,7 +175,7 @@ def test_every_one_of_many_control_tasks_is_drawn_and_none_repeats_while_new_one
     drawn = Counter()
     for _ in range(2000):  # the choice alone, as a new labeler, never kept
         conn = session.connection()
-        picked = _pick_tasks(conn, labeler_id=labeler.id, pool=terms, pg=on_pg(session))
+        picked = pick_tasks(conn, labeler_id=labeler.id, pool=terms, pg=on_pg(session))
         drawn.update(row[0] for row in picked if row[2] == TaskKind.CONTROL)
         session.rollback()
     assert set(drawn) == set(controls)  # the first and last ones too

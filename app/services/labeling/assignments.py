@@ -61,7 +61,7 @@ class PoolBudgetUsedUp(NoSuiteAvailable):
 
 def _pick_fixed_suite(conn, *, labeler_id: int, pool: PoolTerms, pg: bool) -> list[tuple]:
     """The tasks of the first requester-composed suite the labeler may take (see
-    ``_pick_tasks`` for the row); [] when none is left.
+    ``pick_tasks`` for the row); [] when none is left.
 
     PostgreSQL: the suite's row is locked, skipping suites other requests are handing out
     and, when that finds none, waiting for them; a fresh read after the lock sees what the
@@ -78,7 +78,7 @@ def _pick_fixed_suite(conn, *, labeler_id: int, pool: PoolTerms, pg: bool) -> li
     return []
 
 
-def _pick_tasks(conn, *, labeler_id: int, pool: PoolTerms, pg: bool) -> list[tuple]:
+def pick_tasks(conn, *, labeler_id: int, pool: PoolTerms, pg: bool) -> list[tuple]:
     """(id, position, kind, hint, image, sha256, content type) per picked task: general
     tasks with a free slot that the labeler never had, and control / training tasks the
     labeler has had least often, at random (seen ones again only alongside general tasks)."""
@@ -170,7 +170,7 @@ def assign_next_suite(session: Session, *, labeler: User | TokenLabeler, pool_id
             session.commit()  # keeps the expiry above
             raise
 
-    picked = _pick_tasks(conn, labeler_id=labeler.id, pool=pool, pg=pg)
+    picked = pick_tasks(conn, labeler_id=labeler.id, pool=pool, pg=pg)
     general = [row for row in picked if row[2] == TaskKind.GENERAL]
     if (pool.general_per_suite > 0 and not pool.fixed_suites and not general) or not picked:
         session.commit()  # keeps the expiry above
