@@ -25,7 +25,7 @@ DOMAIN = "demo.crowdlab.test"
 
 # (kind, accuracy, seconds per suite): careful people, a guesser, one who clicks through.
 PROFILES = {
-    "careful": (0.93, (25.0, 80.0)),
+    "careful": (0.97, (25.0, 80.0)),
     "sloppy": (0.75, (18.0, 40.0)),
     "random": (0.0, (20.0, 45.0)),
     "fast": (0.85, (2.0, 6.0)),  # right often enough; too fast to be careful
