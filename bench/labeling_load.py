@@ -258,6 +258,7 @@ def seed(
 _UPLOADER = """
 import sys
 from sqlmodel import Session, select
+import workers.queue  # the job queue (jobs run inline here: CROWDLAB_JOBS_IMMEDIATE)
 from app.db.engine import get_engine
 from app.db.models import User
 from app.services.projects.uploads import submit_upload
@@ -279,13 +280,15 @@ def start_upload(url: str, seeded: dict, rows: int, folder: Path) -> subprocess.
     process of its own (nice 19, jobs run inline there); the process is returned."""
     from app.db.models import Pool
 
-    columns = [c.name for c in Pool.__table__.columns if c.name not in ("id", "status")]
+    skip = ("id", "status", "reserved_cents")  # a draft: nothing reserved yet
+    columns = [c.name for c in Pool.__table__.columns if c.name not in skip]
     engine = sa.create_engine(url)
     with engine.begin() as conn:
         names = ", ".join(columns)
         second = conn.execute(
             sa.text(
-                f"INSERT INTO pool ({names}, status) SELECT {names}, 'draft' FROM pool "
+                f"INSERT INTO pool ({names}, status, reserved_cents) SELECT {names}, 'draft', 0 "
+                "FROM pool "
                 "WHERE id = :id RETURNING id"
             ),
             {"id": seeded["pool_id"]},
