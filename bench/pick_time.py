@@ -40,27 +40,19 @@ GENERAL_PER_SUITE = 9  # the seed's pool: 9 general and 1 control task a suite
 
 
 def fill_tasks(url: str, pool_id: int, *, tasks: int, controls: int) -> None:
+    """``tasks`` general tasks (positions 0…) then ``controls`` control tasks, on the server."""
+    insert = sa.text(
+        "INSERT INTO task (pool_id, kind, image, input_values, known_answer, taken_count, "
+        "submitted_count, position, created_at) "
+        "SELECT :pool, k.kind, 'https://img.bench/' || k.kind || i || '.jpg', '{}', "
+        "CASE WHEN k.kind = 'control' THEN (ARRAY['cat','dog','bird'])[i % 3 + 1] END, 0, 0, "
+        ":first + i, now() FROM (SELECT CAST(:kind AS text) AS kind) k, "
+        "generate_series(0, :n - 1) i"
+    )
     engine = sa.create_engine(url)
     with engine.begin() as conn:
-        conn.execute(
-            sa.text(
-                "INSERT INTO task (pool_id, kind, image, input_values, known_answer, taken_count, "
-                "submitted_count, position, created_at) "
-                "SELECT :pool, 'general', 'https://img.bench/' || i || '.jpg', '{}', NULL, 0, 0, "
-                "i, now() FROM generate_series(0, :n - 1) i"
-            ),
-            {"pool": pool_id, "n": tasks},
-        )
-        conn.execute(
-            sa.text(
-                "INSERT INTO task (pool_id, kind, image, input_values, known_answer, taken_count, "
-                "submitted_count, position, created_at) "
-                "SELECT :pool, 'control', 'https://img.bench/c' || i || '.jpg', '{}', "
-                "(ARRAY['cat','dog','bird'])[i % 3 + 1], 0, 0, :n + i, now() "
-                "FROM generate_series(0, :c - 1) i"
-            ),
-            {"pool": pool_id, "n": tasks, "c": controls},
-        )
+        for kind, first, n in (("general", 0, tasks), ("control", tasks, controls)):
+            conn.execute(insert, {"pool": pool_id, "kind": kind, "first": first, "n": n})
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.exec_driver_sql("VACUUM ANALYZE")
     engine.dispose()
