@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import threading
+import time
 import tracemalloc
 
 import pytest
@@ -319,7 +321,6 @@ def test_a_job_that_died_while_moving_rows_into_the_pool_finishes_on_retry(
 def test_a_cancel_that_comes_while_rows_enter_the_pool_lets_the_upload_finish(
     session, requester, pool, as_job, monkeypatch
 ):
-    sqlite_only(session)
     calls = []
 
     def progress(fraction, message="", **kwargs):
@@ -334,6 +335,57 @@ def test_a_cancel_that_comes_while_rows_enter_the_pool_lets_the_upload_finish(
     assert sum(result["created"].values()) == 300
     assert tasks_in(session, pool) == 300 and staged(session) == 0
     assert sum(m.startswith("Adding tasks to the pool") for m in calls) == 1
+
+
+def postgresql_only(session):
+    if is_sqlite(session.get_bind()):
+        pytest.skip("PostgreSQL moves an upload in one transaction, yielding to others at work")
+
+
+def test_on_postgresql_rows_enter_the_pool_in_batches_of_one_transaction(
+    session, requester, pool, as_job, monkeypatch
+):
+    postgresql_only(session)
+    monkeypatch.setattr(upload_batches, "MOVE_ROWS_PG", 100)
+    visible, pauses = [], []
+    pause_after = upload_batches._pause_after
+
+    def watched(s, held):  # after each staged batch and each moved batch
+        with session_scope(write=False) as other:
+            visible.append(tasks_in(other, pool))
+        pauses.append(pause_after(s, held))
+        return pauses[-1]
+
+    monkeypatch.setattr(upload_batches, "_pause_after", watched)
+    outcome = upload(session, requester, pool, tsv(450))
+    job = job_of(session, outcome)
+    assert job.status == JobStatus.SUCCEEDED, job.message
+    assert len(visible) == 9 + 5  # 50 rows staged a batch, 100 moved a batch
+    assert set(visible) == {0}  # nothing shows before the one commit
+    assert set(pauses) == {0.0}  # nobody else at work: no waiting
+    tasks = session.exec(select(Task).where(Task.pool_id == pool.id).order_by(Task.position))
+    assert [t.position for t in tasks] == list(range(450))
+    assert staged(session) == 0
+
+
+def test_on_postgresql_an_import_pauses_while_other_sessions_are_at_work(session):
+    postgresql_only(session)
+    with session_scope(write=False) as importer:
+        assert upload_batches._pause_after(importer, 0.1) == 0.0
+
+        def labeler_at_work():
+            with get_engine().connect() as conn:
+                conn.exec_driver_sql("SELECT pg_sleep(3)")
+
+        other = threading.Thread(target=labeler_at_work)
+        other.start()
+        try:
+            pause, deadline = 0.0, time.monotonic() + 2.5
+            while not pause and time.monotonic() < deadline:
+                pause = upload_batches._pause_after(importer, 0.1)
+        finally:
+            other.join()
+    assert pause == pytest.approx(0.1 * upload_batches.PG_YIELD_SHARE)
 
 
 def session_settings_folder(pool):

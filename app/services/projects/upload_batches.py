@@ -5,7 +5,8 @@ time, each batch its own short transaction, so other writers (labelers, the peri
 jobs) interleave with the import and memory does not grow with the file. The checks that
 need every row (duplicates, images already in the pool) then run in SQL; nothing of the
 upload is in the pool until every row passed. Then the rows move into ``task``: on
-PostgreSQL in one statement (the upload appears whole at once); on SQLite, whose one
+PostgreSQL in one transaction (the upload appears whole at once), pausing between batches
+while labelers are at work; on SQLite, whose one
 write lock a statement over half a million rows would hold for seconds, in batches of
 ``PUBLISH_ROWS`` (each a short transaction; an upload job that dies meanwhile resumes
 the move, see ``upload_jobs``). A bad or failed upload removes its staged rows
@@ -46,6 +47,13 @@ PUBLISH_ROWS = 2000
 # YIELD_AT_MOST_S), so labelers' and requesters' writes get the lock in between.
 YIELD_SHARE = 1.0
 YIELD_AT_MOST_S = 0.5
+# PostgreSQL: while other sessions are running statements, an import pauses
+# PG_YIELD_SHARE × the time its last batch took (at most PG_YIELD_AT_MOST_S), so the
+# labelers' requests keep most of the database's CPU and disk; alone, it never waits.
+PG_YIELD_SHARE = 3.0
+PG_YIELD_AT_MOST_S = 2.0
+# PostgreSQL moves the staged rows into the pool in one transaction, this many at a time.
+MOVE_ROWS_PG = 20_000
 MARKER_SEQ = 0  # the row that says "checked, moving into the pool" (task rows start at 1)
 # A batch that found the database busy is tried again this many times before the upload
 # fails (a long import should not die of one busy moment).
@@ -132,18 +140,37 @@ def _write_patiently(write: Callable[[Session], object]) -> object:
             with session_scope() as session:
                 result = write(session)
                 session.commit()
-                one_writer = is_sqlite(session.get_bind())
-            # SQLite's writers do not queue across processes: one that writes batch after
-            # batch takes the lock again before a waiting request wakes up. Pausing as
-            # long as the batch held the lock leaves others at least half of it.
-            if one_writer:
-                time.sleep(min(YIELD_AT_MOST_S, time.monotonic() - started) * YIELD_SHARE)
+                pause = _pause_after(session, time.monotonic() - started)
+            time.sleep(pause)
             return result
         except DBAPIError as exc:
             if attempt == BUSY_RETRIES or not is_busy_error(exc):
                 raise
             time.sleep(0.5 * (attempt + 1))
     raise AssertionError("unreachable")
+
+
+def _pause_after(session: Session, held: float) -> float:
+    """Seconds an import waits after a batch that took ``held`` seconds.
+
+    SQLite's writers do not queue across processes: one that writes batch after batch takes
+    the lock again before a waiting request wakes up, so pausing as long as the batch held
+    the lock leaves others at least half of it. PostgreSQL queues writers, but a bulk insert
+    takes a core and fills the write-ahead log that every labeler's commit waits to flush:
+    while other sessions are at work the import leaves them most of the time."""
+    if is_sqlite(session.get_bind()):
+        return min(YIELD_AT_MOST_S, held) * YIELD_SHARE
+    # pg_stat_activity is read once per transaction unless the snapshot is cleared, and the
+    # move into the pool is one transaction
+    session.execute(sa.text("SELECT pg_stat_clear_snapshot()"))
+    busy = session.execute(
+        sa.text(
+            "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE datname = current_database() "
+            "AND state = 'active' AND pid <> pg_backend_pid() "
+            "AND backend_type = 'client backend')"
+        )
+    ).scalar()
+    return min(PG_YIELD_AT_MOST_S, held * PG_YIELD_SHARE) if busy else 0.0
 
 
 def staged_urls(session: Session, *, upload_key: str) -> list[tuple[int, str]]:
@@ -279,10 +306,12 @@ def begun_publish(session: Session, *, upload_key: str) -> StagedUpload | None:
     return None if state is None else StagedUpload(**state)
 
 
-def move_staged(session: Session, *, upload_key: str, pool_id: int, start: int, below=None):
-    """Move staged rows (all, or those with ``seq < below``) into the pool as tasks and
-    drop them from the stage (flush only: the caller commits)."""
-    staged = (_rows.c.upload_key == upload_key) & (_rows.c.seq > MARKER_SEQ)
+def move_staged(
+    session: Session, *, upload_key: str, pool_id: int, start: int, below=None, low=MARKER_SEQ + 1
+):
+    """Move staged rows (all, or those with ``low <= seq < below``) into the pool as tasks
+    and drop them from the stage (flush only: the caller commits)."""
+    staged = (_rows.c.upload_key == upload_key) & (_rows.c.seq >= max(low, MARKER_SEQ + 1))
     if below is not None:
         staged = staged & (_rows.c.seq < below)
     columns = [
@@ -319,6 +348,36 @@ def move_staged(session: Session, *, upload_key: str, pool_id: int, start: int, 
     )
     session.execute(sa.insert(_tasks).from_select(columns, source))
     session.execute(sa.delete(_rows).where(staged))
+
+
+def move_all_staged(
+    session: Session,
+    *,
+    upload_key: str,
+    pool_id: int,
+    start: int,
+    on_batch: Callable[[int], None] | None = None,
+) -> None:
+    """PostgreSQL: move every staged row into the pool in the session's transaction (the
+    upload appears whole at the commit), ``MOVE_ROWS_PG`` at a time, pausing between
+    batches while other sessions are at work (``_pause_after``). ``on_batch(rows_moved)``
+    after each batch."""
+    low, high = session.execute(
+        sa.select(sa.func.min(_rows.c.seq), sa.func.max(_rows.c.seq)).where(
+            _rows.c.upload_key == upload_key, _rows.c.seq > MARKER_SEQ
+        )
+    ).one()
+    if low is None:
+        return
+    for first in range(int(low), int(high) + 1, MOVE_ROWS_PG):
+        started = time.monotonic()
+        below = first + MOVE_ROWS_PG
+        move_staged(
+            session, upload_key=upload_key, pool_id=pool_id, start=start, below=below, low=first
+        )
+        if on_batch is not None:
+            on_batch(min(below, int(high) + 1) - int(low))
+        time.sleep(_pause_after(session, time.monotonic() - started))
 
 
 def publish_in_batches(

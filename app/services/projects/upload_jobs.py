@@ -124,7 +124,13 @@ def _run_tsv_job(payload: dict, progress: Progress) -> dict:
             upload_batches.drop_rows(session, upload_key=key, rows=left_out)
         staged = upload_batches.summarize_staged(session, upload_key=key, pool=pool)
         _refuse_when_nothing_is_left(staged, skipped)
-        upload_batches.move_staged(session, upload_key=key, pool_id=pool.id, start=staged.start)
+        upload_batches.move_all_staged(
+            session,
+            upload_key=key,
+            pool_id=pool.id,
+            start=staged.start,
+            on_batch=_move_progress(staged, progress),
+        )
         session.commit()
         refresh_statistics(session, table="task", rows=rows)
         queue_model_predictions(session, pool=pool)
@@ -140,9 +146,9 @@ def _refuse_when_nothing_is_left(staged: upload_batches.StagedUpload, skipped) -
         )
 
 
-def _publish(key: str, staged: upload_batches.StagedUpload, progress: Progress) -> None:
-    """Move checked rows into the pool in batches, reporting progress. A cancel asked for
-    now comes too late (the rows were all checked): the move finishes."""
+def _move_progress(staged: upload_batches.StagedUpload, progress: Progress):
+    """``on_batch(rows_moved)`` reporting the move into the pool. A cancel asked for now
+    comes too late (the rows were all checked): the move finishes."""
     total = max(1, sum(staged.counts.values()))
     cancelled = False
 
@@ -155,8 +161,16 @@ def _publish(key: str, staged: upload_batches.StagedUpload, progress: Progress) 
         except JobCancelled:
             cancelled = True
 
+    return on_batch
+
+
+def _publish(key: str, staged: upload_batches.StagedUpload, progress: Progress) -> None:
+    """SQLite: move checked rows into the pool in batches, reporting progress."""
     upload_batches.publish_in_batches(
-        upload_key=key, pool_id=staged.pool_id, start=staged.start, on_batch=on_batch
+        upload_key=key,
+        pool_id=staged.pool_id,
+        start=staged.start,
+        on_batch=_move_progress(staged, progress),
     )
 
 
