@@ -310,6 +310,24 @@ def start_upload(url: str, seeded: dict, rows: int, folder: Path) -> subprocess.
     )
 
 
+def watch_upload(url: str, uploader: subprocess.Popen, phases: list) -> None:
+    """Note (time, message) each time the upload job's message changes, until it ends."""
+    engine = sa.create_engine(url)
+    last = None
+    with engine.connect() as conn:
+        while uploader.poll() is None:
+            message = conn.execute(
+                sa.text("SELECT message FROM job WHERE kind = 'upload' ORDER BY id DESC LIMIT 1")
+            ).scalar()
+            conn.rollback()
+            short = (message or "").split(":")[0].rstrip("0123456789 ")
+            if short != last:
+                phases.append((time.monotonic(), message))
+                last = short
+            time.sleep(0.5)
+    engine.dispose()
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -632,6 +650,10 @@ def main(argv: list[str] | None = None) -> int:
                 daemon=True,
             )
             watcher.start()
+            phases: list[tuple[float, str]] = []  # the upload job's messages as they change
+            threading.Thread(
+                target=watch_upload, args=(args.database_url, uploader, phases), daemon=True
+            ).start()
         before = cpu_seconds(servers)
         stats, elapsed = asyncio.run(
             drive(f"http://127.0.0.1:{port}", seeded, duration=args.duration, workers=args.workers)
@@ -654,6 +676,13 @@ def main(argv: list[str] | None = None) -> int:
                 ]
                 upload[f"{name}_p95_ms_during"] = round(_pct(during, 95), 1)
                 upload[f"{name}_n_during"] = len(during)
+            # suites submitted per 5 s from the start of the upload, and when its job's
+            # message changed (seconds from that start): which phase slows the labelers
+            ends = [at - upload_started for at in stats.submit_at]
+            upload["suites_per_5s"] = [
+                sum(1 for at in ends if k * 5 <= at < k * 5 + 5) for k in range(int(elapsed // 5))
+            ]
+            upload["phases"] = [[round(at - upload_started, 1), text] for at, text in phases]
             upload["outcome"] = out.strip()[-300:]
     finally:
         stop_server(servers)

@@ -5,8 +5,8 @@ time, each batch its own short transaction, so other writers (labelers, the peri
 jobs) interleave with the import and memory does not grow with the file. The checks that
 need every row (duplicates, images already in the pool) then run in SQL; nothing of the
 upload is in the pool until every row passed. Then the rows move into ``task``: on
-PostgreSQL in one transaction (the upload appears whole at once), pausing between batches
-while labelers are at work; on SQLite, whose one
+PostgreSQL in one transaction (the upload appears whole at once), in statements of
+``MOVE_ROWS_PG`` rows; on SQLite, whose one
 write lock a statement over half a million rows would hold for seconds, in batches of
 ``PUBLISH_ROWS`` (each a short transaction; an upload job that dies meanwhile resumes
 the move, see ``upload_jobs``). A bad or failed upload removes its staged rows
@@ -15,6 +15,7 @@ the move, see ``upload_jobs``). A bad or failed upload removes its staged rows
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -47,11 +48,6 @@ PUBLISH_ROWS = 2000
 # YIELD_AT_MOST_S), so labelers' and requesters' writes get the lock in between.
 YIELD_SHARE = 1.0
 YIELD_AT_MOST_S = 0.5
-# PostgreSQL: while other sessions are running statements, an import pauses
-# PG_YIELD_SHARE × the time its last batch took (at most PG_YIELD_AT_MOST_S), so the
-# labelers' requests keep most of the database's CPU and disk; alone, it never waits.
-PG_YIELD_SHARE = 3.0
-PG_YIELD_AT_MOST_S = 2.0
 # PostgreSQL moves the staged rows into the pool in one transaction, this many at a time.
 MOVE_ROWS_PG = 20_000
 MARKER_SEQ = 0  # the row that says "checked, moving into the pool" (task rows start at 1)
@@ -99,7 +95,10 @@ def stage_tsv(
     staged = 0
 
     def write(session: Session) -> None:
-        session.execute(sa.insert(_rows), batch)
+        if is_sqlite(session.get_bind()):
+            session.execute(sa.insert(_rows), batch)
+        else:  # one COPY, not a statement a row: a fraction of the database's CPU
+            _copy_rows(session, batch)
 
     def flush() -> None:
         nonlocal staged
@@ -131,6 +130,23 @@ def stage_tsv(
     return staged
 
 
+_STAGED_COLUMNS = (
+    "upload_key", "seq", "row", "kind", "image", "input_values", "media_id", "known_answer",
+    "hint", "overlap",
+)  # fmt: skip
+
+
+def _copy_rows(session: Session, batch: list[dict]) -> None:
+    """PostgreSQL: write staged rows with ``COPY`` (in the session's transaction)."""
+    cursor = session.connection().connection.driver_connection.cursor()
+    statement = f"COPY upload_row ({', '.join(_STAGED_COLUMNS)}) FROM STDIN"
+    with cursor.copy(statement) as copy:
+        for item in batch:
+            values = [item[name] for name in _STAGED_COLUMNS]
+            values[5] = json.dumps(values[5])  # input_values
+            copy.write_row(values)
+
+
 def _write_patiently(write: Callable[[Session], object]) -> object:
     """``write(session)`` in a transaction of its own, committed; when another writer kept
     the lock past the busy timeout, wait and try again (``BUSY_RETRIES`` times)."""
@@ -140,37 +156,18 @@ def _write_patiently(write: Callable[[Session], object]) -> object:
             with session_scope() as session:
                 result = write(session)
                 session.commit()
-                pause = _pause_after(session, time.monotonic() - started)
-            time.sleep(pause)
+                one_writer = is_sqlite(session.get_bind())
+            # SQLite's writers do not queue across processes: one that writes batch after
+            # batch takes the lock again before a waiting request wakes up. Pausing as
+            # long as the batch held the lock leaves others at least half of it.
+            if one_writer:
+                time.sleep(min(YIELD_AT_MOST_S, time.monotonic() - started) * YIELD_SHARE)
             return result
         except DBAPIError as exc:
             if attempt == BUSY_RETRIES or not is_busy_error(exc):
                 raise
             time.sleep(0.5 * (attempt + 1))
     raise AssertionError("unreachable")
-
-
-def _pause_after(session: Session, held: float) -> float:
-    """Seconds an import waits after a batch that took ``held`` seconds.
-
-    SQLite's writers do not queue across processes: one that writes batch after batch takes
-    the lock again before a waiting request wakes up, so pausing as long as the batch held
-    the lock leaves others at least half of it. PostgreSQL queues writers, but a bulk insert
-    takes a core and fills the write-ahead log that every labeler's commit waits to flush:
-    while other sessions are at work the import leaves them most of the time."""
-    if is_sqlite(session.get_bind()):
-        return min(YIELD_AT_MOST_S, held) * YIELD_SHARE
-    # pg_stat_activity is read once per transaction unless the snapshot is cleared, and the
-    # move into the pool is one transaction
-    session.execute(sa.text("SELECT pg_stat_clear_snapshot()"))
-    busy = session.execute(
-        sa.text(
-            "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE datname = current_database() "
-            "AND state = 'active' AND pid <> pg_backend_pid() "
-            "AND backend_type = 'client backend')"
-        )
-    ).scalar()
-    return min(PG_YIELD_AT_MOST_S, held * PG_YIELD_SHARE) if busy else 0.0
 
 
 def staged_urls(session: Session, *, upload_key: str) -> list[tuple[int, str]]:
@@ -359,9 +356,8 @@ def move_all_staged(
     on_batch: Callable[[int], None] | None = None,
 ) -> None:
     """PostgreSQL: move every staged row into the pool in the session's transaction (the
-    upload appears whole at the commit), ``MOVE_ROWS_PG`` at a time, pausing between
-    batches while other sessions are at work (``_pause_after``). ``on_batch(rows_moved)``
-    after each batch."""
+    upload appears whole at the commit), ``MOVE_ROWS_PG`` at a time (each statement short,
+    the job's progress moving). ``on_batch(rows_moved)`` after each batch."""
     low, high = session.execute(
         sa.select(sa.func.min(_rows.c.seq), sa.func.max(_rows.c.seq)).where(
             _rows.c.upload_key == upload_key, _rows.c.seq > MARKER_SEQ
@@ -370,14 +366,12 @@ def move_all_staged(
     if low is None:
         return
     for first in range(int(low), int(high) + 1, MOVE_ROWS_PG):
-        started = time.monotonic()
         below = first + MOVE_ROWS_PG
         move_staged(
             session, upload_key=upload_key, pool_id=pool_id, start=start, below=below, low=first
         )
         if on_batch is not None:
             on_batch(min(below, int(high) + 1) - int(low))
-        time.sleep(_pause_after(session, time.monotonic() - started))
 
 
 def publish_in_batches(
