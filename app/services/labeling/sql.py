@@ -90,13 +90,26 @@ def _had(task: str, barrier: str) -> str:
     )
 
 
-def _general(order: str, barrier: str) -> str:
+def _general(order: str, barrier: str, *, probe: bool) -> str:
+    """General tasks with a free slot that the labeler never had. ``probe``: checked task by
+    task (for a scan that stops after :n rows, in index order); otherwise against the
+    labeler's history in the pool read once and hashed (a scan that sorts every candidate:
+    a probe per candidate would cost more than reading the history)."""
+    if probe:
+        never_had = (
+            "NOT EXISTS (SELECT 1 FROM assignment_task h "
+            f"WHERE h.task_id = t.id AND h.labeler_id = :labeler_id{barrier})"
+        )
+    else:
+        never_had = (
+            "t.id NOT IN (SELECT at.task_id FROM assignment_task at JOIN assignment a "
+            "ON a.id = at.assignment_id WHERE a.labeler_id = :labeler_id AND a.pool_id = :pool_id)"
+        )
     return f"""
 SELECT {_PICKED} FROM task t LEFT JOIN media_file m ON m.id = t.media_id
 WHERE t.pool_id = :pool_id AND t.kind = 'general'
   AND t.taken_count < COALESCE(t.overlap, :overlap)
-  AND NOT EXISTS (SELECT 1 FROM assignment_task h
-                  WHERE h.task_id = t.id AND h.labeler_id = :labeler_id{barrier})
+  AND {never_had}
 {order}"""
 
 
@@ -150,15 +163,18 @@ _PICK_SUITE: dict[tuple, TextClause] = {}
 
 def pick_suite(order, *, control: bool, training: bool, pg: bool) -> TextClause:
     """A suite's tasks in one statement: :n general tasks with a free slot that the labeler
-    never had (PostgreSQL walks ix_task_pool_kind_taken in order and skips rows other
-    labelers are taking right now instead of waiting for them), and when asked :n_control
+    never had (PostgreSQL walks ix_task_pool_kind_taken in order, fewest taken first, and
+    skips rows other labelers are taking right now instead of waiting for them), and when
+    asked :n_control
     control and :n_training training tasks (``_seen_least``). ``order``: keep_task_order,
     or "uncertain". Built once per variant (a part not asked for is not planned)."""
     key = (order, control, training, pg)
     statement = _PICK_SUITE.get(key)
     if statement is None:
         barrier = " OFFSET 0" if pg else ""
-        parts = {"g": _general(pick(_GENERAL_ORDER[order], pg), barrier)}
+        # only the fewest-taken-first order walks an index and stops after :n rows
+        probe = order is False
+        parts = {"g": _general(pick(_GENERAL_ORDER[order], pg), barrier, probe=probe)}
         if control:
             parts["c"] = _seen_least("control", ":n_control", barrier)
         if training:
