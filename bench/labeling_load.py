@@ -393,6 +393,7 @@ class Stats:
     def __init__(self) -> None:
         self.fetch: list[float] = []
         self.submit: list[float] = []
+        self.started = 0.0  # when the load began (time.monotonic())
         self.fetch_at: list[float] = []  # when each ended (time.monotonic())
         self.submit_at: list[float] = []
         self.suites = 0
@@ -460,7 +461,7 @@ async def drive(base: str, seeded: dict, *, duration: float, workers: int) -> tu
     connector = aiohttp.TCPConnector(limit=workers)
     timeout = aiohttp.ClientTimeout(total=30)
     async with aiohttp.ClientSession(base, connector=connector, timeout=timeout) as session:
-        started = time.monotonic()
+        started = stats.started = time.monotonic()
         deadline = started + duration
         await asyncio.gather(
             *(
@@ -582,6 +583,16 @@ def pgbench_tps(url: str, seconds: float, clients: int = 32) -> float | None:
     return float(found.group(1)) if found else None
 
 
+def per_5s(ends: list[float], start: float, seconds: float) -> list[int]:
+    """How many of ``ends`` (time.monotonic()) fall in each 5 s from ``start`` on."""
+    counts = [0] * max(1, int(seconds // 5))
+    for at in ends:
+        k = int((at - start) // 5)
+        if 0 <= k < len(counts):
+            counts[k] += 1
+    return counts
+
+
 def _pct(values: list[float], p: float) -> float:
     if not values:
         return 0.0
@@ -678,10 +689,7 @@ def main(argv: list[str] | None = None) -> int:
                 upload[f"{name}_n_during"] = len(during)
             # suites submitted per 5 s from the start of the upload, and when its job's
             # message changed (seconds from that start): which phase slows the labelers
-            ends = [at - upload_started for at in stats.submit_at]
-            upload["suites_per_5s"] = [
-                sum(1 for at in ends if k * 5 <= at < k * 5 + 5) for k in range(int(elapsed // 5))
-            ]
+            upload["suites_per_5s"] = per_5s(stats.submit_at, upload_started, elapsed)
             upload["phases"] = [[round(at - upload_started, 1), text] for at, text in phases]
             upload["outcome"] = out.strip()[-300:]
     finally:
@@ -717,6 +725,8 @@ def main(argv: list[str] | None = None) -> int:
         # hypervisor gave to other machines meanwhile ("stolen": high means a noisy run)
         "cpu_ms_per_suite": {k: round(v * 1000 / max(stats.suites, 1), 2) for k, v in cpu.items()},
         "labelers_out_of_tasks": stats.no_tasks,
+        # suites submitted in each 5 s of the load: flat, or falling as the pool fills up
+        "suites_per_5s": per_5s(stats.submit_at, stats.started, elapsed),
         "upload": upload or None,
         "pgbench_tps": round(tps, 1) if tps is not None else None,
         # labeling round trips (takes + submits) per pgbench transaction: the hot path's
