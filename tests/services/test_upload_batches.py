@@ -369,6 +369,27 @@ def test_on_postgresql_rows_enter_the_pool_in_batches_of_one_transaction(
     assert staged(session) == 0
 
 
+def test_the_move_into_the_pool_reports_the_rows_moved_without_the_ones_left_out(
+    session, requester, pool, as_job, monkeypatch
+):
+    monkeypatch.setattr(upload_batches, "MOVE_ROWS_PG", 100)
+    messages = []
+    folder = session_settings_folder(pool)
+    (folder / "000000").write_bytes(tsv(300, bad={10: "https://img.example/0000002.png\t"}))
+    payload = {
+        "pool_id": pool.id,
+        "kind": "tsv",
+        "folder": str(folder),
+        "names": ["t.tsv"],
+        "skip_bad": True,
+    }
+    result = upload_jobs.run_upload_job(0, payload, lambda f, m="", **k: messages.append((f, m)))
+    assert sum(result["created"].values()) == 299  # row 10 repeats row 4: left out
+    moving = [(f, m) for f, m in messages if m.startswith("Adding tasks to the pool")]
+    assert moving[-1] == (1.0, "Adding tasks to the pool: 299 of 299")
+    assert all(f <= 1.0 for f, _ in messages)
+
+
 def session_settings_folder(pool):
     from app.settings import get_settings
 

@@ -305,9 +305,9 @@ def begun_publish(session: Session, *, upload_key: str) -> StagedUpload | None:
 
 def move_staged(
     session: Session, *, upload_key: str, pool_id: int, start: int, below=None, low=MARKER_SEQ + 1
-):
+) -> int:
     """Move staged rows (all, or those with ``low <= seq < below``) into the pool as tasks
-    and drop them from the stage (flush only: the caller commits)."""
+    and drop them from the stage (flush only: the caller commits); how many moved."""
     staged = (_rows.c.upload_key == upload_key) & (_rows.c.seq >= max(low, MARKER_SEQ + 1))
     if below is not None:
         staged = staged & (_rows.c.seq < below)
@@ -343,8 +343,11 @@ def move_staged(
         .where(staged)
         .order_by(_rows.c.seq)
     )
+    # counted first: an INSERT ... SELECT's row count is not reported on every driver path
+    moved = session.execute(sa.select(sa.func.count()).where(staged)).scalar_one()
     session.execute(sa.insert(_tasks).from_select(columns, source))
     session.execute(sa.delete(_rows).where(staged))
+    return int(moved)
 
 
 def move_all_staged(
@@ -365,13 +368,14 @@ def move_all_staged(
     ).one()
     if low is None:
         return
+    moved = 0
     for first in range(int(low), int(high) + 1, MOVE_ROWS_PG):
         below = first + MOVE_ROWS_PG
-        move_staged(
+        moved += move_staged(
             session, upload_key=upload_key, pool_id=pool_id, start=start, below=below, low=first
         )
         if on_batch is not None:
-            on_batch(min(below, int(high) + 1) - int(low))
+            on_batch(moved)
 
 
 def publish_in_batches(
@@ -394,11 +398,9 @@ def publish_in_batches(
             session.execute(sa.delete(_rows).where(_rows.c.upload_key == upload_key))
             return None
         below = int(low) + PUBLISH_ROWS
-        count = session.execute(
-            sa.select(sa.func.count()).where(_rows.c.upload_key == upload_key, _rows.c.seq < below)
-        ).scalar_one()
-        move_staged(session, upload_key=upload_key, pool_id=pool_id, start=start, below=below)
-        return int(count)
+        return move_staged(
+            session, upload_key=upload_key, pool_id=pool_id, start=start, below=below
+        )
 
     while (count := _write_patiently(move_a_batch)) is not None:
         moved += count
