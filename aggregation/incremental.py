@@ -139,3 +139,15 @@ def combined(votes: Mapping[str, float] | None, prior: Mapping[str, float]) -> d
     for value, weight in (votes or {}).items():
         out[value] = out.get(value, 0.0) + float(weight)
     return out
+
+
+def overlap_after(
+    *, submitted: int, overlap: int, confidence: float, min_confidence: float, max_overlap: int
+) -> int:
+    """Dynamic overlap's rule: a task whose every slot is answered (``submitted`` reached
+    ``overlap``, so no suite is still out on it) and whose confidence is below
+    ``min_confidence`` gets one more slot, up to ``max_overlap``; otherwise it keeps its
+    overlap."""
+    if submitted >= overlap and confidence < min_confidence and overlap < max_overlap:
+        return overlap + 1
+    return overlap

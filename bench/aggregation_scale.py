@@ -115,15 +115,12 @@ def _set_sequence(cursor: Any, table: str) -> None:
     )
 
 
-def fill(url: str, args: argparse.Namespace) -> dict[str, Any]:
-    """A requester, labelers, a project with its options, one pool, its tasks and answers."""
+def simulate(n_tasks: int, args: argparse.Namespace) -> Any:
+    """The bench's crowd: the same answers for the same arguments (a reused database's
+    in-memory baseline needs them again)."""
     from aggregation import simulate_crowd
-    from app.db.models import AnswerOption, Pool, Project, User
-    from app.security import hash_password
 
-    started = time.perf_counter()
-    n_tasks = args.answers // args.overlap
-    crowd = simulate_crowd(
+    return simulate_crowd(
         n_tasks,
         args.workers,
         n_labels=args.labels,
@@ -133,6 +130,16 @@ def fill(url: str, args: argparse.Namespace) -> dict[str, Any]:
         adversaries=0.05,
         seed=args.seed,
     )
+
+
+def fill(url: str, args: argparse.Namespace) -> dict[str, Any]:
+    """A requester, labelers, a project with its options, one pool, its tasks and answers."""
+    from app.db.models import AnswerOption, Pool, Project, User
+    from app.security import hash_password
+
+    started = time.perf_counter()
+    n_tasks = args.answers // args.overlap
+    crowd = simulate(n_tasks, args)
     simulated = time.perf_counter()
     engine = sa.create_engine(url)
     now = datetime.now(UTC).isoformat()
@@ -284,7 +291,6 @@ def fill(url: str, args: argparse.Namespace) -> dict[str, Any]:
 
 def reuse(url: str, args: argparse.Namespace) -> dict[str, Any] | None:
     """The fixture of a database an earlier run filled with the same arguments, else None."""
-    from aggregation import simulate_crowd
 
     engine = sa.create_engine(url)
     try:
@@ -312,16 +318,7 @@ def reuse(url: str, args: argparse.Namespace) -> dict[str, Any] | None:
         conn.exec_driver_sql("VACUUM ANALYZE aggregated_label")
     engine.dispose()
     started = time.perf_counter()
-    crowd = simulate_crowd(
-        n_tasks,
-        args.workers,
-        n_labels=args.labels,
-        overlap=args.overlap,
-        accuracy=(0.55, 0.95),
-        spammers=0.2,
-        adversaries=0.05,
-        seed=args.seed,
-    )
+    crowd = simulate(n_tasks, args)
     task_names = pd.factorize(crowd.answers["task"])[1]
     control = np.random.default_rng(args.seed).random(len(task_names)) < args.control
     return {

@@ -35,6 +35,19 @@ def spawn_worker(threads: int, *, nice: int) -> subprocess.Popen:
     return child
 
 
+def stop_process(child: subprocess.Popen | None, timeout: float = 10.0) -> None:
+    """Stop a child process: SIGTERM, then after ``timeout`` seconds SIGKILL (a worker's
+    running job is retried by its lease when it did not finish)."""
+    if child is None or child.poll() is not None:
+        return
+    child.terminate()
+    try:
+        child.wait(timeout)
+    except subprocess.TimeoutExpired:
+        child.kill()
+        child.wait()
+
+
 def exit_with_parent() -> None:
     """In a child worker: exit as soon as the process that started it is gone."""
     parent = os.environ.get(PARENT_PID_ENV)

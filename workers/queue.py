@@ -18,7 +18,7 @@ from app.services.jobs.leases import list_waiting_jobs
 from app.services.jobs.records import install_queue
 from app.settings import get_settings
 from workers.periodic import periodic_step
-from workers.process import spawn_worker
+from workers.process import spawn_worker, stop_process
 from workers.registry import run_failure_hook
 
 log = logging.getLogger("crowdlab.queue")
@@ -253,11 +253,4 @@ def stop_worker_process(timeout: float = 10.0) -> None:
     global _child
     with _consumer_lock:
         child, _child = _child, None
-    if child is None or child.poll() is not None:
-        return
-    child.terminate()
-    try:
-        child.wait(timeout)
-    except subprocess.TimeoutExpired:
-        child.kill()
-        child.wait()
+    stop_process(child, timeout)

@@ -84,17 +84,6 @@ def _start_worker() -> subprocess.Popen:
     return spawn_worker(settings.worker_threads, nice=settings.worker_nice)
 
 
-def _stop_worker(worker: subprocess.Popen | None) -> None:
-    if worker is None or worker.poll() is not None:
-        return
-    worker.terminate()
-    try:
-        worker.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        worker.kill()
-        worker.wait()
-
-
 def serve_many(host: str, port: int, processes: int) -> int:
     """Run ``processes`` web processes and the job worker until interrupted; restart any
     that dies."""
@@ -133,7 +122,9 @@ def serve_many(host: str, port: int, processes: int) -> int:
                 )
                 worker = _start_worker()
     finally:
-        _stop_worker(worker)
+        from workers.process import stop_process
+
+        stop_process(worker, timeout=15)
         for child in children.values():
             if child.is_alive():
                 child.terminate()

@@ -45,6 +45,14 @@ def _draft(project_id: int, **fields) -> toloka.Pool:
     )
 
 
+def _answer_cat(session, labeler, view) -> None:
+    """The labeler answers "cat" on every task of the suite."""
+    submit_assignment(
+        session, labeler=labeler, assignment_id=view.assignment_id,
+        answers={t.position: "cat" for t in view.tasks}, by_position=True,
+    )  # fmt: skip
+
+
 def test_toloka_kit_creates_reads_and_updates_dynamic_overlap(toloka_server, session, funded):
     requester, token = funded
     client = toloka.TolokaClient(token, url=toloka_server.url, retries=0)
@@ -197,10 +205,7 @@ def test_baseline_solutions_are_stored_returned_and_weigh_in(toloka_server, sess
             view = assign_next_suite(session, labeler=labeler, pool_id=int(pool.id))
         except CrowdlabError:
             break
-        submit_assignment(
-            session, labeler=labeler, assignment_id=view.assignment_id,
-            answers={t.position: "cat" for t in view.tasks}, by_position=True,
-        )  # fmt: skip
+        _answer_cat(session, labeler, view)
     session.expire_all()
     assert session.get(Task, int(with_model.id)).submitted_count == 1  # baseline + 1: 0.95
     assert session.get(Task, int(plain.id)).submitted_count == 3  # 0.5, 0.67, then 0.8
@@ -234,10 +239,7 @@ def test_baseline_solutions_can_be_patched_after_the_task_is_created(
     client.open_pool(pool.id)
     labeler = make_labeler(session)
     view = assign_next_suite(session, labeler=labeler, pool_id=int(pool.id))
-    submit_assignment(
-        session, labeler=labeler, assignment_id=view.assignment_id,
-        answers={t.position: "cat" for t in view.tasks}, by_position=True,
-    )  # fmt: skip
+    _answer_cat(session, labeler, view)
     session.expire_all()
     assert session.get(Task, int(task.id)).submitted_count == 1  # the patched baseline counted
     assert _v(client.get_pool(pool.id).status) == "CLOSED"
@@ -261,16 +263,10 @@ def test_removing_a_baseline_gives_the_task_the_answers_it_now_needs(
     labeler = make_labeler(session)
     view = assign_next_suite(session, labeler=labeler, pool_id=int(pool.id))
     while view.tasks[0].task_id != int(task.id):  # the baseline task is the more certain one
-        submit_assignment(
-            session, labeler=labeler, assignment_id=view.assignment_id,
-            answers={t.position: "cat" for t in view.tasks}, by_position=True,
-        )  # fmt: skip
+        _answer_cat(session, labeler, view)
         labeler = make_labeler(session)
         view = assign_next_suite(session, labeler=labeler, pool_id=int(pool.id))
-    submit_assignment(
-        session, labeler=labeler, assignment_id=view.assignment_id,
-        answers={t.position: "cat" for t in view.tasks}, by_position=True,
-    )  # fmt: skip
+    _answer_cat(session, labeler, view)
     session.expire_all()
     assert session.get(Task, int(task.id)).submitted_count == 1  # closed: baseline + one
     reopened = client.patch_task(task.id, TaskPatch(baseline_solutions=[]))  # kit drops None

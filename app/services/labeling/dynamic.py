@@ -27,7 +27,13 @@ from dataclasses import dataclass
 
 from sqlalchemy import JSON, Float, Integer, bindparam, text
 
-from aggregation.incremental import ModelVoter, combined, confidence, preliminary_scores
+from aggregation.incremental import (
+    ModelVoter,
+    combined,
+    confidence,
+    overlap_after,
+    preliminary_scores,
+)
 from app.db.models import TaskKind
 from app.db.raw import pick, rows
 from app.services.quality.answer_weights import labeler_weight
@@ -110,9 +116,13 @@ def settle_tasks(
         votes[value] = votes.get(value, 0.0) + weight
         prior = preliminary_scores(baseline, model_answer, model=model, values=values)
         conf = confidence(combined(votes, prior), values)
-        current = overlap or pool_overlap
-        if submitted >= current and conf < terms.min_confidence and current < terms.max_overlap:
-            current += 1
+        current = overlap_after(
+            submitted=submitted,
+            overlap=overlap or pool_overlap,
+            confidence=conf,
+            min_confidence=terms.min_confidence,
+            max_overlap=terms.max_overlap,
+        )
         updates.append({"id": tid, "votes": votes, "confidence": conf, "overlap": current})
         settled.append((tid, kind, submitted, current))
     conn.execute(_SETTLE, updates)

@@ -16,7 +16,13 @@ from __future__ import annotations
 from sqlalchemy import Float, String, bindparam, text, update
 from sqlmodel import Session, select
 
-from aggregation.incremental import ModelVoter, combined, confidence, preliminary_scores
+from aggregation.incremental import (
+    ModelVoter,
+    combined,
+    confidence,
+    overlap_after,
+    preliminary_scores,
+)
 from app.db.models import Job, MediaFile, Pool, Project, Task, TaskKind, User
 from app.errors import NotFound, ValidationFailed
 from app.services.jobs.records import submit_job
@@ -238,14 +244,17 @@ def set_baseline_solutions(
     )  # fmt: skip
     scores = combined(task.votes, prior)
     task.confidence = confidence(scores, values) if scores else None
-    overlap = task.overlap or pool.overlap
-    if (
-        pool.max_overlap is not None
-        and task.submitted_count >= overlap
-        and (task.confidence or 0.0) < (pool.min_confidence or 1.0)
-        and overlap < pool.max_overlap
-    ):
-        task.overlap = overlap + 1
+    if pool.max_overlap is not None:
+        overlap = task.overlap or pool.overlap
+        more = overlap_after(
+            submitted=task.submitted_count,
+            overlap=overlap,
+            confidence=task.confidence or 0.0,
+            min_confidence=pool.min_confidence or 1.0,
+            max_overlap=pool.max_overlap,
+        )
+        if more != overlap:
+            task.overlap = more
     session.add(task)
     session.commit()
     session.refresh(task)
